@@ -1,0 +1,354 @@
+"""One engine's side of bench_vs_chroma.py (run in that engine's own interpreter).
+
+    python bench/bench_child.py --engine chromadb|gleandb --phase main   --data DIR --path DBDIR --out res.json
+    python bench/bench_child.py --engine chromadb|gleandb --phase reopen --data DIR --path DBDIR --out res.json
+
+Uses only the chromadb API (``import chromadb as db`` / ``import gleandb as db``),
+except ``client.flush()`` which is called when the client has it (gleandb: wait for
+background indexing).  Results are written to ``--out`` after every section, so a
+crash or timeout still leaves the sections that finished.  Errors inside a
+section are recorded as ``<section>_error`` and the run continues where that
+makes sense.
+"""
+
+from __future__ import annotations
+
+import time
+
+_T_PROCESS = time.time()  # as early as possible (interpreter start ~ this)
+
+import argparse
+import importlib
+import json
+import os
+import resource
+import sys
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import datasets  # noqa: E402
+
+COLLECTION = "bench"
+K = 10
+INCLUDE_QUERY = ["metadatas", "documents", "distances"]
+INCLUDE_GET = ["metadatas", "documents"]
+ADD_BATCH = 5000
+WRITE_BATCH = 1000
+FILTER_LEVELS = (1, 10, 70)  # bucket < t  ->  t % of rows
+
+
+def log(msg: str) -> None:
+    print(f"[{ENGINE}] {msg}", file=sys.stderr, flush=True)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+
+
+def current_rss_mb() -> float:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return float("nan")
+
+
+def dir_bytes(path: str) -> dict:
+    apparent = allocated = files = 0
+    for root, _dirs, names in os.walk(path):
+        for nm in names:
+            try:
+                st = os.lstat(os.path.join(root, nm))
+            except OSError:
+                continue
+            apparent += st.st_size
+            allocated += st.st_blocks * 512
+            files += 1
+    return {"apparent": apparent, "allocated": allocated, "files": files}
+
+
+def pct(xs, q) -> float:
+    return float(np.percentile(np.asarray(xs, dtype=np.float64), q)) if len(xs) else float("nan")
+
+
+def to_idx(ids) -> list[int]:
+    return [int(s.rsplit("-", 1)[1]) for s in ids]
+
+
+class Results(dict):
+    def __init__(self, out: str):
+        super().__init__()
+        self.out = out
+
+    def save(self) -> None:
+        tmp = self.out + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(self, f)
+        os.replace(tmp, self.out)
+
+
+def env_facts(db) -> dict:
+    facts = {
+        "python": sys.version.split()[0],
+        "executable": sys.executable,
+        "engine_version": getattr(db, "__version__", "?"),
+        "numpy": np.__version__,
+        "cpu_count": os.cpu_count(),
+        "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "thread_env": {k: os.environ[k] for k in (
+            "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "RAYON_NUM_THREADS")
+            if k in os.environ},
+    }
+    try:
+        cfg = np.show_config(mode="dicts")
+        blas = cfg.get("Build Dependencies", {}).get("blas", {})
+        facts["numpy_blas"] = f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
+    except Exception:
+        facts["numpy_blas"] = "?"
+    if "faiss" in sys.modules:
+        try:
+            facts["faiss_omp_threads"] = sys.modules["faiss"].omp_get_max_threads()
+        except Exception:
+            pass
+    return facts
+
+
+def maybe_flush(client) -> float | None:
+    """Call client.flush() if the engine has it; return seconds spent (None if absent)."""
+    fl = getattr(client, "flush", None)
+    if not callable(fl):
+        return None
+    t0 = time.perf_counter()
+    fl()
+    return time.perf_counter() - t0
+
+
+def section(res: Results, name: str):
+    """Context manager that records exceptions as res[name+'_error'] and keeps going."""
+
+    class _S:
+        def __enter__(self):
+            log(f"{name} ...")
+            self.t0 = time.perf_counter()
+            return self
+
+        def __exit__(self, et, ev, tb):
+            if et is not None:
+                res[f"{name}_error"] = f"{et.__name__}: {ev}"
+                log(f"{name} FAILED: {et.__name__}: {ev}")
+                traceback.print_exception(et, ev, tb, file=sys.stderr)
+            else:
+                log(f"{name} done in {time.perf_counter() - self.t0:.1f}s")
+            res.save()
+            return et is not None and issubclass(et, Exception)
+
+    return _S()
+
+
+def run_queries(col, Q: np.ndarray, where=None) -> dict:
+    lat, got = [], []
+    t_all = time.perf_counter()
+    for q in Q:
+        t0 = time.perf_counter()
+        r = col.query(query_embeddings=[q], n_results=K, where=where, include=INCLUDE_QUERY)
+        lat.append((time.perf_counter() - t0) * 1e3)
+        got.append(to_idx(r["ids"][0]))
+    wall = time.perf_counter() - t_all
+    return {
+        "n": len(Q), "p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99), "mean_ms": float(np.mean(lat)),
+        "qps": len(Q) / wall, "ids": got,
+    }
+
+
+def main_phase(a, db, res: Results) -> None:
+    ds = datasets.Dataset(a.data)
+    n = ds.n
+    res["n"] = n
+    res["rss_after_data_load_mb"] = current_rss_mb()
+    E = np.ascontiguousarray(ds.embeddings, dtype=np.float32)
+    docs, metas, ids = ds.documents, ds.metadatas, ds.ids
+    rng = np.random.default_rng(a.seed + 1000)
+
+    client = db.PersistentClient(path=a.path)
+    col = client.create_collection(COLLECTION, metadata={"hnsw:space": "cosine"}, embedding_function=None)
+
+    # ---- ingest ------------------------------------------------------------
+    with section(res, "ingest"):
+        t0 = time.perf_counter()
+        for lo in range(0, n, ADD_BATCH):
+            hi = min(n, lo + ADD_BATCH)
+            col.add(ids=ids[lo:hi], embeddings=E[lo:hi], documents=docs[lo:hi], metadatas=metas[lo:hi])
+        t_add = time.perf_counter() - t0
+        fl = maybe_flush(client)
+        t_total = time.perf_counter() - t0
+        res["ingest_add_s"] = t_add
+        res["ingest_total_s"] = t_total
+        res["has_flush"] = fl is not None
+        res["ingest_add_rows_s"] = n / t_add
+        res["ingest_total_rows_s"] = n / t_total
+        res["count_after_ingest"] = col.count()
+        res["disk_after_ingest"] = dir_bytes(a.path)
+        res["rss_after_ingest_mb"] = current_rss_mb()
+    if "ingest_error" in res:
+        return
+
+    Qn = ds.queries[: a.queries]
+    Qf = ds.queries[: a.filtered_queries]
+
+    # ---- unfiltered queries ------------------------------------------------
+    with section(res, "query"):
+        for q in ds.queries[-10:]:  # warm-up (not timed; not part of the measured set)
+            col.query(query_embeddings=[q], n_results=K, include=INCLUDE_QUERY)
+        res["query"] = run_queries(col, Qn)
+
+    # ---- filtered queries --------------------------------------------------
+    for t in FILTER_LEVELS:
+        with section(res, f"filtered_{t}"):
+            res[f"filtered_{t}"] = run_queries(col, Qf, where={"bucket": {"$lt": t}})
+
+    # ---- where_document get --------------------------------------------------
+    for kind, wd in (("contains", {"$contains": ds.meta["contains"]}), ("regex", {"$regex": ds.meta["regex"]})):
+        with section(res, kind):
+            lat, idset = [], None
+            for _ in range(a.doc_reps):
+                t0 = time.perf_counter()
+                r = col.get(where_document=wd, include=[])
+                lat.append((time.perf_counter() - t0) * 1e3)
+                idset = r["ids"]
+            res[kind] = {"p50_ms": pct(lat, 50), "min_ms": min(lat), "reps": len(lat),
+                         "count": len(idset), "ids": sorted(to_idx(idset))}
+
+    # ---- get by ids ----------------------------------------------------------
+    with section(res, "get_ids"):
+        lat, bad = [], 0
+        for _ in range(a.get_reps):
+            sel = rng.choice(n, size=min(1000, n), replace=False)
+            want = [ids[i] for i in sel]
+            t0 = time.perf_counter()
+            r = col.get(ids=want, include=INCLUDE_GET)
+            lat.append((time.perf_counter() - t0) * 1e3)
+            bad += len(r["ids"]) != len(want)
+        res["get_ids"] = {"p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99), "reps": len(lat),
+                          "ids_per_call": min(1000, n), "short_results": bad}
+
+    # ---- writes ----------------------------------------------------------------
+    w = datasets.extra_rows(n)
+    h = w // 2
+    perm = rng.permutation(n)
+    upd_rows, ups_rows, del_rows = perm[:w], perm[w : w + h], perm[w + h : 2 * w + h]
+    res["write_rows"] = w
+
+    def timed_batches(fn, total):
+        t0 = time.perf_counter()
+        for lo in range(0, total, WRITE_BATCH):
+            fn(lo, min(total, lo + WRITE_BATCH))
+        t_call = time.perf_counter() - t0
+        fl = maybe_flush(client)
+        t_all = time.perf_counter() - t0
+        return {"rows": total, "s": t_call, "rows_s_calls": total / t_call,
+                "s_incl_flush": t_all, "rows_s": total / t_all, "flush_s": fl}
+
+    with section(res, "update"):
+        new_meta = []
+        for i in upd_rows:
+            m = dict(metas[i])
+            m["flag"] = not m["flag"]
+            m["score"] = round(1.0 - m["score"], 4)
+            m["edited"] = True
+            new_meta.append(m)
+        up_ids = [ids[i] for i in upd_rows]
+        res["update"] = timed_batches(
+            lambda lo, hi: col.update(ids=up_ids[lo:hi], metadatas=new_meta[lo:hi]), w)
+
+    with section(res, "upsert"):
+        # first half replaces existing rows, second half inserts new ids n..n+h-1
+        u_ids = [ids[i] for i in ups_rows] + ids[n : n + (w - h)]
+        u_emb = ds.extra[:w]
+        u_docs = docs[n : n + w]
+        u_meta = metas[n : n + w]
+        res["upsert"] = timed_batches(
+            lambda lo, hi: col.upsert(ids=u_ids[lo:hi], embeddings=u_emb[lo:hi],
+                                      documents=u_docs[lo:hi], metadatas=u_meta[lo:hi]), w)
+
+    with section(res, "delete"):
+        d_ids = [ids[i] for i in del_rows]
+        res["delete"] = timed_batches(lambda lo, hi: col.delete(ids=d_ids[lo:hi]), w)
+
+    with section(res, "final_count"):
+        res["count_final"] = col.count()
+        res["count_expected"] = n + (w - h) - w
+
+    res["peak_rss_mb"] = peak_rss_mb()
+
+
+def reopen_phase(a, db, res: Results, t_imported: float) -> None:
+    ds_q = np.load(Path(a.data) / "queries.npy")
+    q = ds_q[0]
+    t0 = time.perf_counter()
+    client = db.PersistentClient(path=a.path)
+    col = client.get_collection(COLLECTION, embedding_function=None)
+    r = col.query(query_embeddings=[q], n_results=K, include=INCLUDE_QUERY)
+    t1 = time.perf_counter()
+    r2t = time.perf_counter()
+    col.query(query_embeddings=[ds_q[1]], n_results=K, include=INCLUDE_QUERY)
+    res["reopen_ms"] = (t1 - t0) * 1e3
+    res["second_query_ms"] = (time.perf_counter() - r2t) * 1e3
+    res["reopen_result_len"] = len(r["ids"][0])
+    res["reopen_first_ids"] = to_idx(r["ids"][0])
+    res["peak_rss_mb"] = peak_rss_mb()
+
+
+def main() -> None:
+    global ENGINE
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--engine", choices=["chromadb", "gleandb"], required=True)
+    ap.add_argument("--phase", choices=["main", "reopen"], default="main")
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--path", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--queries", type=int, default=1000)
+    ap.add_argument("--filtered-queries", type=int, default=300)
+    ap.add_argument("--doc-reps", type=int, default=5)
+    ap.add_argument("--get-reps", type=int, default=20)
+    ap.add_argument("--t-spawn", type=float, default=None, help="parent's time.time() just before spawning")
+    a = ap.parse_args()
+    ENGINE = a.engine
+    res = Results(a.out)
+    res["engine"] = a.engine
+    res["phase"] = a.phase
+    try:
+        t_imp0 = time.time()
+        db = importlib.import_module(a.engine)
+        t_imported = time.time()
+        res["import_engine_s"] = t_imported - t_imp0
+        if a.t_spawn is not None:
+            res["spawn_to_imported_s"] = t_imported - a.t_spawn  # interpreter start + imports
+        res["env"] = env_facts(db)
+        res.save()
+        if a.phase == "main":
+            main_phase(a, db, res)
+            res["env"] = env_facts(db)  # again: engines may load faiss etc. lazily
+        else:
+            reopen_phase(a, db, res, t_imported)
+    except BaseException as e:  # noqa: BLE001 - report anything, then fail
+        res["fatal_error"] = f"{type(e).__name__}: {e}"
+        res.save()
+        traceback.print_exc()
+        sys.exit(1)
+    res["done"] = True
+    res.save()
+    # Normal interpreter exit (engines' atexit hooks run, as in a real program);
+    # the parent measures disk usage after this process has exited.
+
+
+ENGINE = "?"
+
+if __name__ == "__main__":
+    main()

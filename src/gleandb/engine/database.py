@@ -1,0 +1,134 @@
+"""The engine of one store (a directory, or memory): catalog + collection stores.
+
+One ``Engine`` exists per store in a process; clients opened on the same path
+share it (``open_engine`` counts references), as chromadb's clients share their
+system. A persistent engine holds the directory's writer lock until closed.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from gleandb.catalog.catalog import Catalog
+from gleandb.engine.store import CollectionStore, StoreParams
+from gleandb.engine.worker import BackgroundWorker
+from gleandb.storage.base import Storage
+from gleandb.storage.local import LocalStorage
+from gleandb.storage.lock import ProcessLock
+from gleandb.storage.memory import MemoryStorage
+
+
+class Engine:
+    def __init__(self, storage: Storage, base_params: StoreParams, lock: ProcessLock | None = None, path: str | None = None):
+        self.storage = storage
+        self.path = path
+        self.base_params = base_params
+        self._lock = lock
+        self.catalog = Catalog(storage)
+        self.worker = BackgroundWorker(f"gleandb-worker[{path or 'memory'}]")
+        self._stores: dict[str, CollectionStore] = {}
+        self._mutex = threading.RLock()
+        self.closed = False
+
+    @staticmethod
+    def collection_prefix(cid: str) -> str:
+        return f"collections/{cid}/"
+
+    def store(self, cid: str, params: StoreParams) -> CollectionStore:
+        """The open store of collection ``cid`` (opened, and WAL replayed, on first use)."""
+        s = self._stores.get(cid)
+        if s is not None:
+            return s
+        with self._mutex:
+            s = self._stores.get(cid)
+            if s is None:
+                s = CollectionStore(self.storage, self.collection_prefix(cid), params, self.worker)
+                self._stores[cid] = s
+            return s
+
+    def drop_store(self, cid: str) -> None:
+        """Close and delete a collection's data (after the catalog forgot it)."""
+        self.worker.wait_idle()
+        with self._mutex:
+            s = self._stores.pop(cid, None)
+            if s is not None:
+                s.close()
+        self.storage.delete_prefix(self.collection_prefix(cid))
+
+    def flush(self, wait: bool = True) -> None:
+        with self._mutex:
+            stores = list(self._stores.values())
+        for s in stores:
+            s.flush()
+        if wait:
+            self.worker.wait_idle()
+
+    def compact(self, wait: bool = True) -> None:
+        with self._mutex:
+            stores = list(self._stores.values())
+        for s in stores:
+            s.compact()
+        if wait:
+            self.worker.wait_idle()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.worker.stop()
+        with self._mutex:
+            for s in self._stores.values():
+                s.close()
+            self._stores.clear()
+        if self._lock is not None:
+            self._lock.release()
+
+
+_engines: dict[str, tuple[Engine, int]] = {}
+_engines_lock = threading.Lock()
+EPHEMERAL = ":memory:"
+
+
+def open_engine(path: str | None, params: StoreParams) -> Engine:
+    """Shared engine for ``path`` (None = the process's ephemeral store)."""
+    key = EPHEMERAL if path is None else os.path.realpath(path)
+    with _engines_lock:
+        entry = _engines.get(key)
+        if entry is not None and not entry[0].closed:
+            _engines[key] = (entry[0], entry[1] + 1)
+            return entry[0]
+        if path is None:
+            engine = Engine(MemoryStorage(), params)
+        else:
+            storage = LocalStorage(key)
+            lock = ProcessLock(key)
+            lock.acquire()
+            try:
+                storage.remove_temp_files()
+                engine = Engine(storage, params, lock, key)
+            except BaseException:
+                lock.release()
+                raise
+        _engines[key] = (engine, 1)
+        return engine
+
+
+def release_engine(engine: Engine) -> None:
+    with _engines_lock:
+        for key, (e, refs) in list(_engines.items()):
+            if e is engine:
+                if refs <= 1:
+                    del _engines[key]
+                    e.close()
+                else:
+                    _engines[key] = (e, refs - 1)
+                return
+
+
+def clear_engines() -> None:
+    """Close every shared engine (tests; chromadb's ``clear_system_cache``)."""
+    with _engines_lock:
+        for e, _refs in _engines.values():
+            e.close()
+        _engines.clear()

@@ -1,0 +1,580 @@
+"""One collection's data: WAL → memtable → immutable segments → manifest.
+
+State is a tuple of ``SegView`` (segment + delete mask + lifecycle state).
+Every change replaces the tuple (and any mask it changes) instead of mutating
+it, so a reader takes ``self._views`` once and reads a consistent version
+without locks while writes, flushes and compactions go on.
+
+Lifecycle of rows:
+
+1. ``write`` resolves the request against the live data (add skips existing
+   ids, update/upsert merge), appends one WAL batch (fsync) and applies it:
+   the batch becomes a small in-memory ``mem`` segment, and the old versions
+   of the ids it touches are masked as deleted where they live.
+2. When the memtable passes ``memtable_max_rows`` (or on ``flush``), its
+   segments are merged into one ``frozen`` segment and a background job builds
+   its vector index, writes its files, and publishes a manifest whose WAL
+   position covers it; the WAL files it covers are then deleted.
+3. Compaction merges small segments and rewrites those with many deleted
+   rows, dropping deleted rows, and publishes a new manifest; the old files go.
+
+WAL batches hold resolved full records and deletes, so replaying one over a
+state that already reflects it changes nothing. That is why a manifest may
+carry delete masks newer than its WAL position, and why recovery is simply
+"load the newest manifest, replay the WAL after its position".
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import io
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from gleandb.api.errors import InvalidArgumentError
+from gleandb.engine import manifest as mf
+from gleandb.engine.segment import Segment
+from gleandb.engine.wal import WalBatch, WriteAheadLog
+from gleandb.engine.worker import BackgroundWorker
+from gleandb.index.vector import VectorIndex
+
+log = logging.getLogger("gleandb.engine")
+
+MEM, FROZEN, PERSISTED = "mem", "frozen", "persisted"
+
+
+@dataclass
+class StoreParams:
+    space: str = "l2"
+    M: int = 16
+    ef_construction: int = 100
+    ef_search: int = 100
+    memtable_max_rows: int = 50_000
+    memtable_max_segments: int = 16
+    index_min_rows: int = 2_000
+    compaction_min_segments: int = 4
+    compaction_deleted_fraction: float = 0.2
+    wal_sync: bool = True
+
+
+@dataclass(frozen=True)
+class SegView:
+    seg: Segment
+    deleted: np.ndarray | None  # bool per row; None when nothing is deleted
+    n_deleted: int
+    state: str
+    frozen_seq: int = 0  # for frozen segments: WAL position they cover
+
+    @property
+    def n_live(self) -> int:
+        return self.seg.n - self.n_deleted
+
+    def live_mask(self) -> np.ndarray | None:
+        return None if self.deleted is None else ~self.deleted
+
+
+@dataclass
+class Hydrated:
+    ids: list[str] = field(default_factory=list)
+    embeddings: np.ndarray | None = None
+    documents: list | None = None
+    metadatas: list | None = None
+    uris: list | None = None
+
+
+def _new_name(kind: str) -> str:
+    return f"{kind}-{uuid.uuid4().hex[:16]}"
+
+
+class CollectionStore:
+    def __init__(self, storage, prefix: str, params: StoreParams, worker: BackgroundWorker):
+        self.storage = storage
+        self.prefix = prefix
+        self.params = params
+        self.worker = worker
+        self._lock = threading.RLock()
+        self._views: tuple[SegView, ...] = ()
+        self._locations: dict[str, str] | None = None  # id -> segment name (live version)
+        self.seq = 0
+        self.next_rid = 0
+        self.dimension: int | None = None
+        self.version = 0
+        self.persisted_position = 0
+        self._written_deletes: dict[str, tuple[int, str | None]] = {}
+        self._closed = False
+        self._durable = storage.durable
+        self.wal = WriteAheadLog(storage, prefix, sync=params.wal_sync)
+        self._compaction_pending = False
+        self._open()
+
+    # ------------------------------------------------------------------ open
+
+    def _open(self) -> None:
+        m = mf.load_latest(self.storage, self.prefix)
+        self.version = m.version
+        self.persisted_position = m.wal_position
+        self.seq = m.wal_position
+        self.next_rid = m.next_rid
+        self.dimension = m.dimension
+        views = []
+        for e in m.segments:
+            seg = Segment.read(
+                self.storage, self._seg_prefix(e.name), e.name, self.params.space, e.index, m.dimension or 0
+            )
+            deleted = None
+            if e.deletes:
+                rows = np.load(io.BytesIO(self.storage.get(e.deletes)))
+                deleted = np.zeros(seg.n, dtype=bool)
+                deleted[rows] = True
+            views.append(SegView(seg, deleted, e.n_deleted, PERSISTED))
+            self._written_deletes[e.name] = (e.n_deleted, e.deletes)
+        self._views = tuple(views)
+        self._gc_unreferenced(m)
+        for batch in self.wal.replay(self.seq):
+            self._apply(batch)
+        if self._memtable_rows() >= self.params.memtable_max_rows:
+            self._freeze()
+
+    def _seg_prefix(self, name: str) -> str:
+        return f"{self.prefix}segments/{name}/"
+
+    def _gc_unreferenced(self, m: mf.Manifest) -> None:
+        """Remove segment files left by a crash between writing and publishing."""
+        live = {e.name for e in m.segments}
+        keep_deletes = {e.deletes for e in m.segments if e.deletes}
+        for key in self.storage.list(f"{self.prefix}segments/"):
+            name = key[len(self.prefix) + len("segments/") :].split("/", 1)[0]
+            if name not in live or ("/deletes-" in key and key not in keep_deletes):
+                self.storage.delete(key)
+
+    # ------------------------------------------------------------- locations
+
+    def _locs(self) -> dict[str, str]:
+        if self._locations is None:
+            locs: dict[str, str] = {}
+            for v in self._views:
+                ids = v.seg.ids_list()
+                if v.deleted is None:
+                    locs.update(dict.fromkeys(ids, v.seg.name))
+                else:
+                    for i in np.flatnonzero(~v.deleted):
+                        locs[ids[i]] = v.seg.name
+            self._locations = locs
+        return self._locations
+
+    def _view_by_name(self) -> dict[str, tuple[int, SegView]]:
+        return {v.seg.name: (i, v) for i, v in enumerate(self._views)}
+
+    def _memtable_rows(self) -> int:
+        return sum(v.seg.n for v in self._views if v.state == MEM)
+
+    # ----------------------------------------------------------------- write
+
+    def existing(self, ids: Sequence[str]) -> dict[str, tuple[SegView, int]]:
+        """Live location (view, row) of each id that exists."""
+        with self._lock:
+            locs = self._locs()
+            by_name = self._view_by_name()
+            out = {}
+            for id_ in ids:
+                name = locs.get(id_)
+                if name is not None:
+                    view = by_name[name][1]
+                    out[id_] = (view, view.seg.row_of(id_))
+            return out
+
+    def read_records(self, found: dict[str, tuple[SegView, int]]) -> dict[str, dict]:
+        """Full current records of located ids (for merging updates)."""
+        groups: dict[str, list[str]] = {}
+        for id_, (view, _row) in found.items():
+            groups.setdefault(view.seg.name, []).append(id_)
+        out: dict[str, dict] = {}
+        for ids in groups.values():
+            view = found[ids[0]][0]
+            rows = np.array([found[i][1] for i in ids], dtype=np.int64)
+            seg = view.seg
+            emb = seg.embeddings(rows)
+            docs = seg.take_column("document", rows)
+            metas = seg.take_metadatas(rows)
+            uris = seg.take_column("uri", rows)
+            rids = seg.rids[rows]
+            for j, id_ in enumerate(ids):
+                out[id_] = {
+                    "rid": int(rids[j]),
+                    "embedding": emb[j],
+                    "document": docs[j],
+                    "metadata": metas[j],
+                    "uri": uris[j],
+                }
+        return out
+
+    def check_dimension(self, dim: int) -> None:
+        if self.dimension is not None and dim != self.dimension:
+            raise InvalidArgumentError(
+                f"Collection expecting embedding with dimension of {self.dimension}, got {dim}"
+            )
+
+    def commit(self, build: Callable[["CollectionStore"], WalBatch | None]) -> WalBatch | None:
+        """Run ``build`` under the write lock, then log and apply the batch it returns.
+
+        ``build`` resolves the request against the current data (it may call
+        ``existing``/``read_records``) and raises for bad input before anything
+        is written. ``seq`` is filled in here.
+        """
+        with self._lock:
+            self._check_open()
+            batch = build(self)
+            if batch is None or (not batch.put_ids and not batch.delete_ids):
+                return batch
+            if batch.put_ids:
+                self.check_dimension(batch.put_embeddings.shape[1])
+            batch.seq = self.seq + 1
+            if self._durable:
+                try:
+                    self.wal.append(batch)
+                except BaseException:
+                    # a partial record may be on disk: never append after it
+                    self.wal.rotate()
+                    raise
+            self._apply(batch)
+            if self._memtable_rows() >= self.params.memtable_max_rows:
+                self._freeze()
+            return batch
+
+    def _apply(self, batch: WalBatch) -> None:
+        locs = self._locs()
+        by_name = self._view_by_name()
+        views = list(self._views)
+        masks: dict[int, np.ndarray] = {}
+
+        def kill(id_: str) -> None:
+            name = locs.pop(id_, None)
+            if name is None:
+                return
+            i, view = by_name[name]
+            if i not in masks:
+                masks[i] = (
+                    view.deleted.copy() if view.deleted is not None else np.zeros(view.seg.n, dtype=bool)
+                )
+            masks[i][view.seg.row_of(id_)] = True
+
+        for id_ in batch.put_ids:
+            kill(id_)
+        for id_ in batch.delete_ids:
+            kill(id_)
+        for i, mask in masks.items():
+            v = views[i]
+            views[i] = SegView(v.seg, mask, int(mask.sum()), v.state, v.frozen_seq)
+        # segments that lost every row in the memtable can simply go
+        views = [v for v in views if not (v.state == MEM and v.n_deleted == v.seg.n)]
+        if batch.put_ids:
+            name = _new_name("m")
+            seg = Segment.from_records(
+                name,
+                self.params.space,
+                batch.put_ids,
+                np.asarray(batch.put_rids, dtype=np.int64),
+                batch.put_embeddings,
+                batch.put_documents,
+                batch.put_metadatas,
+                batch.put_uris,
+            )
+            views.append(SegView(seg, None, 0, MEM))
+            locs.update(dict.fromkeys(batch.put_ids, name))
+            self.next_rid = max(self.next_rid, max(batch.put_rids) + 1)
+            if self.dimension is None:
+                self.dimension = int(batch.put_embeddings.shape[1])
+        mem = [i for i, v in enumerate(views) if v.state == MEM]
+        if len(mem) > self.params.memtable_max_segments:
+            views = self._merge_views(views, mem, MEM)
+        self._views = tuple(views)
+        self.seq = max(self.seq, batch.seq)
+
+    def _merge_views(self, views: list[SegView], idx: list[int], state: str, frozen_seq: int = 0) -> list[SegView]:
+        """Replace views[idx] by one segment of their live rows (appended at the end)."""
+        parts = []
+        for i in idx:
+            v = views[i]
+            rows = np.arange(v.seg.n) if v.deleted is None else np.flatnonzero(~v.deleted)
+            if len(rows):
+                parts.append((v.seg, rows))
+        keep = [v for j, v in enumerate(views) if j not in set(idx)]
+        if not parts:
+            return keep
+        if len(parts) == 1 and len(parts[0][1]) == parts[0][0].n:
+            seg = parts[0][0]
+        else:
+            seg = Segment.merge(_new_name("s"), parts)
+            locs = self._locs()
+            locs.update(dict.fromkeys(seg.ids_list(), seg.name))
+        keep.append(SegView(seg, None, 0, state, frozen_seq))
+        return keep
+
+    # ----------------------------------------------------------------- flush
+
+    def _freeze(self) -> None:
+        """Turn the memtable into one frozen segment and schedule its persistence."""
+        views = list(self._views)
+        mem = [i for i, v in enumerate(views) if v.state == MEM]
+        frozen_seq = self.seq
+        if mem:
+            views = self._merge_views(views, mem, FROZEN, frozen_seq)
+            self._views = tuple(views)
+            if views and views[-1].state == FROZEN and views[-1].frozen_seq == frozen_seq:
+                name = views[-1].seg.name
+            else:
+                name = None
+        else:
+            name = None
+        self.wal.rotate()
+        self.worker.submit(lambda: self._persist(name, frozen_seq))
+
+    def flush(self) -> None:
+        """Schedule a flush of the memtable (and of pending deletes)."""
+        with self._lock:
+            self._check_open()
+            if self._memtable_rows() or self.seq > self.persisted_position:
+                self._freeze()
+
+    def _persist(self, name: str | None, frozen_seq: int) -> None:
+        if self._closed:
+            return
+        if name is not None:
+            view = self._view_by_name().get(name)
+            if view is None:
+                return
+            seg = view[1].seg
+            if seg.n >= self.params.index_min_rows and seg.index is None and seg.dim > 0:
+                index = VectorIndex.build(
+                    seg.vectors(), self.params.space, M=self.params.M, ef_construction=self.params.ef_construction
+                )
+                seg = seg.with_index(index)
+            if self._durable:
+                seg.write(self.storage, self._seg_prefix(name))
+            with self._lock:
+                views = list(self._views)
+                for i, v in enumerate(views):
+                    if v.seg.name == name:
+                        views[i] = SegView(seg, v.deleted, v.n_deleted, PERSISTED)
+                self._views = tuple(views)
+        with self._lock:
+            if self._closed:
+                return
+            self._publish(max(self.persisted_position, frozen_seq))
+        self._maybe_schedule_compaction()
+
+    def _publish(self, wal_position: int) -> None:
+        """Write a manifest of the persisted segments (call with the lock held)."""
+        if any(v.state == FROZEN and v.frozen_seq <= wal_position for v in self._views):
+            # an older frozen segment failed to persist: its rows exist only in the WAL
+            wal_position = self.persisted_position
+        entries = []
+        new_written = {}
+        stale_deletes = []
+        for v in self._views:
+            if v.state != PERSISTED:
+                continue
+            name = v.seg.name
+            prev_n, prev_key = self._written_deletes.get(name, (0, None))
+            key = prev_key
+            if v.n_deleted != prev_n or (v.n_deleted and prev_key is None):
+                key = None
+                if v.n_deleted:
+                    key = f"{self._seg_prefix(name)}deletes-{self.version + 1:020d}.npy"
+                    buf = io.BytesIO()
+                    np.save(buf, np.flatnonzero(v.deleted).astype(np.int32))
+                    if self._durable:
+                        self.storage.put(key, buf.getvalue())
+                if prev_key:
+                    stale_deletes.append(prev_key)
+            new_written[name] = (v.n_deleted, key)
+            entries.append(mf.SegmentEntry(name, v.seg.n, v.seg.index is not None, key, v.n_deleted))
+        m = mf.Manifest(
+            version=self.version + 1,
+            wal_position=wal_position,
+            dimension=self.dimension,
+            next_rid=self.next_rid,
+            segments=entries,
+        )
+        if self._durable:
+            mf.publish(self.storage, self.prefix, m)
+        old_names = set(self._written_deletes) - set(new_written)
+        self.version = m.version
+        self.persisted_position = wal_position
+        self._written_deletes = new_written
+        if self._durable:
+            self.wal.truncate_through(wal_position)
+            for key in stale_deletes:
+                self.storage.delete(key)
+            for name in old_names:
+                self.storage.delete_prefix(self._seg_prefix(name))
+
+    # ------------------------------------------------------------ compaction
+
+    def _maybe_schedule_compaction(self) -> None:
+        with self._lock:
+            if self._compaction_pending or self._closed:
+                return
+            if self._compaction_candidates():
+                self._compaction_pending = True
+                self.worker.submit(self._compact)
+
+    def _compaction_candidates(self) -> list[str]:
+        p = self.params
+        persisted = [v for v in self._views if v.state == PERSISTED]
+        heavy = [v for v in persisted if v.n_deleted and v.n_deleted >= p.compaction_deleted_fraction * v.seg.n]
+        small_limit = 4 * p.memtable_max_rows
+        small = [v for v in persisted if v.n_live < small_limit and v not in heavy]
+        chosen = list(heavy)
+        if len(small) >= p.compaction_min_segments or (heavy and small):
+            chosen += small
+        if len(chosen) == 1 and chosen[0].n_live == 0:
+            return [chosen[0].seg.name]
+        return [v.seg.name for v in chosen] if (heavy or len(chosen) >= p.compaction_min_segments) else []
+
+    def compact(self) -> None:
+        """Schedule a compaction of every segment with deleted rows or below the size tier."""
+        with self._lock:
+            self._check_open()
+            if not self._compaction_pending:
+                self._compaction_pending = True
+                self.worker.submit(lambda: self._compact(force=True))
+
+    def _compact(self, force: bool = False) -> None:
+        try:
+            with self._lock:
+                if self._closed:
+                    return
+                if force:
+                    persisted = [v for v in self._views if v.state == PERSISTED]
+                    names = [v.seg.name for v in persisted]
+                    if len(persisted) <= 1 and not any(v.n_deleted for v in persisted):
+                        names = []
+                else:
+                    names = self._compaction_candidates()
+                if not names:
+                    return
+                snap = {v.seg.name: v for v in self._views if v.seg.name in names}
+            parts = []
+            for v in snap.values():
+                rows = np.arange(v.seg.n) if v.deleted is None else np.flatnonzero(~v.deleted)
+                if len(rows):
+                    parts.append((v.seg, rows))
+            new_seg = None
+            if parts:
+                new_seg = Segment.merge(_new_name("s"), parts)
+                if new_seg.n >= self.params.index_min_rows and new_seg.dim > 0:
+                    index = VectorIndex.build(
+                        new_seg.vectors(),
+                        self.params.space,
+                        M=self.params.M,
+                        ef_construction=self.params.ef_construction,
+                    )
+                    new_seg = new_seg.with_index(index)
+                if self._durable:
+                    new_seg.write(self.storage, self._seg_prefix(new_seg.name))
+            with self._lock:
+                if self._closed:
+                    return
+                locs = self._locs()
+                new_mask = np.zeros(new_seg.n, dtype=bool) if new_seg is not None else None
+                for name, old in snap.items():
+                    cur = self._view_by_name()[name][1]
+                    if cur.deleted is None:
+                        continue
+                    before = old.deleted if old.deleted is not None else np.zeros(old.seg.n, dtype=bool)
+                    newly = np.flatnonzero(cur.deleted & ~before)
+                    if len(newly):
+                        ids = old.seg.table.column("id").take(pa.array(newly, pa.int64())).to_pylist()
+                        for id_ in ids:
+                            new_mask[new_seg.row_of(id_)] = True
+                views = [v for v in self._views if v.seg.name not in snap]
+                if new_seg is not None:
+                    n_del = int(new_mask.sum())
+                    views.insert(0, SegView(new_seg, new_mask if n_del else None, n_del, PERSISTED))
+                    old_names = set(snap)
+                    for id_ in new_seg.ids_list():
+                        if locs.get(id_) in old_names:
+                            locs[id_] = new_seg.name
+                self._views = tuple(views)
+                self._publish(self.persisted_position)
+        finally:
+            with self._lock:
+                self._compaction_pending = False
+        self._maybe_schedule_compaction()
+
+    # ------------------------------------------------------------------ read
+
+    def snapshot(self) -> tuple[SegView, ...]:
+        return self._views
+
+    def count(self) -> int:
+        return sum(v.n_live for v in self._views)
+
+    @staticmethod
+    def allowed_mask(view: SegView, filt, ids_set: pa.Array | None) -> np.ndarray | None:
+        """Rows of ``view`` that are live and pass the filters; None means all rows."""
+        mask = view.live_mask()
+        if filt is not None:
+            m = filt.evaluate(view.seg.table)
+            mask = m if mask is None else (mask & m)
+        if ids_set is not None:
+            m = pc.is_in(view.seg.table.column("id"), value_set=ids_set).to_numpy(zero_copy_only=False)
+            mask = m if mask is None else (mask & m)
+        return mask
+
+    @staticmethod
+    def hydrate(
+        snapshot: Sequence[SegView], picks: list[tuple[int, int]], include: set[str], dim: int | None
+    ) -> Hydrated:
+        """Columns of rows ``picks`` = [(view index, row)], in that order."""
+        out = Hydrated()
+        n = len(picks)
+        groups: dict[int, list[int]] = {}
+        for pos, (vi, _row) in enumerate(picks):
+            groups.setdefault(vi, []).append(pos)
+        ids: list = [None] * n
+        docs: list | None = [None] * n if "documents" in include else None
+        metas: list | None = [None] * n if "metadatas" in include else None
+        uris: list | None = [None] * n if "uris" in include else None
+        emb = np.zeros((n, dim or 0), dtype=np.float32) if "embeddings" in include else None
+        for vi, positions in groups.items():
+            seg = snapshot[vi].seg
+            rows = np.array([picks[p][1] for p in positions], dtype=np.int64)
+            pos_arr = np.array(positions, dtype=np.int64)
+            for p, v in zip(positions, seg.take_column("id", rows)):
+                ids[p] = v
+            if docs is not None:
+                for p, v in zip(positions, seg.take_column("document", rows)):
+                    docs[p] = v
+            if metas is not None:
+                for p, v in zip(positions, seg.take_metadatas(rows)):
+                    metas[p] = v
+            if uris is not None:
+                for p, v in zip(positions, seg.take_column("uri", rows)):
+                    uris[p] = v
+            if emb is not None and len(rows):
+                emb[pos_arr] = seg.embeddings(rows)
+        out.ids = ids
+        out.documents = docs
+        out.metadatas = metas
+        out.uris = uris
+        out.embeddings = emb
+        return out
+
+    # ---------------------------------------------------------------- close
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise InvalidArgumentError("this collection's store is closed (the client was closed or the collection deleted)")
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self.wal.close()

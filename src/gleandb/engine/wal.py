@@ -1,0 +1,161 @@
+"""Write-ahead log: checksummed, length-prefixed records, fsync'd before ack.
+
+One WAL record is one write call (a whole batch), so a batch is applied
+entirely or not at all. Records carry *resolved* operations (the full record
+after merging an update, or a delete of an id), which makes replay idempotent:
+replaying a record over a state that already contains it changes nothing.
+
+Layout: ``<prefix>wal/<first-seq:020d>.log`` files. A log file is never
+reopened for append: each open of the store and each memtable freeze starts a
+new file, so a torn tail (a crash mid-append) stays at the end of its file,
+where replay detects it by length or checksum and drops it.
+
+Record framing: ``u32 payload length | u32 crc32(payload) | payload``;
+payload is msgpack (see ``encode_batch``).
+"""
+
+from __future__ import annotations
+
+import struct
+import uuid
+import zlib
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import msgpack
+import numpy as np
+
+from gleandb.storage.base import LogWriter, Storage
+
+_HEADER = struct.Struct("<II")
+_MAX_RECORD = 1 << 34
+
+
+@dataclass
+class WalBatch:
+    """One durable write: puts of full records and deletes of ids."""
+
+    seq: int
+    put_ids: list[str] = field(default_factory=list)
+    put_rids: list[int] = field(default_factory=list)
+    put_embeddings: np.ndarray | None = None  # (n, d) float32
+    put_documents: list[str | None] = field(default_factory=list)
+    put_metadatas: list[dict | None] = field(default_factory=list)
+    put_uris: list[str | None] = field(default_factory=list)
+    delete_ids: list[str] = field(default_factory=list)
+
+
+def encode_batch(b: WalBatch) -> bytes:
+    emb = b.put_embeddings
+    payload = {
+        "s": b.seq,
+        "i": b.put_ids,
+        "r": b.put_rids,
+        "d": int(emb.shape[1]) if emb is not None and emb.size else 0,
+        "e": np.ascontiguousarray(emb, dtype="<f4").tobytes() if emb is not None else b"",
+        "c": b.put_documents,
+        "m": b.put_metadatas,
+        "u": b.put_uris,
+        "x": b.delete_ids,
+    }
+    body = msgpack.packb(payload, use_bin_type=True)
+    return _HEADER.pack(len(body), zlib.crc32(body)) + body
+
+
+def decode_batch(body: bytes) -> WalBatch:
+    p = msgpack.unpackb(body, raw=False, strict_map_key=False)
+    n = len(p["i"])
+    emb = None
+    if n:
+        emb = np.frombuffer(p["e"], dtype="<f4").reshape(n, p["d"]) if p["d"] else np.zeros((n, 0), "f4")
+    return WalBatch(
+        seq=p["s"],
+        put_ids=p["i"],
+        put_rids=p["r"],
+        put_embeddings=emb,
+        put_documents=p["c"],
+        put_metadatas=p["m"],
+        put_uris=p["u"],
+        delete_ids=p["x"],
+    )
+
+
+def iter_records(data: bytes) -> Iterator[WalBatch]:
+    """Good records of one log file, in order; stops at the first torn one."""
+    view = memoryview(data)
+    pos = 0
+    while pos + _HEADER.size <= len(view):
+        length, crc = _HEADER.unpack_from(view, pos)
+        start = pos + _HEADER.size
+        end = start + length
+        if length > _MAX_RECORD or end > len(view):
+            return  # torn tail: the length was written, the body was not
+        body = view[start:end]
+        if zlib.crc32(body) != crc:
+            return  # torn or corrupt tail
+        yield decode_batch(bytes(body))
+        pos = end
+
+
+def log_key(prefix: str, first_seq: int) -> str:
+    # the random suffix keeps names unique when a torn-only file holds the same first seq
+    return f"{prefix}wal/{first_seq:020d}-{uuid.uuid4().hex[:8]}.log"
+
+
+class WriteAheadLog:
+    """The appending side of one collection's WAL."""
+
+    def __init__(self, storage: Storage, prefix: str, sync: bool = True):
+        self.storage = storage
+        self.prefix = prefix
+        self.sync_enabled = sync and storage.durable
+        self._writer: LogWriter | None = None
+        self._key: str | None = None
+        # (key, max seq) of files that are closed: deletable once a manifest covers them
+        self.closed_files: list[tuple[str, int]] = []
+        self._current_max_seq = 0
+
+    def list_files(self) -> list[str]:
+        return [k for k in self.storage.list(f"{self.prefix}wal/") if k.endswith(".log")]
+
+    def replay(self, after_seq: int) -> Iterator[WalBatch]:
+        """Every durable batch with seq > after_seq, oldest first."""
+        for key in self.list_files():
+            max_seq = 0
+            for batch in iter_records(self.storage.read_log(key)):
+                max_seq = max(max_seq, batch.seq)
+                if batch.seq > after_seq:
+                    yield batch
+            self.closed_files.append((key, max_seq))
+
+    def append(self, batch: WalBatch) -> None:
+        if self._writer is None:
+            self._key = log_key(self.prefix, batch.seq)
+            self._writer = self.storage.open_log(self._key)
+        self._writer.append(encode_batch(batch))
+        if self.sync_enabled:
+            self._writer.sync()
+        self._current_max_seq = batch.seq
+
+    def rotate(self) -> None:
+        """Close the current file; the next append starts a new one."""
+        if self._writer is not None:
+            self._writer.close()
+            self.closed_files.append((self._key, self._current_max_seq))
+            self._writer = None
+            self._key = None
+
+    def truncate_through(self, seq: int) -> None:
+        """Delete closed files whose records are all covered by a manifest at ``seq``."""
+        keep = []
+        for key, max_seq in self.closed_files:
+            if max_seq <= seq:
+                self.storage.delete(key)
+            else:
+                keep.append((key, max_seq))
+        self.closed_files = keep
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None

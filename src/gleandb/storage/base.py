@@ -1,0 +1,95 @@
+"""The one storage interface every byte of a store goes through.
+
+Engine code names objects by keys ("collections/<id>/segments/<name>.arrow"),
+never by paths, so the same engine runs on a local directory, in memory, or
+(later) on object storage. The operations are the ones object stores offer:
+whole and ranged reads, atomic puts, a conditional put that is the commit point
+of a manifest, list and delete. Logs (the WAL) are the exception object stores
+lack, so they have their own small append interface.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+
+class StorageError(Exception):
+    """An I/O failure below the engine (missing key, failed write)."""
+
+
+class KeyNotFound(StorageError, KeyError):
+    pass
+
+
+class LogWriter(ABC):
+    """Append-only log file. ``append`` is durable once ``sync`` returns."""
+
+    @abstractmethod
+    def append(self, data: bytes) -> None: ...
+
+    @abstractmethod
+    def sync(self) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @property
+    @abstractmethod
+    def size(self) -> int: ...
+
+
+class Storage(ABC):
+    """Key → bytes store. Keys use '/' separators and never start with '/'."""
+
+    @abstractmethod
+    def get(self, key: str) -> bytes:
+        """Whole object; raises KeyNotFound."""
+
+    def get_buffer(self, key: str):
+        """Object as a buffer-protocol object; local storage memory-maps it."""
+        return self.get(key)
+
+    @abstractmethod
+    def get_range(self, key: str, start: int, length: int) -> bytes: ...
+
+    @abstractmethod
+    def put(self, key: str, data: bytes) -> None:
+        """Atomically create or replace ``key``; durable when it returns."""
+
+    @abstractmethod
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        """Create ``key`` only if it does not exist (the commit primitive).
+
+        Returns False, writing nothing, when it exists already.
+        """
+
+    @abstractmethod
+    def exists(self, key: str) -> bool: ...
+
+    @abstractmethod
+    def list(self, prefix: str) -> list[str]:
+        """Keys under ``prefix`` (a folder, ending in '/'), sorted."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove ``key``; missing keys are ignored."""
+
+    def delete_prefix(self, prefix: str) -> None:
+        for key in self.list(prefix):
+            self.delete(key)
+
+    @abstractmethod
+    def size_of(self, key: str) -> int: ...
+
+    @abstractmethod
+    def open_log(self, key: str) -> LogWriter:
+        """A new, empty append-only log at ``key`` (must not exist)."""
+
+    @abstractmethod
+    def read_log(self, key: str) -> bytes:
+        """All bytes written to the log so far (torn tails included)."""
+
+    @property
+    def durable(self) -> bool:
+        """True when puts and syncs survive a process crash."""
+        return True

@@ -1,0 +1,187 @@
+"""Storage on a local directory: atomic renames, hard-link commits, fsync.
+
+Durability rules (the ones SQLite and LevelDB follow): a new object is written
+to a temporary file, fsync'd, then renamed (or hard-linked, for the conditional
+put) into place, and the directory is fsync'd so the name survives a crash.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import threading
+import uuid
+
+from gleandb.storage.base import KeyNotFound, LogWriter, Storage, StorageError
+
+_TMP_SUFFIX = ".tmp-"
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class _LocalLog(LogWriter):
+    def __init__(self, path: str):
+        # O_EXCL: a log is never reopened for append; a torn tail stays a tail.
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        self._size = 0
+        _fsync_dir(os.path.dirname(path))
+
+    def append(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            n = os.write(self._fd, view)
+            view = view[n:]
+        self._size += len(data)
+
+    def sync(self) -> None:
+        os.fdatasync(self._fd)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+
+class LocalStorage(Storage):
+    def __init__(self, root: str):
+        self.root = os.path.abspath(root)
+        os.makedirs(self.root, exist_ok=True)
+        self._made_dirs: set[str] = set()
+        self._lock = threading.Lock()
+
+    def _path(self, key: str) -> str:
+        if key.startswith("/") or ".." in key.split("/"):
+            raise StorageError(f"invalid storage key {key!r}")
+        return os.path.join(self.root, *key.split("/"))
+
+    def _ensure_dir(self, path: str) -> None:
+        d = os.path.dirname(path)
+        if d in self._made_dirs:
+            return
+        if not os.path.isdir(d):
+            os.makedirs(d, exist_ok=True)
+            # make the new directory entries themselves durable
+            parent = d
+            while parent != self.root and parent.startswith(self.root):
+                parent = os.path.dirname(parent)
+                _fsync_dir(parent)
+        with self._lock:
+            self._made_dirs.add(d)
+
+    def get(self, key: str) -> bytes:
+        try:
+            with open(self._path(key), "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            raise KeyNotFound(key) from None
+
+    def get_buffer(self, key: str):
+        path = self._path(key)
+        try:
+            with open(path, "rb") as f:
+                if os.fstat(f.fileno()).st_size == 0:
+                    return b""
+                return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        except FileNotFoundError:
+            raise KeyNotFound(key) from None
+
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        try:
+            with open(self._path(key), "rb") as f:
+                f.seek(start)
+                return f.read(length)
+        except FileNotFoundError:
+            raise KeyNotFound(key) from None
+
+    def _write_tmp(self, path: str, data: bytes) -> str:
+        self._ensure_dir(path)
+        tmp = f"{path}{_TMP_SUFFIX}{uuid.uuid4().hex}"
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        return tmp
+
+    def put(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        tmp = self._write_tmp(path, data)
+        os.replace(tmp, path)
+        _fsync_dir(os.path.dirname(path))
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        path = self._path(key)
+        tmp = self._write_tmp(path, data)
+        try:
+            os.link(tmp, path)  # atomic, and fails if the name exists
+        except FileExistsError:
+            return False
+        finally:
+            os.unlink(tmp)
+        _fsync_dir(os.path.dirname(path))
+        return True
+
+    def exists(self, key: str) -> bool:
+        return os.path.exists(self._path(key))
+
+    def list(self, prefix: str) -> list[str]:
+        base = self._path(prefix.rstrip("/")) if prefix else self.root
+        out: list[str] = []
+        if not os.path.isdir(base):
+            return out
+        for dirpath, _dirs, files in os.walk(base):
+            rel = os.path.relpath(dirpath, self.root)
+            for name in files:
+                if _TMP_SUFFIX in name:
+                    continue
+                key = name if rel == "." else f"{rel.replace(os.sep, '/')}/{name}"
+                out.append(key)
+        out.sort()
+        return out
+
+    def delete(self, key: str) -> None:
+        try:
+            os.unlink(self._path(key))
+        except FileNotFoundError:
+            pass
+
+    def delete_prefix(self, prefix: str) -> None:
+        import shutil
+
+        path = self._path(prefix.rstrip("/"))
+        shutil.rmtree(path, ignore_errors=True)
+        with self._lock:
+            self._made_dirs = {d for d in self._made_dirs if not d.startswith(path)}
+
+    def size_of(self, key: str) -> int:
+        try:
+            return os.path.getsize(self._path(key))
+        except FileNotFoundError:
+            raise KeyNotFound(key) from None
+
+    def open_log(self, key: str) -> LogWriter:
+        path = self._path(key)
+        self._ensure_dir(path)
+        return _LocalLog(path)
+
+    def read_log(self, key: str) -> bytes:
+        return self.get(key)
+
+    def remove_temp_files(self) -> None:
+        """Delete leftovers of writes interrupted by a crash (never referenced)."""
+        for dirpath, _dirs, files in os.walk(self.root):
+            for name in files:
+                if _TMP_SUFFIX in name:
+                    try:
+                        os.unlink(os.path.join(dirpath, name))
+                    except FileNotFoundError:
+                        pass
