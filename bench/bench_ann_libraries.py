@@ -260,6 +260,26 @@ def bench_lib(name, x, q, space, threads, filters, truth_all, truth_f, nq_lat, n
             continue
         lat = p50_ms(lambda v: ad.search(v[None], K, ef, mask), qf[: min(nq_filt, 50)])
         print(f"  filter {frac:>6.1%}: ef {ef:>5} recall {r:.4f}; p50 {lat:.3f} ms")
+    if name == "faiss":
+        # does search release the GIL? 2 python threads x single-query calls vs 1 thread
+        import threading
+
+        mask = filters[0][1] if filters else None
+        qs = q[:200]
+
+        def loop():
+            for v in qs:
+                ad.search(v[None], K, 64, mask)
+
+        for nt in (1, 2):
+            ts = [threading.Thread(target=loop) for _ in range(nt)]
+            t0 = time.perf_counter()
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join()
+            dt = time.perf_counter() - t0
+            print(f"  {nt} python thread(s), filtered single-query search ef=64: {nt * len(qs) / dt:,.0f} queries/s")
     if name == "hnswlib":
         # cost of the python callback: same ef, all-true filter vs no filter
         ad.idx.set_ef(64)

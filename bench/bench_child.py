@@ -314,7 +314,7 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--queries", type=int, default=1000)
-    ap.add_argument("--filtered-queries", type=int, default=300)
+    ap.add_argument("--filtered-queries", type=int, default=200)
     ap.add_argument("--doc-reps", type=int, default=5)
     ap.add_argument("--get-reps", type=int, default=20)
     ap.add_argument("--t-spawn", type=float, default=None, help="parent's time.time() just before spawning")

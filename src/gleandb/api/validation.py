@@ -53,7 +53,9 @@ Observed chromadb 1.5.9 behaviour that differs from chroma-behaviour.md (real ch
 * Sparse-vector metadata locally -> TypeError "...Cannot convert Python object to
   MetadataValue" (add) / "...UpdateMetadataValue" (upsert/update).
 * NaN/Inf (after the float32 cast) and "#"/"$"/empty metadata keys are one validator error;
-  both at once -> "Validation error: embeddings: ...\\nmetadatas: Invalid metadata at index i".
+  both at once -> "Validation error: embeddings: ...\\nmetadatas: Invalid metadata at index i"
+  (chromadb's line order, and which bad collection-metadata key is reported, follow Rust
+  HashMap order, i.e. vary between runs; gleandb: embeddings first, first bad key).
   Engine order: validator -> inconsistent dims -> collection dimension -> empty id.
   Batch size (> 5461) is checked before all of them: InternalError
   "ValueError: Batch size of N is greater than max batch size of M".
@@ -603,7 +605,7 @@ def _bindings_str_list(arg: str, values: list | None, allow_none: bool) -> None:
 
 
 def _bad_metadata_key(key: str) -> bool:
-    return key == "" or key.startswith("#") or key.startswith("$")
+    return not key or key[0] in "#$"
 
 
 def _stack_rows(rows: list[np.ndarray]) -> np.ndarray:
@@ -636,13 +638,17 @@ def validate_write_for_engine(
             )
         )
     problems = []
+    stacked = None
     if rs.embeddings is not None:
-        for r in rs.embeddings:
-            with np.errstate(over="ignore", invalid="ignore"):
-                f = np.asarray(r, dtype=np.float32)
-            if not np.all(np.isfinite(f)):
-                problems.append("embeddings: Embeddings must not contain NaN or Infinity values")
-                break
+        with np.errstate(over="ignore", invalid="ignore"):
+            if len({r.shape[0] for r in rs.embeddings}) == 1:
+                # one vectorised pass for the common case of equal-length rows
+                stacked = np.stack(rs.embeddings).astype(np.float32, copy=False)
+                finite = bool(np.isfinite(stacked).all())
+            else:
+                finite = all(np.isfinite(np.asarray(r, dtype=np.float32)).all() for r in rs.embeddings)
+        if not finite:
+            problems.append("embeddings: Embeddings must not contain NaN or Infinity values")
     if rs.metadatas is not None:
         for i, m in enumerate(rs.metadatas):
             if m is not None and any(_bad_metadata_key(k) for k in m):
@@ -653,7 +659,7 @@ def validate_write_for_engine(
     matrix = None
     if rs.embeddings is not None:
         with np.errstate(over="ignore"):
-            matrix = _stack_rows(rs.embeddings)
+            matrix = stacked if stacked is not None else _stack_rows(rs.embeddings)
         if collection_dimension is not None and matrix.shape[1] != collection_dimension:
             raise dimension_mismatch_error(collection_dimension, matrix.shape[1])
     if any(i == "" for i in rs.ids):

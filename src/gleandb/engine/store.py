@@ -148,10 +148,15 @@ class CollectionStore:
         """Remove segment files left by a crash between writing and publishing."""
         live = {e.name for e in m.segments}
         keep_deletes = {e.deletes for e in m.segments if e.deletes}
+        orphans = set()
         for key in self.storage.list(f"{self.prefix}segments/"):
             name = key[len(self.prefix) + len("segments/") :].split("/", 1)[0]
-            if name not in live or ("/deletes-" in key and key not in keep_deletes):
+            if name not in live:
+                orphans.add(name)
+            elif "/deletes-" in key and key not in keep_deletes:
                 self.storage.delete(key)
+        for name in orphans:
+            self.storage.delete_prefix(self._seg_prefix(name))
 
     # ------------------------------------------------------------- locations
 

@@ -52,6 +52,8 @@ __all__ = [
     "column_name",
     "parse_column_name",
     "TAGS",
+    "compile_regex",
+    "translate_regex",
 ]
 
 # ---------------------------------------------------------------------------
