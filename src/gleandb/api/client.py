@@ -160,7 +160,13 @@ class ClientAPI(_EngineUser):
     # ------------------------------------------------------ collections
 
     def _store_for(self, rec: CollectionRecord) -> CollectionStore:
-        return self.engine.store(rec.id, self._params_for(rec))
+        engine = self.engine
+        store = engine._stores.get(rec.id)
+        if store is not None and not store._closed:
+            return store
+        if not self._catalog.has_collection_id(rec.id):
+            raise NotFoundError(f"Collection [{rec.id}] does not exist.")
+        return engine.store(rec.id, self._params_for(rec))
 
     def _params_for(self, rec: CollectionRecord) -> StoreParams:
         p = self._base_params()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 
+from gleandb.api.errors import InvalidArgumentError
 from gleandb.catalog.catalog import Catalog
 from gleandb.engine.store import CollectionStore, StoreParams
 from gleandb.engine.worker import BackgroundWorker
@@ -41,6 +42,8 @@ class Engine:
         if s is not None:
             return s
         with self._mutex:
+            if self.closed:
+                raise InvalidArgumentError("This client has been closed")
             s = self._stores.get(cid)
             if s is None:
                 s = CollectionStore(self.storage, self.collection_prefix(cid), params, self.worker)
@@ -49,11 +52,11 @@ class Engine:
 
     def drop_store(self, cid: str) -> None:
         """Close and delete a collection's data (after the catalog forgot it)."""
-        self.worker.wait_idle()
         with self._mutex:
             s = self._stores.pop(cid, None)
             if s is not None:
-                s.close()
+                s.close()  # its queued background jobs now do nothing
+        self.worker.wait_idle()  # a job already running finishes before the files go
         self.storage.delete_prefix(self.collection_prefix(cid))
 
     def flush(self, wait: bool = True) -> None:

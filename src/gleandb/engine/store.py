@@ -27,6 +27,7 @@ carry delete masks newer than its WAL position, and why recovery is simply
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -39,7 +40,7 @@ import pyarrow.compute as pc
 
 from gleandb.api.errors import InvalidArgumentError
 from gleandb.engine import manifest as mf
-from gleandb.engine.segment import Segment
+from gleandb.engine.segment import Segment, unpack_metadata
 from gleandb.engine.wal import WalBatch, WriteAheadLog
 from gleandb.engine.worker import BackgroundWorker
 from gleandb.index.vector import VectorIndex
@@ -431,17 +432,27 @@ class CollectionStore:
                 self.worker.submit(self._compact)
 
     def _compaction_candidates(self) -> list[str]:
+        """Segments worth merging now: size-tiered, like LevelDB/Cassandra's tiers.
+
+        A segment with many deleted rows is rewritten (that reclaims its space);
+        otherwise the smallest size tier (factor 4 per tier) that holds
+        ``compaction_min_segments`` segments is merged. Segments of different tiers
+        are never merged, so rebuild work stays proportional to what is merged.
+        """
         p = self.params
         persisted = [v for v in self._views if v.state == PERSISTED]
         heavy = [v for v in persisted if v.n_deleted and v.n_deleted >= p.compaction_deleted_fraction * v.seg.n]
-        small_limit = 4 * p.memtable_max_rows
-        small = [v for v in persisted if v.n_live < small_limit and v not in heavy]
-        chosen = list(heavy)
-        if len(small) >= p.compaction_min_segments or (heavy and small):
-            chosen += small
-        if len(chosen) == 1 and chosen[0].n_live == 0:
-            return [chosen[0].seg.name]
-        return [v.seg.name for v in chosen] if (heavy or len(chosen) >= p.compaction_min_segments) else []
+        if heavy:
+            return [v.seg.name for v in heavy]
+        base = max(1, p.memtable_max_rows // 4)
+        tiers: dict[int, list[SegView]] = {}
+        for v in persisted:
+            tier = 0 if v.n_live <= base else int(math.log(v.n_live / base, 4)) + 1
+            tiers.setdefault(tier, []).append(v)
+        for tier in sorted(tiers):
+            if len(tiers[tier]) >= p.compaction_min_segments:
+                return [v.seg.name for v in tiers[tier]]
+        return []
 
     def compact(self) -> None:
         """Schedule a compaction of every segment with deleted rows or below the size tier."""
@@ -549,23 +560,27 @@ class CollectionStore:
         metas: list | None = [None] * n if "metadatas" in include else None
         uris: list | None = [None] * n if "uris" in include else None
         emb = np.zeros((n, dim or 0), dtype=np.float32) if "embeddings" in include else None
+        wanted = ["id"]
+        for name, col in (("document", docs), ("_meta", metas), ("uri", uris)):
+            if col is not None:
+                wanted.append(name)
         for vi, positions in groups.items():
             seg = snapshot[vi].seg
             rows = np.array([picks[p][1] for p in positions], dtype=np.int64)
-            pos_arr = np.array(positions, dtype=np.int64)
-            for p, v in zip(positions, seg.take_column("id", rows)):
-                ids[p] = v
+            taken = seg.table.select(wanted).take(pa.array(rows, pa.int64())).to_pydict()
+            for p, val in zip(positions, taken["id"]):
+                ids[p] = val
             if docs is not None:
-                for p, v in zip(positions, seg.take_column("document", rows)):
-                    docs[p] = v
+                for p, val in zip(positions, taken["document"]):
+                    docs[p] = val
             if metas is not None:
-                for p, v in zip(positions, seg.take_metadatas(rows)):
-                    metas[p] = v
+                for p, val in zip(positions, taken["_meta"]):
+                    metas[p] = unpack_metadata(val)
             if uris is not None:
-                for p, v in zip(positions, seg.take_column("uri", rows)):
-                    uris[p] = v
+                for p, val in zip(positions, taken["uri"]):
+                    uris[p] = val
             if emb is not None and len(rows):
-                emb[pos_arr] = seg.embeddings(rows)
+                emb[np.array(positions, dtype=np.int64)] = seg.embeddings(rows)
         out.ids = ids
         out.documents = docs
         out.metadatas = metas
