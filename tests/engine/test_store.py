@@ -205,3 +205,18 @@ def test_delete_collection_removes_its_files(client, tmp_path):
     assert not (tmp_path / "collections" / cid).exists()
     with pytest.raises(gleandb.errors.NotFoundError):
         client.get_collection("tmp")
+
+
+def test_data_of_a_collection_missing_from_the_catalog_is_removed(tmp_path):
+    gleandb.ClientAPI.clear_system_cache()
+    c = gleandb.PersistentClient(str(tmp_path), settings=small_settings())
+    c.create_collection("keep").add(ids=["a"], embeddings=_vecs(1))
+    c.flush()
+    c.close()
+    stray = tmp_path / "collections" / "11111111-2222-3333-4444-555555555555" / "wal"
+    stray.mkdir(parents=True)
+    (stray / "x.log").write_bytes(b"")
+    c = gleandb.PersistentClient(str(tmp_path), settings=small_settings())
+    assert c.get_collection("keep").count() == 1
+    assert not stray.parent.exists()
+    c.close()

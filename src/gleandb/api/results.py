@@ -14,9 +14,10 @@ import numpy as np
 
 
 def _embeddings(h: Any) -> np.ndarray:
-    if h.embeddings is not None:
-        return h.embeddings
-    return np.zeros((0, 0), dtype=np.float32)
+    # chromadb hands embeddings back as float64 arrays, and 0 rows as a 1-D empty array
+    if h.embeddings is None or len(h.embeddings) == 0:
+        return np.array([], dtype=np.float64)
+    return h.embeddings.astype(np.float64)
 
 
 class GetResult(dict):

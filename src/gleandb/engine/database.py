@@ -31,6 +31,17 @@ class Engine:
         self._stores: dict[str, CollectionStore] = {}
         self._mutex = threading.RLock()
         self.closed = False
+        self._remove_dropped_collections()
+
+    def _remove_dropped_collections(self) -> None:
+        """Delete data of collections the catalog no longer has (a crash mid-delete)."""
+        seen = set()
+        for key in self.storage.list("collections/"):
+            cid = key.split("/", 2)[1]
+            if cid not in seen:
+                seen.add(cid)
+                if not self.catalog.has_collection_id(cid):
+                    self.storage.delete_prefix(self.collection_prefix(cid))
 
     @staticmethod
     def collection_prefix(cid: str) -> str:
