@@ -11,7 +11,7 @@ Files of a persisted segment ``<prefix>segments/<name>/``:
   (msgpack of the metadata dict, for reading back exactly), ``_norm`` (original
   vector norms when the index stores normalised vectors) and one typed column
   per metadata (key, type) for filters (layout in ``gleandb.index.filters``).
-- ``vectors.index``: the ANN index bytes (which hold the vectors), or
+- ``vectors.faiss``: the ANN index in faiss's file format (it holds the vectors), or
 - ``vectors.f32``: raw little-endian float32 vectors, for segments too small
   to be worth an index (searched exactly).
 """
@@ -25,6 +25,7 @@ import msgpack
 import numpy as np
 import pyarrow as pa
 
+from gleandb.api.errors import CorruptStoreError
 from gleandb.index.filters import metadata_columns
 from gleandb.index.vector import VectorIndex, exact_search
 from gleandb.storage.base import Storage
@@ -141,7 +142,7 @@ class Segment:
             w.write_table(self.table)
         storage.put(f"{key_prefix}records.arrow", sink.getvalue().to_pybytes())
         if self.index is not None:
-            storage.put(f"{key_prefix}vectors.index", self.index.to_bytes())
+            storage.put(f"{key_prefix}vectors.faiss", memoryview(self.index.faiss_buffer()))
         else:
             vec = self._vectors if self._vectors is not None else np.zeros((self.n, 0), np.float32)
             storage.put(f"{key_prefix}vectors.f32", np.ascontiguousarray(vec, dtype="<f4").tobytes())
@@ -151,7 +152,14 @@ class Segment:
         buf = storage.get_buffer(f"{key_prefix}records.arrow")
         table = pa.ipc.open_file(pa.py_buffer(buf)).read_all()
         if has_index:
-            index = VectorIndex.from_bytes(storage.get(f"{key_prefix}vectors.index"))
+            key = f"{key_prefix}vectors.faiss"
+            path = storage.local_path(key)
+            if path is not None:
+                index = VectorIndex.from_faiss_file(path, space)
+            else:
+                index = VectorIndex.from_faiss_buffer(storage.get(key), space)
+            if index.n != table.num_rows:
+                raise CorruptStoreError(f"segment {name}: index has {index.n} rows, records {table.num_rows}")
             return cls(name, table, space, index=index)
         raw = storage.get(f"{key_prefix}vectors.f32")
         vectors = np.frombuffer(raw, dtype="<f4").reshape(table.num_rows, dim) if dim else np.zeros((table.num_rows, 0), np.float32)

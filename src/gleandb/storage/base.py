@@ -49,6 +49,11 @@ class Storage(ABC):
         """Object as a buffer-protocol object; local storage memory-maps it."""
         return self.get(key)
 
+    def local_path(self, key: str) -> str | None:
+        """A local file holding ``key``, for libraries that read files themselves
+        (faiss), or None when the object is not a local file."""
+        return None
+
     @abstractmethod
     def get_range(self, key: str, start: int, length: int) -> bytes: ...
 

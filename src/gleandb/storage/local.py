@@ -95,6 +95,10 @@ class LocalStorage(Storage):
         except FileNotFoundError:
             raise KeyNotFound(key) from None
 
+    def local_path(self, key: str) -> str | None:
+        path = self._path(key)
+        return path if os.path.isfile(path) else None
+
     def get_range(self, key: str, start: int, length: int) -> bytes:
         try:
             with open(self._path(key), "rb") as f:
