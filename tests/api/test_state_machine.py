@@ -15,9 +15,7 @@ where the engine has it (gleandb: memtable -> segments), and a second variant ru
 tiny memtable (``Settings(memtable_max_rows=N)``, gleandb only).
 """
 
-import math
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -36,84 +34,7 @@ from hypothesis.stateful import (
 )
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-try:
-    from filter_reference import matches  # noqa: E402
-except ImportError:  # pragma: no cover - until tests/filter_reference.py lands
-    matches = None
-
-# ---------------------------------------------------------------------------
-# minimal private filter evaluator (used only if tests/filter_reference.py is missing)
-# ---------------------------------------------------------------------------
-
-
-def _is_num(x):
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
-
-
-def _scalar_eq(a, v):
-    if isinstance(a, bool) or isinstance(v, bool):
-        return isinstance(a, bool) and isinstance(v, bool) and a == v
-    if _is_num(a) and _is_num(v):
-        return a == v
-    return isinstance(a, str) and isinstance(v, str) and a == v
-
-
-def _where(w, md):
-    (key, cond), = w.items()
-    if key == "$and":
-        return all(_where(c, md) for c in cond)
-    if key == "$or":
-        return any(_where(c, md) for c in cond)
-    op, v = next(iter(cond.items())) if isinstance(cond, dict) else ("$eq", cond)
-    has = md is not None and key in md
-    val = md[key] if has else None
-    scalar = has and not isinstance(val, list)
-    arr = has and isinstance(val, list)
-    if op == "$eq":
-        return scalar and _scalar_eq(val, v)
-    if op == "$ne":
-        return not (scalar and _scalar_eq(val, v))
-    if op in ("$gt", "$gte", "$lt", "$lte"):
-        if not (scalar and _is_num(val)):
-            return False
-        return {"$gt": val > v, "$gte": val >= v, "$lt": val < v, "$lte": val <= v}[op]
-    if op == "$in":
-        return scalar and any(_scalar_eq(val, x) for x in v)
-    if op == "$nin":
-        return not (scalar and any(_scalar_eq(val, x) for x in v))
-    # array membership is type-strict (observed on chromadb 1.5.9: [1.0] does not contain 1)
-    if op == "$contains":
-        return arr and any(type(e) is type(v) and e == v for e in val)
-    if op == "$not_contains":
-        return not (arr and any(type(e) is type(v) and e == v for e in val))
-    raise AssertionError(f"unknown operator {op}")
-
-
-def _where_doc(wd, doc):
-    (op, v), = wd.items()
-    if op == "$and":
-        return all(_where_doc(c, doc) for c in v)
-    if op == "$or":
-        return any(_where_doc(c, doc) for c in v)
-    if op == "$contains":
-        return doc is not None and v in doc
-    if op == "$not_contains":
-        return not (doc is not None and v in doc)
-    if op == "$regex":
-        return doc is not None and re.search(v, doc) is not None
-    if op == "$not_regex":
-        return not (doc is not None and re.search(v, doc) is not None)
-    raise AssertionError(f"unknown operator {op}")
-
-
-def _mini_matches(where, where_document, metadata, document):
-    return (where is None or _where(where, metadata)) and (
-        where_document is None or _where_doc(where_document, document)
-    )
-
-
-if matches is None:
-    matches = _mini_matches
+from filter_reference import matches  # noqa: E402
 
 DIM = 4
 IDS = [f"id{i}" for i in range(10)]

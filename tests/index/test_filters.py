@@ -791,3 +791,41 @@ def test_property_matches_reference(records, where, where_document, chunks):
     expected = [matches(where, where_document, m, d) for m, d in zip(mds, docs)]
     assert got.tolist() == expected
 
+
+
+# --- the required-literal shortcut of $regex never changes a result ----------------
+
+import pyarrow as _pa  # noqa: E402
+
+from gleandb.index.filters import compile_filter as _compile, required_literal  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    "pattern,literal",
+    [
+        (r"\b(?:is|are) (?:not )?supported\b", "supported"),
+        ("api[_ ]key", "api"),
+        ("(?i)hello", None),
+        ("abc|def", None),
+        ("[[:alpha:]]xyz", None),
+        ("a+bcd", "bcd"),
+    ],
+)
+def test_required_literal(pattern, literal):
+    assert required_literal(pattern) == literal
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [r"\bis supported\b", "api[_ ]key", "[[:alpha:]]xyz", "(?m)^end$", r"\d+ items", "o w", "(?s)a.b"],
+)
+def test_regex_prefilter_agrees_with_full_scan(pattern):
+    import re as _re
+
+    docs = ["it is supported", "api_key here", "api key", "Axyz", "]xyz", "line\nend", "3 items",
+            "hello world", "a\nb", None, "", "apikey", "xyz"]
+    table = _pa.table({"id": [str(i) for i in range(len(docs))], "document": _pa.array(docs, _pa.string())})
+    got = _compile(None, {"$regex": pattern}).evaluate(table)
+    rust_like = pattern.replace("[[:alpha:]]", "[A-Za-z]").replace(r"\d", "[0-9]")
+    want = [d is not None and _re.search(rust_like, d) is not None for d in docs]
+    assert got.tolist() == want

@@ -35,11 +35,20 @@ Perl classes ``\\d \\s \\w`` are rewritten to their Unicode meaning (as in Rust)
 from __future__ import annotations
 
 import math
+import os
+import re
+import warnings
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+try:  # Python 3.11+: the parser moved under re
+    from re import _constants as _sre_constants, _parser as _sre_parser
+except ImportError:  # pragma: no cover
+    import sre_constants as _sre_constants, sre_parse as _sre_parser  # type: ignore
 
 from gleandb.api.errors import InvalidArgumentError
 
@@ -570,6 +579,26 @@ def _re2_literal(text: str) -> str:
     return "".join(out)
 
 
+_PARALLEL_MIN_ROWS = 8192
+_pool: ThreadPoolExecutor | None = None
+
+
+def _doc_regex(doc: pa.ChunkedArray, pattern: str) -> np.ndarray:
+    """Regex search over a document column, split across the cores for large columns
+    (pyarrow's kernels release the GIL, so slices run in parallel)."""
+    global _pool
+    n = len(doc)
+    parts = min(os.cpu_count() or 1, 8)
+    if n < _PARALLEL_MIN_ROWS or parts < 2:
+        return _to_bool(pc.match_substring_regex(doc, pattern))
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=parts, thread_name_prefix="gleandb-scan")
+    step = -(-n // parts)
+    slices = [doc.slice(i, step) for i in range(0, n, step)]
+    results = _pool.map(lambda a: _to_bool(pc.match_substring_regex(a, pattern)), slices)
+    return np.concatenate(list(results))
+
+
 class _DocContains(_Node):
     """Case-sensitive substring.  Runs as an escaped RE2 literal: RE2's
     memchr-accelerated literal search is several times faster than
@@ -585,18 +614,59 @@ class _DocContains(_Node):
             return ctx.false()
         if not self.needle:
             return _to_bool(pc.is_valid(doc))
-        return _to_bool(pc.match_substring_regex(doc, self.re2))
+        return _doc_regex(doc, self.re2)
+
+
+def required_literal(pattern: str) -> str | None:
+    """The longest literal every match of ``pattern`` must contain, or None.
+
+    Reads the top-level concatenation of the pattern (as parsed by Python's regex
+    parser, whose literal syntax agrees with Rust's and RE2's): a run of plain
+    characters there is in every match. Case-insensitive or verbose patterns, and
+    anything the parser does not understand, give None (no shortcut, full scan).
+    """
+    if "[:" in pattern:  # POSIX classes: Python would read "[[:alpha:]]" as a class + "]"
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            parsed = _sre_parser.parse(pattern)
+    except Exception:
+        return None
+    if parsed.state.flags & (re.IGNORECASE | re.VERBOSE):
+        return None
+    best, run = "", []
+    for op, arg in list(parsed) + [(None, None)]:
+        if op is _sre_constants.LITERAL:
+            run.append(chr(arg))
+            continue
+        if len(run) > len(best):
+            best = "".join(run)
+        run = []
+    return best if len(best) >= 2 else None
 
 
 class _DocRegex(_Node):
+    """Regex search. When the pattern has a required literal, a literal search
+    (memchr-fast) picks candidate rows first and only those run the full regex."""
+
     def __init__(self, pattern: str, re2: str) -> None:
         self.pattern, self.re2 = pattern, re2
+        lit = required_literal(pattern)
+        self.prefilter = None if lit is None else _re2_literal(lit)
 
     def eval(self, ctx: _Ctx) -> np.ndarray:
         doc = ctx.document()
         if doc is None:
             return ctx.false()
-        return _to_bool(pc.match_substring_regex(doc, self.re2))
+        if self.prefilter is None:
+            return _doc_regex(doc, self.re2)
+        candidates = np.flatnonzero(_doc_regex(doc, self.prefilter))
+        out = np.zeros(len(doc), dtype=bool)
+        if len(candidates):
+            sub = doc.take(pa.array(candidates, pa.int64()))
+            out[candidates] = _to_bool(pc.match_substring_regex(sub, self.re2))
+        return out
 
 
 # ---------------------------------------------------------------------------
