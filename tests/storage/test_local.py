@@ -55,3 +55,12 @@ def test_local_cleans_temp_files(tmp_path):
     assert s.list("") == []
     s.remove_temp_files()
     assert not (tmp_path / "k.bin.tmp-abc").exists()
+
+
+def test_put_from_file(storage):
+    def write(path):
+        with open(path, "wb") as f:
+            f.write(b"from a file")
+
+    storage.put_from_file("x/y.bin", write)
+    assert storage.get("x/y.bin") == b"from a file"

@@ -142,7 +142,7 @@ class Segment:
             w.write_table(self.table)
         storage.put(f"{key_prefix}records.arrow", sink.getvalue().to_pybytes())
         if self.index is not None:
-            storage.put(f"{key_prefix}vectors.faiss", memoryview(self.index.faiss_buffer()))
+            storage.put_from_file(f"{key_prefix}vectors.faiss", self.index.write_faiss_file)
         else:
             vec = self._vectors if self._vectors is not None else np.zeros((self.n, 0), np.float32)
             storage.put(f"{key_prefix}vectors.f32", np.ascontiguousarray(vec, dtype="<f4").tobytes())

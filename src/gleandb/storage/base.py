@@ -11,6 +11,7 @@ lack, so they have their own small append interface.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Callable
 
 
 class StorageError(Exception):
@@ -60,6 +61,22 @@ class Storage(ABC):
     @abstractmethod
     def put(self, key: str, data: bytes) -> None:
         """Atomically create or replace ``key``; durable when it returns."""
+
+    def put_from_file(self, key: str, write: "Callable[[str], None]") -> None:
+        """Create ``key`` from a file that ``write(path)`` produces, for libraries that
+        serialise to files (faiss). Local storage writes it in place, atomically; others
+        read the file back and ``put`` its bytes."""
+        import os
+        import tempfile
+
+        fd, path = tempfile.mkstemp(prefix="gleandb-")
+        os.close(fd)
+        try:
+            write(path)
+            with open(path, "rb") as f:
+                self.put(key, f.read())
+        finally:
+            os.unlink(path)
 
     @abstractmethod
     def put_if_absent(self, key: str, data: bytes) -> bool:

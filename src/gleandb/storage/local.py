@@ -122,6 +122,24 @@ class LocalStorage(Storage):
         os.replace(tmp, path)
         _fsync_dir(os.path.dirname(path))
 
+    def put_from_file(self, key: str, write) -> None:
+        path = self._path(key)
+        self._ensure_dir(path)
+        tmp = f"{path}{_TMP_SUFFIX}{uuid.uuid4().hex}"
+        try:
+            write(tmp)
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        _fsync_dir(os.path.dirname(path))
+
     def put_if_absent(self, key: str, data: bytes) -> bool:
         path = self._path(key)
         tmp = self._write_tmp(path, data)
