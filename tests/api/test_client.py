@@ -157,3 +157,19 @@ def test_ephemeral_clients_share_data_and_reset():
 def test_unknown_setting_is_rejected():
     with pytest.raises(ValueError, match="Unknown setting 'memtable_rows'"):
         gleandb.Settings(memtable_rows=5)
+
+
+def test_delete_with_limit_takes_the_first_matches_in_insertion_order(client):
+    col = client.create_collection("lim", embedding_function=None)
+    col.add(ids=["c", "a", "b", "d"], embeddings=[[1.0]] * 4, metadatas=[{"k": 1}, {"k": 1}, {"k": 2}, {"k": 1}])
+    assert col.delete(where={"k": 1}, limit=2) == {"deleted": 2}
+    assert col.get()["ids"] == ["b", "d"]
+
+
+def test_none_items_in_update_lists_keep_the_stored_values(client):
+    col = client.create_collection("keep", embedding_function=None)
+    col.add(ids=["a", "b"], embeddings=[[1.0], [2.0]], documents=["da", "db"], metadatas=[{"x": 1}, {"y": 2}])
+    col.update(ids=["a", "b"], embeddings=[[3.0], [4.0]], documents=[None, "new"], metadatas=[None, {"y": None}])
+    got = col.get(include=["documents", "metadatas"])
+    assert got["documents"] == ["da", "new"]
+    assert got["metadatas"] == [{"x": 1}, None]  # merging every key away leaves None

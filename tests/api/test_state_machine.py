@@ -519,10 +519,11 @@ class RecordMachine(RuleBasedStateMachine):
 
 
 SETTINGS = settings(
-    max_examples=int(os.environ.get("GLEANDB_SM_EXAMPLES", "40")),
-    stateful_step_count=30,
+    max_examples=int(os.environ.get("GLEANDB_SM_EXAMPLES", "120")),
+    stateful_step_count=40,
     deadline=None,
     suppress_health_check=list(HealthCheck),
+    report_multiple_bugs=False,
 )
 
 

