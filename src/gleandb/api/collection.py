@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from gleandb.api import validation as v
+from gleandb.api.errors import InvalidArgumentError
 from gleandb.api.results import GetResult, QueryResult
 from gleandb.engine.store import CollectionStore, Hydrated, SegView
 from gleandb.engine.wal import WalBatch
@@ -131,7 +132,11 @@ class Collection:
             data = getattr(inputs, target)
         with v.validation_context(method):
             embeddings = ef.embed_query(data) if method == "query" and hasattr(ef, "embed_query") else ef(data)
-        return v.attach_embeddings(method, inputs, embeddings)
+        out = v.attach_embeddings(method, inputs, embeddings)
+        if method != "query" and len(out.embeddings) != len(out.ids):
+            # an embedding function that returns a different number of vectors
+            raise InvalidArgumentError("Inconsistent number of IDs, embeddings, documents, URIs and metadatas")
+        return out
 
     # ---------------------------------------------------------------- write
 

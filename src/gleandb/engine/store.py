@@ -296,11 +296,25 @@ class CollectionStore:
             self.next_rid = max(self.next_rid, max(batch.put_rids) + 1)
             if self.dimension is None:
                 self.dimension = int(batch.put_embeddings.shape[1])
-        mem = [i for i, v in enumerate(views) if v.state == MEM]
-        if len(mem) > self.params.memtable_max_segments:
-            views = self._merge_views(views, mem, MEM)
+        views = self._merge_memtable_tail(views)
         self._views = tuple(views)
         self.seq = max(self.seq, batch.seq)
+
+    def _merge_memtable_tail(self, views: list[SegView]) -> list[SegView]:
+        """Keep the memtable's segments few without recopying it on every small write.
+
+        Like a binary counter (LSM-style): while the newest memtable segment is at least
+        half the size of the one before it, the two are merged. Sizes then fall
+        geometrically, so there are O(log n) memtable segments and each row is copied
+        O(log n) times however small the writes are.
+        """
+        while True:
+            mem = [i for i, v in enumerate(views) if v.state == MEM]
+            if len(mem) > self.params.memtable_max_segments:
+                return self._merge_views(views, mem, MEM)
+            if len(mem) < 2 or 2 * views[mem[-1]].n_live < views[mem[-2]].n_live:
+                return views
+            views = self._merge_views(views, mem[-2:], MEM)
 
     def _merge_views(self, views: list[SegView], idx: list[int], state: str, frozen_seq: int = 0) -> list[SegView]:
         """Replace views[idx] by one segment of their live rows (appended at the end)."""
