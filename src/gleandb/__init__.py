@@ -19,6 +19,7 @@ from gleandb.api.client import (
     PersistentClient,
 )
 from gleandb.api.collection import Collection
+from gleandb.api.http_client import AsyncHttpClient, HttpAdminClient
 from gleandb.api.results import GetResult, QueryResult
 from gleandb.api.settings import Settings
 from gleandb.catalog.catalog import DEFAULT_DATABASE, DEFAULT_TENANT
@@ -31,6 +32,7 @@ from gleandb import errors
 
 __all__ = [
     "AdminClient",
+    "AsyncHttpClient",
     "Client",
     "ClientAPI",
     "Collection",
@@ -40,6 +42,7 @@ __all__ = [
     "EmbeddingFunction",
     "EphemeralClient",
     "GetResult",
+    "HttpAdminClient",
     "HttpClient",
     "PersistentClient",
     "QueryResult",

@@ -242,21 +242,23 @@ class ClientAPI(_EngineUser):
         return cfg
 
     def _wrap(self, rec: CollectionRecord, embedding_function: Any, data_loader: Any) -> Collection:
+        """A Collection object with chromadb's choice of embedding function: an explicit
+        non-default function wins, else the one persisted in the configuration."""
         ef = embedding_function
         persisted = rec.configuration.get("embedding_function")
-        if isinstance(ef, DefaultEmbeddingFunction) or ef is None:
-            rebuilt = build_ef(persisted)
-            if rebuilt is not None:
-                ef = rebuilt
-            elif persisted is None and isinstance(ef, DefaultEmbeddingFunction) and rec.configuration:
-                ef = ef  # created without a function: the default placeholder explains itself
-        elif persisted and persisted.get("type") == "known" and ef_name(ef) not in (None, persisted.get("name")):
-            if persisted.get("name") != "default":
-                raise ValueError(
-                    "An embedding function already exists in the collection configuration, and a new one is "
-                    f"provided. If this is intentional, please embed documents separately. Embedding function "
-                    f"conflict: new: {ef_name(ef)} vs persisted: {persisted.get('name')}"
-                )
+        if ef is None or isinstance(ef, DefaultEmbeddingFunction):
+            ef = build_ef(persisted) or ef
+        elif (
+            persisted
+            and persisted.get("type") == "known"
+            and persisted.get("name") != "default"
+            and ef_name(ef) not in (None, persisted.get("name"))
+        ):
+            raise ValueError(
+                "An embedding function already exists in the collection configuration, and a new one is "
+                f"provided. If this is intentional, please embed documents separately. Embedding function "
+                f"conflict: new: {ef_name(ef)} vs persisted: {persisted.get('name')}"
+            )
         return Collection(self, rec, ef, data_loader)
 
     def create_collection(
@@ -360,7 +362,17 @@ def Client(settings: Settings | None = None, tenant: str = DEFAULT_TENANT, datab
     return ClientAPI(settings or Settings(), tenant, database)
 
 
-def HttpClient(*args: Any, **kwargs: Any) -> ClientAPI:
-    raise NotImplementedError(
-        "gleandb.HttpClient needs the gleandb server, which is not in this version; use PersistentClient"
-    )
+def HttpClient(
+    host: str = "localhost",
+    port: int = 8000,
+    ssl: bool = False,
+    headers: dict[str, str] | None = None,
+    settings: Settings | None = None,
+    tenant: str = DEFAULT_TENANT,
+    database: str = DEFAULT_DATABASE,
+) -> Any:
+    """A client of a server (``glean run`` or Chroma) at ``host:port``; see
+    ``gleandb.api.http_client`` (imported on first use: it needs httpx)."""
+    from gleandb.api.http_client import HttpClient as _http_client
+
+    return _http_client(host, port, ssl, headers, settings, tenant, database)

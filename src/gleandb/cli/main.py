@@ -1,8 +1,4 @@
-"""The ``glean`` command: ``glean demo``, ``glean info``.
-
-The server (``glean run``) is a separate piece of work; until it lands,
-``glean demo`` is the one-command way to see gleandb ingest and search real text.
-"""
+"""The ``glean`` command: ``glean run`` (the server), ``glean demo``, ``glean info``."""
 
 from __future__ import annotations
 
@@ -71,6 +67,22 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from gleandb.server.config import load_settings
+    from gleandb.server.run import serve
+
+    cli = {k: getattr(args, k) for k in (
+        "path", "host", "port", "allow_reset", "max_body_bytes", "auth_tokens", "auth_basic",
+        "cors_allow_origins", "log_level",
+    )}
+    try:
+        settings = load_settings(cli, args.config)
+    except (OSError, ValueError) as exc:
+        print(f"glean run: {exc}", file=sys.stderr)
+        return 2
+    return serve(settings)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="glean", description="gleandb command line")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -81,9 +93,29 @@ def main(argv: list[str] | None = None) -> int:
     info = sub.add_parser("info", help="list the collections of a store")
     info.add_argument("path")
     info.set_defaults(func=cmd_info)
-    run = sub.add_parser("run", help="serve the Chroma HTTP API (not in this version)")
-    run.add_argument("--path", default="./data")
-    run.set_defaults(func=lambda a: (print("glean run: the server is not part of this version yet; use `glean demo` or the embedded API", file=sys.stderr), 2)[1])
+    run = sub.add_parser(
+        "run",
+        help="serve Chroma's v2 HTTP API on a store directory",
+        description="Serve Chroma's v2 HTTP API (chromadb 1.5.9 clients connect with HttpClient). "
+        "Every option can also come from a GLEAN_<NAME> environment variable or a YAML file "
+        "(--config / GLEAN_CONFIG); flags win over the environment, which wins over the file. See docs/server.md.",
+    )
+    run.add_argument("--path", default=None, help="store directory (GLEAN_PATH, default ./data)")
+    run.add_argument("--host", default=None, help="address to bind (GLEAN_HOST, default 127.0.0.1)")
+    run.add_argument("--port", type=int, default=None, help="port (GLEAN_PORT, default 8000)")
+    run.add_argument("--allow-reset", action="store_true", default=None,
+                     help="allow POST /api/v2/reset to delete everything (GLEAN_ALLOW_RESET)")
+    run.add_argument("--max-body-bytes", type=int, default=None,
+                     help="largest request body accepted, else 413 (GLEAN_MAX_BODY_BYTES, default 64 MiB)")
+    run.add_argument("--auth-token", action="append", default=None, dest="auth_tokens",
+                     help="accept this static token (repeatable; GLEAN_AUTH_TOKENS, comma-separated)")
+    run.add_argument("--auth-basic", action="append", default=None,
+                     help="accept basic auth user:password (repeatable; GLEAN_AUTH_BASIC)")
+    run.add_argument("--cors-allow-origin", action="append", default=None, dest="cors_allow_origins",
+                     help="allow this CORS origin (repeatable; GLEAN_CORS_ALLOW_ORIGINS)")
+    run.add_argument("--log-level", default=None, help="debug, info, warning, error (GLEAN_LOG_LEVEL)")
+    run.add_argument("--config", default=None, help="YAML file of settings (GLEAN_CONFIG)")
+    run.set_defaults(func=cmd_run)
     args = parser.parse_args(argv)
     return args.func(args)
 

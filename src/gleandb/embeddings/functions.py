@@ -126,10 +126,23 @@ def register_embedding_function(cls: Any) -> Any:
     return cls
 
 
+# Modules that register gleandb's own functions, imported when a persisted
+# configuration names one (so a fresh process can reopen such a collection).
+_PROVIDER_MODULES = {
+    "openai": "gleandb.embeddings.openai",
+    "gleandb_hashing": "gleandb.embeddings.hashing",
+}
+
+
 def build_ef(desc: dict | None) -> Any:
     if not desc or desc.get("type") != "known":
         return None
-    cls = known_embedding_functions.get(desc.get("name"))
+    name = desc.get("name")
+    if name not in known_embedding_functions and name in _PROVIDER_MODULES:
+        import importlib
+
+        importlib.import_module(_PROVIDER_MODULES[name])
+    cls = known_embedding_functions.get(name)
     if cls is None:
         return None
     try:

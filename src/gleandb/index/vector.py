@@ -133,6 +133,8 @@ def _exact_distances(xs: np.ndarray, q: np.ndarray, space: str, normalize_rows: 
         d = np.einsum("ij,ij->i", diff, diff)
     else:
         d = 1.0 - x64 @ q64
+        if space == "cosine":
+            d = np.maximum(d, 0.0)  # rounding can push an exact match a hair below zero
     return d.astype(np.float32)
 
 

@@ -1,0 +1,833 @@
+"""Chroma's v2 HTTP API (chromadb 1.5.9 server) over the embedded engine.
+
+The routes use gleandb's public API only: one ``PersistentClient(path)`` per
+(tenant, database) -- clients on one path share one engine in a process -- and one
+``AdminClient`` for tenants and databases. The server never embeds: collections are
+opened with ``embedding_function=None`` and writes must carry embeddings.
+
+Endpoints are plain ``def`` functions; FastAPI runs them in its thread pool and the
+engine is thread-safe (per-collection write lock, lock-free reads).
+
+Errors are ``{"error": <name>, "message": <text>}`` as in Chroma's Rust frontend: the
+status comes from the gleandb error class (``code()``), the name from the status
+(400 InvalidArgumentError, 404 NotFoundError, 500 InternalError, else ChromaError).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import threading
+import time
+import uuid
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, Literal, Optional, Union
+
+import numpy as np
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+
+import gleandb
+from gleandb import errors as gerr
+from gleandb.server.config import ServerSettings
+
+log = logging.getLogger("gleandb.server")
+
+API = "/api/v2"
+TRACE_HEADER = "chroma-trace-id"
+U32_MAX = 2**32 - 1
+
+try:  # faster serialisation of large results when available
+    import orjson
+
+    def _dumps(obj: Any) -> bytes:
+        return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY)
+
+except ImportError:  # pragma: no cover
+
+    def _dumps(obj: Any) -> bytes:
+        return json.dumps(obj, separators=(",", ":")).encode()
+
+
+class FastJSON(JSONResponse):
+    def render(self, content: Any) -> bytes:
+        return _dumps(content)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class HTTPError(Exception):
+    """An error answered as ``{"error": name, "message": message}`` with ``status``."""
+
+    def __init__(self, status: int, name: str, message: str):
+        super().__init__(message)
+        self.status, self.name, self.message = status, name, message
+
+
+_NAME_BY_STATUS = {400: "InvalidArgumentError", 404: "NotFoundError", 500: "InternalError"}
+
+
+def _error_response(status: int, name: str, message: str, trace_id: str | None = None) -> FastJSON:
+    headers = {TRACE_HEADER: trace_id} if trace_id else None
+    return FastJSON({"error": name, "message": message}, status_code=status, headers=headers)
+
+
+def _from_exception(exc: BaseException) -> tuple[int, str, str]:
+    if isinstance(exc, HTTPError):
+        return exc.status, exc.name, exc.message
+    if isinstance(exc, gerr.ChromaError):
+        status = int(exc.code())
+        if isinstance(exc, gerr.VersionMismatchError):
+            name = "VersionMismatchError"
+        elif isinstance(exc, gerr.ChromaAuthError):
+            name = "AuthError"
+        else:
+            name = _NAME_BY_STATUS.get(status, "ChromaError")
+        msg = str(exc) if exc.args else exc.message()
+        return status, name, msg
+    if isinstance(exc, (ValueError, TypeError, OverflowError)):
+        return 400, "InvalidArgumentError", str(exc)
+    return 500, "InternalError", f"{type(exc).__name__}: {exc}"
+
+
+def _validation_message(exc: RequestValidationError) -> tuple[int, str, str]:
+    errs = exc.errors()
+    for e in errs:
+        if e.get("type") == "json_invalid":
+            detail = (e.get("ctx") or {}).get("error") or e.get("msg")
+            return 400, "InvalidArgumentError", f"Failed to parse the request body as JSON: {detail}"
+    parts = []
+    for e in errs[:5]:
+        loc = [str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path")]
+        where = ""
+        for p in loc:
+            where += f"[{p}]" if p.isdigit() else (f".{p}" if where else p)
+        kind = e.get("type")
+        msg = "missing field" if kind == "missing" else e.get("msg", "invalid value")
+        parts.append(f"{where}: {msg}" if where else msg)
+    where = "query string" if errs and errs[0].get("loc", ("",))[0] == "query" else "JSON body"
+    if where == "query string":
+        return 400, "InvalidArgumentError", "Failed to deserialize query string: " + "; ".join(parts)
+    return 422, "ChromaError", f"Failed to deserialize the {where} into the target type: " + "; ".join(parts)
+
+
+# -------------------------------------------------------------------------- bodies
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+Scalar = Union[StrictBool, StrictInt, StrictFloat, StrictStr]
+MetaValue = Union[Scalar, list[StrictBool], list[StrictInt], list[StrictFloat], list[StrictStr]]
+Metadata = dict[str, MetaValue]
+UpdateMetadata = dict[str, Optional[MetaValue]]
+Embedding = Union[StrictStr, list[StrictFloat]]
+U32 = Annotated[StrictInt, Field(ge=0, le=U32_MAX)]
+QueryU32 = Annotated[int, Field(ge=0, le=U32_MAX)]
+Include = Literal["distances", "documents", "embeddings", "metadatas", "uris"]
+
+
+class CreateTenant(_Body):
+    name: StrictStr
+
+
+class CreateDatabase(_Body):
+    name: StrictStr
+
+
+class CreateCollection(_Body):
+    name: StrictStr
+    metadata: Optional[dict[str, Any]] = None
+    configuration: Optional[dict[str, Any]] = None
+    schema_: Optional[dict[str, Any]] = Field(None, alias="schema")
+    get_or_create: StrictBool = False
+
+
+class UpdateCollection(_Body):
+    new_name: Optional[StrictStr] = None
+    new_metadata: Optional[dict[str, Any]] = None
+    new_configuration: Optional[dict[str, Any]] = None
+
+
+class AddRecords(_Body):
+    ids: list[StrictStr]
+    embeddings: list[Embedding]
+    documents: Optional[list[Optional[StrictStr]]] = None
+    metadatas: Optional[list[Optional[Metadata]]] = None
+    uris: Optional[list[Optional[StrictStr]]] = None
+
+
+class UpsertRecords(_Body):
+    ids: list[StrictStr]
+    embeddings: list[Embedding]
+    documents: Optional[list[Optional[StrictStr]]] = None
+    metadatas: Optional[list[Optional[UpdateMetadata]]] = None
+    uris: Optional[list[Optional[StrictStr]]] = None
+
+
+class UpdateRecords(_Body):
+    ids: list[StrictStr]
+    embeddings: Optional[list[Optional[Embedding]]] = None
+    documents: Optional[list[Optional[StrictStr]]] = None
+    metadatas: Optional[list[Optional[UpdateMetadata]]] = None
+    uris: Optional[list[Optional[StrictStr]]] = None
+
+
+class DeleteRecords(_Body):
+    ids: Optional[list[StrictStr]] = None
+    where: Any = None
+    where_document: Any = None
+    limit: Optional[U32] = None
+
+
+class GetRecords(_Body):
+    ids: Optional[list[StrictStr]] = None
+    where: Any = None
+    where_document: Any = None
+    limit: Optional[U32] = None
+    offset: Optional[U32] = None
+    include: list[Include] = ["documents", "metadatas"]
+    # gleandb extension: order by metadata key(s), "-key" for descending
+    order_by: Optional[Union[StrictStr, list[StrictStr]]] = None
+
+
+class QueryRecords(_Body):
+    query_embeddings: list[list[StrictFloat]]
+    n_results: U32 = 10
+    ids: Optional[list[StrictStr]] = None
+    where: Any = None
+    where_document: Any = None
+    include: list[Include] = ["documents", "metadatas", "distances"]
+
+
+class CountRecords(_Body):
+    where: Any = None
+    where_document: Any = None
+
+
+class ForkCollection(_Body):
+    new_name: StrictStr
+
+
+# ------------------------------------------------------------------------- helpers
+
+
+def _decode_embeddings(items: list[Any] | None) -> Any:
+    """JSON float arrays and/or base64 little-endian float32 strings -> what the API takes."""
+    if items is None:
+        return None
+    rows: list[Any] = []
+    for i, item in enumerate(items):
+        if item is None:
+            rows.append(None)
+        elif isinstance(item, str):
+            try:
+                raw = base64.b64decode(item, validate=True)
+            except (binascii.Error, ValueError):
+                raise HTTPError(400, "InvalidArgumentError", f"embeddings[{i}]: not a valid base64 string") from None
+            if len(raw) % 4:
+                raise HTTPError(
+                    400, "InvalidArgumentError",
+                    f"embeddings[{i}]: base64 data of {len(raw)} bytes is not a whole number of float32 values",
+                )
+            rows.append(np.frombuffer(raw, dtype="<f4").astype(np.float32))
+        else:
+            rows.append(np.asarray(item, dtype=np.float32))
+    if rows and all(r is not None for r in rows) and len({len(r) for r in rows}) == 1:
+        return np.vstack(rows)
+    return rows
+
+
+def _parse_uuid(cid: str, message: str = "Collection ID is not a valid UUIDv4") -> str:
+    try:
+        return str(uuid.UUID(cid))
+    except (ValueError, AttributeError, TypeError):
+        raise HTTPError(400, "InvalidArgumentError", message) from None
+
+
+def _tolist(x: Any) -> Any:
+    if x is None:
+        return None
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    return [(_tolist(e) if isinstance(e, np.ndarray) else e) for e in x]
+
+
+def _get_response(res: dict, include: list[str]) -> dict:
+    emb = res.get("embeddings")
+    if emb is not None:
+        emb = np.asarray(emb, dtype=np.float64).reshape(len(res["ids"]), -1).tolist() if len(res["ids"]) else []
+    return {
+        "ids": list(res["ids"]),
+        "embeddings": emb,
+        "documents": res.get("documents"),
+        "uris": res.get("uris"),
+        "metadatas": res.get("metadatas"),
+        "include": list(include),
+    }
+
+
+def _query_response(res: dict, include: list[str]) -> dict:
+    emb = res.get("embeddings")
+    return {
+        "ids": res["ids"],
+        "embeddings": None if emb is None else [np.asarray(e, dtype=np.float64).reshape(len(ids), -1).tolist() if len(ids) else [] for e, ids in zip(emb, res["ids"])],
+        "documents": res.get("documents"),
+        "uris": res.get("uris"),
+        "metadatas": res.get("metadatas"),
+        "distances": res.get("distances"),
+        "include": list(include),
+    }
+
+
+class _EFDescription:
+    """Carries a persisted embedding-function description (the JSON a client sent)
+    through the API, which stores ``{"type": "known", "name": name(), "config": get_config()}``."""
+
+    def __init__(self, desc: dict):
+        self._desc = desc
+
+    def name(self) -> str | None:
+        return self._desc.get("name") if self._desc.get("type") == "known" else None
+
+    def get_config(self) -> dict:
+        return self._desc.get("config") or {}
+
+    def __call__(self, _input: Any) -> Any:  # never used: the server does not embed
+        raise gerr.InvalidArgumentError("The server does not compute embeddings; send embeddings")
+
+
+def _configuration_in(cfg: dict | None) -> dict | None:
+    if cfg is None:
+        return None
+    cfg = dict(cfg)
+    ef = cfg.get("embedding_function")
+    if isinstance(ef, dict):
+        cfg["embedding_function"] = _EFDescription(ef)
+    elif ef is not None:
+        raise HTTPError(400, "InvalidArgumentError", "configuration.embedding_function must be an object")
+    for key in ("hnsw", "spann"):
+        if cfg.get(key) is not None and not isinstance(cfg[key], dict):
+            raise HTTPError(400, "InvalidArgumentError", f"configuration.{key} must be an object")
+    return cfg
+
+
+def schema_json(cfg: dict) -> dict:
+    """Chroma's default schema for a collection with this configuration (chromadb clients
+    read it, e.g. after ``modify(configuration=...)``); gleandb indexes every metadata key."""
+    hnsw = {**HNSW_SCHEMA_DEFAULTS, **{k: v for k, v in (cfg.get("hnsw") or {}).items() if k in HNSW_SCHEMA_DEFAULTS}}
+    space = (cfg.get("hnsw") or {}).get("space", "l2")
+    vconf: dict[str, Any] = {"space": space}
+    if cfg.get("embedding_function") is not None:
+        vconf["embedding_function"] = cfg["embedding_function"]
+    on, off = {"enabled": True, "config": {}}, {"enabled": False, "config": {}}
+    return {
+        "defaults": {
+            "string": {"fts_index": off, "string_inverted_index": on},
+            "float_list": {"vector_index": {"enabled": False, "config": {**vconf, "hnsw": hnsw}}},
+            "sparse_vector": {"sparse_vector_index": {"enabled": False, "config": {
+                "embedding_function": {"type": "unknown"}, "bm25": False}}},
+            "int": {"int_inverted_index": on},
+            "float": {"float_inverted_index": on},
+            "bool": {"bool_inverted_index": on},
+        },
+        "keys": {
+            "#embedding": {"float_list": {"vector_index": {"enabled": True, "config": {
+                **vconf, "source_key": "#document", "hnsw": hnsw}}}},
+            "#document": {"string": {"fts_index": on, "string_inverted_index": off}},
+        },
+    }
+
+
+HNSW_SCHEMA_DEFAULTS = {"ef_construction": 100, "max_neighbors": 16, "ef_search": 100, "num_threads": 2,
+                        "batch_size": 100, "sync_threshold": 1000, "resize_factor": 1.2}
+
+
+def collection_json(col: Any) -> dict:
+    model = col.get_model()
+    cfg = dict(col.configuration_json or {})
+    for key in ("hnsw", "spann", "embedding_function"):
+        cfg.setdefault(key, None)
+    return {
+        "id": str(col.id),
+        "name": col.name,
+        "configuration_json": cfg,
+        "schema": schema_json(cfg),
+        "metadata": col.metadata,
+        "dimension": model.get("dimension"),
+        "tenant": col.tenant,
+        "database": col.database,
+        "log_position": 0,
+        "version": int(model.get("version") or 0),
+    }
+
+
+# --------------------------------------------------------------------------- state
+
+
+class _MissingDatabase(Exception):
+    pass
+
+
+def _grant() -> Any:
+    from gleandb.server.middleware import current_grant
+
+    return current_grant.get()
+
+
+def _forbidden() -> HTTPError:
+    from gleandb.server.middleware import FORBIDDEN
+
+    return HTTPError(403, "AuthError", FORBIDDEN)
+
+
+def _regex_patterns(clause: Any) -> Any:
+    """The ``$regex`` / ``$not_regex`` operands anywhere in a filter."""
+    if isinstance(clause, dict):
+        for k, v in clause.items():
+            if k in ("$regex", "$not_regex") and isinstance(v, str):
+                yield v
+            else:
+                yield from _regex_patterns(v)
+    elif isinstance(clause, list):
+        for v in clause:
+            yield from _regex_patterns(v)
+
+
+def check_limits(settings: ServerSettings, *, where: Any = None, where_document: Any = None,
+                 n_results: int | None = None, n_queries: int | None = None) -> None:
+    """The server's per-request limits: 400 InvalidArgumentError naming the limit and the value."""
+    if n_results is not None and n_results > settings.max_query_results:
+        raise HTTPError(400, "InvalidArgumentError",
+                        f"n_results is {n_results}, more than this server's limit of {settings.max_query_results} "
+                        f"(max_query_results / GLEAN_MAX_QUERY_RESULTS)")
+    if n_queries is not None and n_queries > settings.max_query_embeddings:
+        raise HTTPError(400, "InvalidArgumentError",
+                        f"query_embeddings has {n_queries} embeddings, more than this server's limit of "
+                        f"{settings.max_query_embeddings} per request (max_query_embeddings / "
+                        f"GLEAN_MAX_QUERY_EMBEDDINGS); split the query into smaller requests")
+    for name, clause in (("where_document", where_document), ("where", where)):
+        for pattern in _regex_patterns(clause):
+            if len(pattern) > settings.max_regex_length:
+                raise HTTPError(400, "InvalidArgumentError",
+                                f"regex pattern in {name} is {len(pattern)} characters long, more than this "
+                                f"server's limit of {settings.max_regex_length} (max_regex_length / "
+                                f"GLEAN_MAX_REGEX_LENGTH)")
+
+
+class ServerState:
+    """The clients the routes use; all share the engine of ``path``."""
+
+    def __init__(self, path: str, settings: ServerSettings):
+        self.path = path
+        self.settings = settings
+        self.client_settings = gleandb.Settings(allow_reset=settings.allow_reset, anonymized_telemetry=False)
+        self._lock = threading.Lock()
+        # the AdminClient keeps the engine (and the store's writer lock) open for the server's life
+        self.admin = gleandb.AdminClient(self.client_settings.copy(is_persistent=True, persist_directory=path))
+        self._clients: dict[tuple[str, str], Any] = {}
+        self.known_tenants: set[str] = {gleandb.DEFAULT_TENANT}
+        self.closed = False
+
+    def client(self, tenant: str, database: str) -> Any:
+        key = (tenant, database)
+        with self._lock:
+            c = self._clients.get(key)
+            if c is not None:
+                return c
+        try:
+            c = gleandb.PersistentClient(self.path, settings=self.client_settings, tenant=tenant, database=database)
+        except ValueError as exc:  # "Could not connect to tenant/database ..."
+            raise _MissingDatabase(str(exc)) from None
+        with self._lock:
+            old = self._clients.get(key)
+            if old is not None:
+                c.close()
+                return old
+            self._clients[key] = c
+            self.known_tenants.add(tenant)
+        return c
+
+    def forget(self, tenant: str | None = None, database: str | None = None) -> None:
+        """Drop cached clients (after a database is deleted or the store reset)."""
+        with self._lock:
+            keys = [k for k in self._clients if (tenant is None or k[0] == tenant) and (database is None or k[1] == database)]
+            victims = [self._clients.pop(k) for k in keys]
+        for c in victims:
+            c.close()
+
+    def collection(self, tenant: str, database: str, cid: str, message: str | None = None) -> Any:
+        cid = _parse_uuid(cid) if message is None else cid
+        message = message or f"Collection [{cid}] does not exist."
+        try:
+            client = self.client(tenant, database)
+        except _MissingDatabase:
+            self._check_foreign(cid)
+            raise gerr.NotFoundError(message) from None
+        try:
+            return client.get_collection_by_id(cid, embedding_function=None)
+        except gerr.NotFoundError:
+            self._check_foreign(cid)
+            raise gerr.NotFoundError(message) from None
+
+    def _check_foreign(self, cid: str) -> None:
+        """For a tenant-bound token: 403 when the id names a collection outside what the
+        token may reach (the path's tenant/database was already authorised by the middleware)."""
+        grant = _grant()
+        if grant is None:
+            return
+        try:
+            rec = self.admin._catalog.get_collection_by_id(cid)
+        except Exception:
+            return  # no such collection anywhere: 404
+        if rec is not None:
+            raise _forbidden()
+
+    def collection_count(self) -> int:
+        n = 0
+        for tenant in sorted(self.known_tenants):
+            try:
+                dbs = self.admin.list_databases(tenant=tenant)
+            except Exception:
+                continue
+            for db in dbs:
+                try:
+                    n += self.client(tenant, db["name"]).count_collections()
+                except Exception:
+                    pass
+        return n
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.forget()
+        self.admin.close()
+
+
+# ------------------------------------------------------------------------ the app
+
+
+def create_app(path: str, settings: ServerSettings | None = None) -> FastAPI:
+    settings = settings or ServerSettings(path=str(path))
+    state = ServerState(str(path), settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        try:
+            yield
+        finally:
+            state.close()
+
+    app = FastAPI(
+        title="gleandb",
+        description="Chroma's v2 HTTP API served by gleandb's embedded engine",
+        version=gleandb.__version__,
+        lifespan=lifespan,
+        default_response_class=FastJSON,
+    )
+    app.state.glean = state
+
+    from gleandb.server.middleware import install_middleware
+
+    metrics = install_middleware(app, settings, state)
+
+    @app.exception_handler(RequestValidationError)
+    async def _on_validation(request: Request, exc: RequestValidationError):
+        return _error_response(*_validation_message(exc))
+
+    async def _on_error(request: Request, exc: Exception):
+        status, name, message = _from_exception(exc)
+        if status >= 500:
+            log.exception("error in %s %s", request.method, request.url.path, exc_info=exc)
+        return _error_response(status, name, message)
+
+    # gleandb errors and validation errors are Exceptions: route them through one handler
+    for cls in (HTTPError, gerr.ChromaError, ValueError, TypeError, OverflowError):
+        app.add_exception_handler(cls, _on_error)
+
+    # ------------------------------------------------------------------ system
+
+    @app.get(API, tags=["system"])
+    @app.get(API + "/heartbeat", tags=["system"])
+    def heartbeat() -> dict:
+        return {"nanosecond heartbeat": time.time_ns()}
+
+    @app.get(API + "/healthcheck", tags=["system"])
+    def healthcheck():
+        if state.closed:
+            return _error_response(503, "ChromaError", "The server is shutting down")
+        return {"is_executor_ready": True, "is_log_client_ready": True}
+
+    @app.get(API + "/version", tags=["system"])
+    def version() -> str:
+        return "1.0.0"
+
+    @app.get(API + "/pre-flight-checks", tags=["system"])
+    def pre_flight_checks() -> dict:
+        return {"max_batch_size": settings.max_batch_size, "supports_base64_encoding": True}
+
+    @app.get(API + "/auth/identity", tags=["system"])
+    def identity(request: Request) -> dict:
+        user = getattr(request.state, "user_id", "") or ""
+        grant = getattr(request.state, "grant", None)
+        if grant is not None:
+            # as Chroma Cloud: clients with chroma_overwrite_singleton_tenant_database_access_from_auth
+            # use this tenant, and the database when there is exactly one
+            return {"user_id": user, "tenant": grant.tenant,
+                    "databases": list(grant.databases) if grant.databases is not None else ["*"]}
+        return {"user_id": user, "tenant": gleandb.DEFAULT_TENANT, "databases": [gleandb.DEFAULT_DATABASE]}
+
+    @app.post(API + "/reset", tags=["system"])
+    def reset() -> bool:
+        if not settings.allow_reset:
+            raise HTTPError(403, "ChromaError", "Reset is disabled by config")
+        client = state.client(gleandb.DEFAULT_TENANT, gleandb.DEFAULT_DATABASE)
+        client.reset()
+        state.forget()
+        state.known_tenants = {gleandb.DEFAULT_TENANT}
+        return True
+
+    # ------------------------------------------------------- tenants/databases
+
+    @app.post(API + "/tenants", tags=["tenants"])
+    def create_tenant(body: CreateTenant) -> dict:
+        if len(body.name) < 3:
+            raise HTTPError(400, "InvalidArgumentError", "Validation error: name: Validation error: length [{\"min\": Number(3)}]")
+        state.admin.create_tenant(body.name)
+        state.known_tenants.add(body.name)
+        return {}
+
+    @app.get(API + "/tenants/{tenant}", tags=["tenants"])
+    def get_tenant(tenant: str) -> dict:
+        state.admin.get_tenant(tenant)
+        state.known_tenants.add(tenant)
+        return {"name": tenant, "resource_name": None}
+
+    @app.patch(API + "/tenants/{tenant}", tags=["tenants"])
+    def update_tenant(tenant: str) -> dict:
+        raise HTTPError(501, "ChromaError", "Updating a tenant is not supported by this server")
+
+    @app.get(API + "/tenants/{tenant}/databases", tags=["databases"])
+    def list_databases(tenant: str, limit: Optional[QueryU32] = Query(None), offset: Optional[QueryU32] = Query(None)) -> list:
+        # Chroma lists databases sorted by name, then pages
+        dbs = sorted(state.admin.list_databases(tenant=tenant), key=lambda d: d["name"])
+        grant = _grant()
+        if grant is not None and grant.databases is not None:
+            dbs = [d for d in dbs if d["name"] in grant.databases]
+        dbs = dbs[offset or 0:]
+        if limit is not None:
+            dbs = dbs[:limit]
+        return [{"id": str(d["id"]), "name": d["name"], "tenant": d.get("tenant", tenant)} for d in dbs]
+
+    @app.post(API + "/tenants/{tenant}/databases", tags=["databases"])
+    def create_database(tenant: str, body: CreateDatabase) -> dict:
+        grant = _grant()
+        if grant is not None and grant.databases is not None and body.name not in grant.databases:
+            raise _forbidden()
+        state.admin.create_database(body.name, tenant=tenant)
+        state.known_tenants.add(tenant)
+        return {}
+
+    @app.get(API + "/tenants/{tenant}/databases/{database}", tags=["databases"])
+    def get_database(tenant: str, database: str) -> dict:
+        d = state.admin.get_database(database, tenant=tenant)
+        return {"id": str(d["id"]), "name": d["name"], "tenant": d.get("tenant", tenant)}
+
+    @app.delete(API + "/tenants/{tenant}/databases/{database}", tags=["databases"])
+    def delete_database(tenant: str, database: str) -> dict:
+        state.forget(tenant, database)
+        state.admin.delete_database(database, tenant=tenant)
+        return {}
+
+    # ------------------------------------------------------------- collections
+
+    DB = API + "/tenants/{tenant}/databases/{database}"
+
+    @app.get(DB + "/collections", tags=["collections"])
+    def list_collections(tenant: str, database: str, limit: Optional[QueryU32] = Query(None), offset: Optional[QueryU32] = Query(None)) -> list:
+        try:
+            client = state.client(tenant, database)
+        except _MissingDatabase:
+            return []
+        return [collection_json(c) for c in client.list_collections(limit=limit, offset=offset)]
+
+    @app.get(DB + "/collections_count", tags=["collections"])
+    def count_collections(tenant: str, database: str) -> int:
+        try:
+            return state.client(tenant, database).count_collections()
+        except _MissingDatabase:
+            return 0
+
+    @app.post(DB + "/collections", tags=["collections"])
+    def create_collection(tenant: str, database: str, body: CreateCollection) -> dict:
+        try:
+            client = state.client(tenant, database)
+        except _MissingDatabase:
+            raise HTTPError(400, "InvalidArgumentError", f"Database [{database}] does not exist") from None
+        try:
+            col = client.create_collection(
+                body.name,
+                configuration=_configuration_in(body.configuration),
+                metadata=body.metadata,
+                embedding_function=None,
+                get_or_create=body.get_or_create,
+            )
+        except gerr.InternalError as exc:
+            if "already exists" in str(exc):
+                raise HTTPError(409, "ChromaError", str(exc)) from None
+            raise
+        except gerr.NotFoundError as exc:
+            if str(exc).startswith("Database ["):
+                raise HTTPError(400, "InvalidArgumentError", str(exc)) from None
+            raise
+        return collection_json(col)
+
+    @app.get(DB + "/collections/by-id/{collection_id}", tags=["collections"])
+    def get_collection_by_id(tenant: str, database: str, collection_id: str) -> dict:
+        cid = _parse_uuid(collection_id, "Validation error: collection_id: Invalid collection ID format, expected UUID")
+        return collection_json(state.collection(tenant, database, cid, f"Collection [{cid}] does not exist"))
+
+    @app.get(DB + "/collections/{name}", tags=["collections"])
+    def get_collection(tenant: str, database: str, name: str) -> dict:
+        try:
+            col = state.client(tenant, database).get_collection(name, embedding_function=None)
+        except _MissingDatabase:
+            raise gerr.NotFoundError(f"Collection [{name}] does not exist") from None
+        return collection_json(col)
+
+    @app.put(DB + "/collections/{collection_id}", tags=["collections"])
+    def update_collection(tenant: str, database: str, collection_id: str, body: UpdateCollection) -> dict:
+        col = state.collection(tenant, database, collection_id)
+        cfg = _configuration_in(body.new_configuration)
+        try:
+            col.modify(name=body.new_name, metadata=body.new_metadata, configuration=cfg)
+        except gerr.InternalError as exc:
+            if "already exists" in str(exc):
+                raise HTTPError(409, "ChromaError", str(exc)) from None
+            raise
+        return {}
+
+    @app.delete(DB + "/collections/{name}", tags=["collections"])
+    def delete_collection(tenant: str, database: str, name: str) -> dict:
+        try:
+            client = state.client(tenant, database)
+        except _MissingDatabase:
+            raise gerr.NotFoundError(f"Collection [{name}] does not exist") from None
+        client.delete_collection(name)
+        return {}
+
+    # ----------------------------------------------------------------- records
+
+    COL = DB + "/collections/{collection_id}"
+
+    @app.post(COL + "/add", status_code=201, tags=["records"])
+    def add(tenant: str, database: str, collection_id: str, body: AddRecords) -> dict:
+        col = state.collection(tenant, database, collection_id)
+        col.add(ids=body.ids, embeddings=_decode_embeddings(body.embeddings), metadatas=body.metadatas,
+                documents=body.documents, uris=body.uris)
+        return {}
+
+    @app.post(COL + "/upsert", tags=["records"])
+    def upsert(tenant: str, database: str, collection_id: str, body: UpsertRecords) -> dict:
+        col = state.collection(tenant, database, collection_id)
+        col.upsert(ids=body.ids, embeddings=_decode_embeddings(body.embeddings), metadatas=body.metadatas,
+                   documents=body.documents, uris=body.uris)
+        return {}
+
+    @app.post(COL + "/update", tags=["records"])
+    def update(tenant: str, database: str, collection_id: str, body: UpdateRecords) -> dict:
+        col = state.collection(tenant, database, collection_id)
+        ids, embeddings = body.ids, _decode_embeddings(body.embeddings)
+        documents, metadatas, uris = body.documents, body.metadatas, body.uris
+        if embeddings is None and (documents is not None or uris is not None):
+            # Chroma's server updates documents without re-embedding; the embedded API would
+            # embed them, so send the current vectors along (ids that do not exist are skipped,
+            # as update skips them anyway).
+            cur = col.get(ids=ids, include=["embeddings"])
+            vec = {i: e for i, e in zip(cur["ids"], cur["embeddings"])}
+            keep = [k for k, i in enumerate(ids) if i in vec]
+            if len(keep) != len(ids):
+                pick = lambda xs: None if xs is None else [xs[k] for k in keep if k < len(xs)]  # noqa: E731
+                ids, documents, metadatas, uris = pick(ids), pick(documents), pick(metadatas), pick(uris)
+            if not ids:
+                return {}
+            embeddings = np.asarray([vec[i] for i in ids], dtype=np.float32)
+        col.update(ids=ids, embeddings=embeddings, metadatas=metadatas, documents=documents, uris=uris)
+        return {}
+
+    @app.post(COL + "/delete", tags=["records"])
+    def delete(tenant: str, database: str, collection_id: str, body: DeleteRecords) -> dict:
+        check_limits(settings, where=body.where, where_document=body.where_document)
+        col = state.collection(tenant, database, collection_id)
+        if body.limit is not None and body.where is None and body.where_document is None:
+            raise HTTPError(400, "InvalidArgumentError",
+                            "Validation error: limit, where: limit can only be specified when a where clause is provided")
+        res = col.delete(ids=body.ids, where=body.where, where_document=body.where_document, limit=body.limit)
+        return {"deleted": int((res or {}).get("deleted", 0))}
+
+    @app.get(COL + "/count", tags=["records"])
+    def count(tenant: str, database: str, collection_id: str, read_level: Optional[str] = None) -> int:
+        return state.collection(tenant, database, collection_id).count()
+
+    @app.post(COL + "/count", tags=["records"])
+    def count_where(tenant: str, database: str, collection_id: str, body: CountRecords) -> int:
+        """gleandb extension: count the records matching filters."""
+        check_limits(settings, where=body.where, where_document=body.where_document)
+        return state.collection(tenant, database, collection_id).count(where=body.where, where_document=body.where_document)
+
+    @app.post(COL + "/get", tags=["records"])
+    def get(tenant: str, database: str, collection_id: str, body: GetRecords) -> dict:
+        check_limits(settings, where=body.where, where_document=body.where_document)
+        col = state.collection(tenant, database, collection_id)
+        res = col.get(ids=body.ids, where=body.where, limit=body.limit, offset=body.offset,
+                      where_document=body.where_document, include=list(body.include), order_by=body.order_by)
+        return _get_response(res, body.include)
+
+    @app.post(COL + "/query", tags=["records"])
+    def query(tenant: str, database: str, collection_id: str, body: QueryRecords) -> dict:
+        check_limits(settings, where=body.where, where_document=body.where_document,
+                     n_results=body.n_results, n_queries=len(body.query_embeddings))
+        col = state.collection(tenant, database, collection_id)
+        include = list(body.include)
+        if not body.query_embeddings:
+            return {"ids": [], "embeddings": None if "embeddings" not in include else [],
+                    **{k: ([] if k in include else None) for k in ("documents", "uris", "metadatas", "distances")},
+                    "include": include}
+        q = _decode_embeddings(body.query_embeddings)
+        res = col.query(query_embeddings=q, n_results=body.n_results, ids=body.ids, where=body.where,
+                        where_document=body.where_document, include=include)
+        return _query_response(res, include)
+
+    # ------------------------------------------------- not served locally (Cloud)
+
+    @app.post(COL + "/search", tags=["records"])
+    def search(tenant: str, database: str, collection_id: str) -> dict:
+        raise HTTPError(501, "ChromaError",
+                        "Error executing plan: Not implemented: Search operation is not implemented for local executor")
+
+    @app.post(COL + "/fork", tags=["collections"])
+    def fork(tenant: str, database: str, collection_id: str) -> dict:
+        raise HTTPError(501, "ChromaError", "Collection forking is unsupported for local chroma")
+
+    @app.get(COL + "/fork_count", tags=["collections"])
+    def fork_count(tenant: str, database: str, collection_id: str) -> dict:
+        raise HTTPError(501, "ChromaError", "Count forks is unsupported for local chroma")
+
+    @app.get(COL + "/indexing_status", tags=["collections"])
+    def indexing_status(tenant: str, database: str, collection_id: str) -> dict:
+        raise HTTPError(501, "ChromaError", "Indexing status is unsupported for local chroma")
+
+    if metrics is not None:
+        @app.get("/metrics", include_in_schema=False)
+        def metrics_endpoint() -> Response:
+            body, content_type = metrics.render()
+            return Response(body, media_type=content_type)
+
+    return app

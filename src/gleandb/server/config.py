@@ -1,0 +1,169 @@
+"""Server options: defaults < YAML config file < ``GLEAN_*`` environment < command-line flags."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class ServerSettings:
+    path: str = "./data"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    allow_reset: bool = False
+    # requests with a larger body are refused with 413
+    max_body_bytes: int = 64 * 1024 * 1024
+    # advertised by /pre-flight-checks; the engine itself has no batch limit
+    max_batch_size: int = 100_000
+    # static tokens accepted as "Authorization: Bearer <t>" or "X-Chroma-Token: <t>": plain
+    # strings (unrestricted) or, from a YAML file, {token, tenant, databases} (bound to a tenant)
+    auth_tokens: list[Any] = field(default_factory=list)
+    # "user:password" pairs accepted as HTTP basic auth
+    auth_basic: list[str] = field(default_factory=list)
+    cors_allow_origins: list[str] = field(default_factory=list)
+    log_level: str = "info"
+    # one JSON line per request on the "gleandb.access" logger (stderr), at info level
+    access_log: bool = True
+    # per-request limits, answered with 400 InvalidArgumentError naming the limit
+    max_query_results: int = 10_000
+    max_query_embeddings: int = 1_000
+    max_regex_length: int = 4_096
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.auth_tokens or self.auth_basic)
+
+
+@dataclass(frozen=True)
+class TokenGrant:
+    """A configured token; ``tenant`` None = unrestricted, ``databases`` None = all of the tenant's."""
+
+    token: str
+    tenant: str | None = None
+    databases: tuple[str, ...] | None = None
+
+    @property
+    def bound(self) -> bool:
+        return self.tenant is not None
+
+
+_GRANT_KEYS = {"token", "tenant", "databases"}
+
+
+def parse_token_entry(entry: Any) -> TokenGrant:
+    """A plain string, or a mapping ``{token, tenant, databases}``; ValueError with the reason
+    (never quoting the token itself)."""
+    if isinstance(entry, str):
+        if not entry:
+            raise ValueError("auth_tokens: empty token")
+        return TokenGrant(entry)
+    if isinstance(entry, TokenGrant):
+        return entry
+    if not isinstance(entry, dict):
+        raise ValueError(f"auth_tokens entries must be strings or mappings with token/tenant/databases, "
+                         f"got {type(entry).__name__}")
+    unknown = set(entry) - _GRANT_KEYS
+    if unknown:
+        raise ValueError(f"auth_tokens: unknown key(s) {', '.join(sorted(map(str, unknown)))}; "
+                         f"known: databases, tenant, token")
+    token = entry.get("token")
+    if not isinstance(token, str) or not token:
+        raise ValueError("auth_tokens: each mapping needs a non-empty string 'token'")
+    tenant = entry.get("tenant")
+    if tenant is not None and (not isinstance(tenant, str) or not tenant):
+        raise ValueError("auth_tokens: 'tenant' must be a non-empty string")
+    dbs = entry.get("databases")
+    if dbs is not None:
+        if isinstance(dbs, str):
+            dbs = [dbs]
+        if not isinstance(dbs, (list, tuple)) or not dbs or not all(isinstance(d, str) and d for d in dbs):
+            raise ValueError("auth_tokens: 'databases' must be a non-empty list of database names")
+        if tenant is None:
+            raise ValueError("auth_tokens: 'databases' needs a 'tenant'")
+        dbs = tuple(dbs)
+    return TokenGrant(token, tenant, dbs)
+
+
+def token_grants(settings: "ServerSettings") -> list[TokenGrant]:
+    return [parse_token_entry(e) for e in settings.auth_tokens]
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(ServerSettings)}
+_LIST_FIELDS = {"auth_tokens", "auth_basic", "cors_allow_origins"}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Convert a value from a file, the environment or a flag to the field's type."""
+    if name not in _FIELDS:
+        raise ValueError(f"unknown server setting {name!r}; known: {', '.join(sorted(_FIELDS))}")
+    if name in _LIST_FIELDS:
+        if value is None:
+            return []
+        if isinstance(value, str):
+            return [p.strip() for p in value.split(",") if p.strip()]
+        if isinstance(value, (list, tuple)):
+            if name == "auth_tokens":
+                out = []
+                for p in value:
+                    g = parse_token_entry(p)  # validates
+                    out.append(p if isinstance(p, str) else
+                               {"token": g.token, "tenant": g.tenant,
+                                "databases": None if g.databases is None else list(g.databases)})
+                return out
+            return [str(p) for p in value]
+        raise ValueError(f"server setting {name!r} must be a list or a comma-separated string, got {value!r}")
+    default = _FIELDS[name].default
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        s = str(value).strip().lower()
+        if s in ("1", "true", "yes", "on"):
+            return True
+        if s in ("0", "false", "no", "off", ""):
+            return False
+        raise ValueError(f"server setting {name!r} must be a boolean, got {value!r}")
+    if isinstance(default, int):
+        if isinstance(value, bool):
+            raise ValueError(f"server setting {name!r} must be an integer, got {value!r}")
+        try:
+            n = int(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"server setting {name!r} must be an integer, got {value!r}") from None
+        if name.startswith("max_") and n < 1:
+            raise ValueError(f"server setting {name!r} must be at least 1, got {n}")
+        return n
+    return str(value)
+
+
+def env_name(name: str) -> str:
+    return "GLEAN_" + name.upper()
+
+
+def load_settings(
+    cli: dict[str, Any] | None = None,
+    config_file: str | None = None,
+    environ: dict[str, str] | None = None,
+) -> ServerSettings:
+    """Merge the sources; ``cli`` values of None mean "not given"."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    config_file = config_file or environ.get("GLEAN_CONFIG")
+    if config_file:
+        import yaml
+
+        with open(config_file, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{config_file}: expected a mapping of settings, got {type(data).__name__}")
+        for key, value in data.items():
+            values[key.replace("-", "_")] = _coerce(key.replace("-", "_"), value)
+    for name in _FIELDS:
+        if env_name(name) in environ:
+            values[name] = _coerce(name, environ[env_name(name)])
+    for name, value in (cli or {}).items():
+        if value is not None:
+            values[name] = _coerce(name, value)
+    return ServerSettings(**values)
