@@ -284,6 +284,11 @@ def test_wire_format(http_client, server):
     assert 'glean_http_requests_total{method="POST",route="/api/v2/tenants/{tenant}/databases/{database}/collections/{collection_id}/add",status="201"}' in metrics
     assert "glean_http_request_duration_seconds_bucket" in metrics
     assert "glean_collections 1.0" in metrics
+    records = [l for l in metrics.splitlines() if l.startswith('glean_collection_records{collection="wire"')]
+    count = httpx.get(base + "/count").json()
+    assert records and float(records[0].rsplit(" ", 1)[1]) == count
+    assert 'glean_flushes_total{collection="wire"' in metrics
+    assert 'glean_compactions_total{collection="wire"' in metrics
 
 
 def test_update_documents_without_embeddings_keeps_vectors(http_client, server):

@@ -73,7 +73,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cli = {k: getattr(args, k) for k in (
         "path", "host", "port", "allow_reset", "max_body_bytes", "auth_tokens", "auth_basic",
-        "cors_allow_origins", "log_level",
+        "cors_allow_origins", "log_level", "access_log",
     )}
     try:
         settings = load_settings(cli, args.config)
@@ -100,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         "Every option can also come from a GLEAN_<NAME> environment variable or a YAML file "
         "(--config / GLEAN_CONFIG); flags win over the environment, which wins over the file. See docs/server.md.",
     )
+    run.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=None,
+                     help="JSON access log on stderr (GLEAN_ACCESS_LOG, default on)")
     run.add_argument("--path", default=None, help="store directory (GLEAN_PATH, default ./data)")
     run.add_argument("--host", default=None, help="address to bind (GLEAN_HOST, default 127.0.0.1)")
     run.add_argument("--port", type=int, default=None, help="port (GLEAN_PORT, default 8000)")

@@ -70,6 +70,11 @@ class Engine:
         self.worker.wait_idle()  # a job already running finishes before the files go
         self.storage.delete_prefix(self.collection_prefix(cid))
 
+    def open_stores(self) -> list[tuple[str, CollectionStore]]:
+        """(collection id, store) of every collection opened since the engine started."""
+        with self._mutex:
+            return list(self._stores.items())
+
     def flush(self, wait: bool = True) -> None:
         with self._mutex:
             stores = list(self._stores.values())

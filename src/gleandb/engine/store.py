@@ -112,6 +112,8 @@ class CollectionStore:
         self._durable = storage.durable
         self.wal = WriteAheadLog(storage, prefix, sync=params.wal_sync)
         self._compaction_pending = False
+        # activity counters since open (exported as metrics by the server)
+        self.stats = {"flushes": 0, "rows_flushed": 0, "compactions": 0, "rows_compacted": 0}
         self._open()
 
     # ------------------------------------------------------------------ open
@@ -383,6 +385,8 @@ class CollectionStore:
                     if v.seg.name == name:
                         views[i] = SegView(seg, v.deleted, v.n_deleted, PERSISTED)
                 self._views = tuple(views)
+                self.stats["flushes"] += 1
+                self.stats["rows_flushed"] += seg.n
         with self._lock:
             if self._closed:
                 return
@@ -534,6 +538,8 @@ class CollectionStore:
                             locs[id_] = new_seg.name
                 self._views = tuple(views)
                 self._publish(self.persisted_position)
+                self.stats["compactions"] += 1
+                self.stats["rows_compacted"] += new_seg.n if new_seg is not None else 0
         finally:
             with self._lock:
                 self._compaction_pending = False
