@@ -246,7 +246,8 @@ class ClientAPI(_EngineUser):
         non-default function wins, else the one persisted in the configuration."""
         ef = embedding_function
         persisted = rec.configuration.get("embedding_function")
-        if ef is None or isinstance(ef, DefaultEmbeddingFunction):
+        persisted_name = (persisted or {}).get("name")
+        if ef is None or (isinstance(ef, DefaultEmbeddingFunction) and persisted_name != "default"):
             ef = build_ef(persisted) or ef
         elif (
             persisted

@@ -29,8 +29,11 @@ class DefaultEmbeddingFunction:
     instances), so constructing one is free. See ``gleandb.embeddings.minilm``.
     """
 
-    def __init__(self, batch_size: int = 32) -> None:
+    def __init__(self, batch_size: int = 32, show_progress: bool = False) -> None:
         self.batch_size = batch_size
+        # A progress bar (tqdm, stderr) per call, forced even when stderr is not a TTY.
+        # Not part of the configuration: persistence is unchanged ({} under "default").
+        self.show_progress = bool(show_progress)
 
     @staticmethod
     def name() -> str:
@@ -63,6 +66,11 @@ class DefaultEmbeddingFunction:
         return False
 
     def __call__(self, input: Any) -> list[np.ndarray]:
+        return self.encode(input)
+
+    def encode(self, input: Any, progress: Any = None) -> list[np.ndarray]:
+        """Embed ``input``; ``progress(n)`` is called (in this thread) after each batch of
+        ``n`` documents. Without ``progress``, a bar is drawn only if ``show_progress``."""
         if isinstance(input, str):
             input = [input]
         docs = list(input)
@@ -76,7 +84,16 @@ class DefaultEmbeddingFunction:
             return []
         from gleandb.embeddings.minilm import shared_model
 
-        return list(shared_model().encode(docs, batch_size=self.batch_size))
+        model = shared_model()
+        if progress is not None or not self.show_progress:
+            return list(model.encode(docs, batch_size=self.batch_size, progress=progress))
+        from gleandb.embeddings.progress import progress_bar
+
+        bar = progress_bar(len(docs), "embedding", enabled=True)
+        try:
+            return list(model.encode(docs, batch_size=self.batch_size, progress=bar.update))
+        finally:
+            bar.close()
 
     def embed_query(self, input: Any) -> list[np.ndarray]:
         return self(input)
@@ -88,7 +105,7 @@ class DefaultEmbeddingFunction:
         return hash("default")
 
     def __repr__(self) -> str:
-        return "DefaultEmbeddingFunction()"
+        return "DefaultEmbeddingFunction(show_progress=True)" if self.show_progress else "DefaultEmbeddingFunction()"
 
 
 def ef_name(ef: Any) -> str | None:
@@ -131,6 +148,7 @@ def register_embedding_function(cls: Any) -> Any:
 _PROVIDER_MODULES = {
     "openai": "gleandb.embeddings.openai",
     "gleandb_hashing": "gleandb.embeddings.hashing",
+    "sentence_transformer": "gleandb.embeddings.sentence_transformer",
 }
 
 

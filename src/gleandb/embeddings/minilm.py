@@ -25,9 +25,9 @@ import json
 import math
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed, wait
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -261,8 +261,16 @@ class MiniLM:
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         return [e.ids for e in self.tokenizer.encode_batch(list(texts), add_special_tokens=True)]
 
-    def encode(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+    def encode(
+        self,
+        texts: Sequence[str],
+        batch_size: int | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
         """Unit-length float32 vectors (n, 384), in input order.
+
+        ``progress(n)``, if given, is called in the calling thread after each batch with
+        the number of texts that batch embedded (the calls add up to ``len(texts)``).
 
         Texts are sorted by token count and cut into batches (little padding). With more
         than one batch and more than one core, batches run on a thread pool, one per core,
@@ -291,9 +299,23 @@ class MiniLM:
         if len(batches) == 1 or self._pool is None:
             for sel in batches:
                 run(sel)
+                if progress is not None:
+                    progress(len(sel))
         else:
             with self._parallel_lock, self._one_blas_thread():
-                list(self._pool.map(run, batches))
+                futures = {self._pool.submit(run, sel): len(sel) for sel in batches}
+                try:
+                    for fut in as_completed(futures):
+                        fut.result()
+                        if progress is not None:
+                            progress(futures[fut])
+                except BaseException:
+                    # an error (or Ctrl-C, or a failing callback): drop the batches not
+                    # started and let the running ones finish before BLAS threads come back
+                    for fut in futures:
+                        fut.cancel()
+                    wait(futures)
+                    raise
         return out
 
     def _embed_batch(self, ids: list[list[int]], lengths: np.ndarray, sel: np.ndarray) -> np.ndarray:
