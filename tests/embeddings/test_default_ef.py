@@ -41,8 +41,11 @@ def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def test_matches_sentence_transformers(ef, reference):
     sentences, ref = reference
+    assert sentences[0] == ""  # the model itself embeds "" like chromadb; the function refuses it
+    np.testing.assert_allclose(minilm.shared_model().encode([""]), ref[:1], atol=1e-4)
+    sentences, ref = sentences[1:], ref[1:]
     out = ef(sentences)
-    assert isinstance(out, list) and len(out) == 100
+    assert isinstance(out, list) and len(out) == 99
     assert all(isinstance(v, np.ndarray) and v.dtype == np.float32 and v.shape == (384,) for v in out)
     got = np.vstack(out)
     cos = _cos(got, ref)
@@ -72,12 +75,18 @@ def test_truncates_at_256_tokens(ef):
     assert minilm.MAX_TOKENS == 256 and ef.max_tokens() == 256
 
 
-def test_empty_string_is_embedded_like_chromadb(ef, reference):
-    # chromadb passes "" to its embedding function and the ONNX MiniLM embeds [CLS][SEP]
-    sentences, ref = reference
-    assert sentences[0] == ""
-    (v,) = ef([""])
-    assert _cos(v[None], ref[:1])[0] >= 0.999
+def test_empty_string_is_rejected_clearly(ef, tmp_path):
+    with pytest.raises(ValueError, match=r"cannot embed an empty string \(document at index 1\)"):
+        ef(["fine", ""])
+    import gleandb
+
+    client = gleandb.PersistentClient(str(tmp_path))
+    col = client.create_collection("texts")  # the default embedding function
+    col.add(ids=["a"], documents=["a real sentence"])
+    with pytest.raises(ValueError, match="empty string"):
+        col.add(ids=["b", "c"], documents=["another one", ""])
+    assert col.get()["ids"] == ["a"]  # nothing of the failed call was written
+    client.close()
 
 
 @pytest.mark.parametrize("bad,index,typename", [(["ok", None], 1, "NoneType"), ([3], 0, "int"), (["a", "b", b"x"], 2, "bytes")])

@@ -80,6 +80,13 @@ class DefaultEmbeddingFunction:
                     f"The default embedding function embeds text: expected each document to be a str, "
                     f"got {type(d).__name__} at index {i}"
                 )
+            if not d:
+                # chromadb embeds "" as if it meant something; an empty text has no meaning
+                # to search for, so it is refused (pass an embedding for it explicitly)
+                raise ValueError(
+                    f"The default embedding function cannot embed an empty string (document at index {i}): "
+                    "pass a non-empty text, or an explicit embedding for it"
+                )
         if not docs:
             return []
         from gleandb.embeddings.minilm import shared_model
