@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 from gleandb.api import validation as v
 from gleandb.api.collection import Collection
-from gleandb.api.errors import ChromaAuthError, InvalidArgumentError, NotFoundError
+from gleandb.api.errors import InvalidArgumentError, NotFoundError
 from gleandb.api.settings import Settings
 from gleandb.catalog.catalog import DEFAULT_DATABASE, DEFAULT_TENANT, CollectionRecord
 from gleandb.embeddings.functions import DefaultEmbeddingFunction, build_ef, describe_ef, ef_name

@@ -19,7 +19,6 @@ from gleandb.api.errors import InvalidArgumentError
 from gleandb.api.results import GetResult, QueryResult
 from gleandb.engine.store import CollectionStore, Hydrated, SegView
 from gleandb.engine.wal import WalBatch
-from gleandb.embeddings.functions import DefaultEmbeddingFunction
 from gleandb.index.filters import compile_filter, parse_column_name
 
 if TYPE_CHECKING:
@@ -369,6 +368,20 @@ class Collection:
         snap = self._store.snapshot()
         return sum(len(r) for _vi, r in self._select(snap, filt, None))
 
+    def _prepare_query(
+        self, query_embeddings, query_texts, query_images, query_uris, ids, n_results, where, where_document, include
+    ):
+        """chromadb's checks of a query, in its order, then embedding of query texts.
+        Shared with the HTTP collection so both raise the same errors."""
+        qi = v.prepare_query_inputs(query_embeddings, query_texts, query_images, query_uris)
+        include = v.validate_include(include, "query", has_data_loader=self._data_loader is not None)
+        n_results = v.validate_n_results(n_results)
+        with v.validation_context("query"):
+            filt = compile_filter(where, where_document)
+        qi = self._embed("query", qi)
+        id_list = v.validate_query_ids(ids)
+        return qi, include, n_results, filt, id_list
+
     def query(
         self,
         query_embeddings=None,
@@ -382,13 +395,9 @@ class Collection:
         include=DEFAULT_QUERY_INCLUDE,
     ) -> QueryResult:
         """k nearest neighbours of each query, among the records that pass the filters."""
-        qi = v.prepare_query_inputs(query_embeddings, query_texts, query_images, query_uris)
-        include = v.validate_include(include, "query", has_data_loader=self._data_loader is not None)
-        n_results = v.validate_n_results(n_results)
-        with v.validation_context("query"):
-            filt = compile_filter(where, where_document)
-        qi = self._embed("query", qi)
-        id_list = v.validate_query_ids(ids)
+        qi, include, n_results, filt, id_list = self._prepare_query(
+            query_embeddings, query_texts, query_images, query_uris, ids, n_results, where, where_document, include
+        )
         store = self._store
         dim = store.dimension
         queries = v.query_embedding_matrix(qi.embeddings, dim)

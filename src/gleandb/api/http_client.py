@@ -473,13 +473,9 @@ class _HttpCollectionBase(Collection):
         include=DEFAULT_QUERY_INCLUDE,
     ) -> Plan:
         """k nearest neighbours of each query, among the records that pass the filters."""
-        qi = v.prepare_query_inputs(query_embeddings, query_texts, query_images, query_uris)
-        include = v.validate_include(include, "query", has_data_loader=self._data_loader is not None)
-        n_results = v.validate_n_results(n_results)
-        with v.validation_context("query"):
-            compile_filter(where, where_document)
-        qi = self._embed("query", qi)
-        id_list = v.validate_query_ids(ids)
+        qi, include, n_results, _filt, id_list = self._prepare_query(
+            query_embeddings, query_texts, query_images, query_uris, ids, n_results, where, where_document, include
+        )
         queries = v.query_embedding_matrix(qi.embeddings, None)
         body = {
             "ids": id_list,

@@ -88,7 +88,6 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import math
 import re
 from dataclasses import dataclass, replace
 from typing import Any, Iterator, Literal, Sequence
