@@ -155,14 +155,17 @@ def test_bound_token_is_refused_outside_its_tenant(auth_server):
     _assert_forbidden(httpx.post(f"{other_db}/collections/{oid}/add", headers=h,
                                  json={"ids": ["y"], "embeddings": [[0.0, 1.0]]}))
     _assert_forbidden(httpx.post(f"{other_db}/collections/{oid}/delete", json={"ids": ["x"]}, headers=h))
-    # the other tenant's collection id under the token's own tenant/database
+    # the other tenant's collection id under the token's own tenant/database: the same 404 as
+    # an id that exists nowhere, so the answer does not reveal that the id exists
     own = f"{base}/tenants/acme/databases/prod/collections"
-    _assert_forbidden(httpx.post(f"{own}/{oid}/get", json={}, headers=h))
-    _assert_forbidden(httpx.post(f"{own}/{oid}/query", json={"query_embeddings": [[1.0, 0.0]]}, headers=h))
-    _assert_forbidden(httpx.get(f"{own}/by-id/{oid}", headers=h))
-    # an id that exists nowhere is still 404
-    r = httpx.post(f"{own}/00000000-0000-4000-8000-000000000000/get", json={}, headers=h)
-    assert r.status_code == 404 and r.json()["error"] == "NotFoundError"
+    missing = "00000000-0000-4000-8000-000000000000"
+    for make in (lambda c: httpx.post(f"{own}/{c}/get", json={}, headers=h),
+                 lambda c: httpx.post(f"{own}/{c}/query", json={"query_embeddings": [[1.0, 0.0]]}, headers=h),
+                 lambda c: httpx.get(f"{own}/by-id/{c}", headers=h)):
+        foreign, nowhere = make(oid), make(missing)
+        assert foreign.status_code == nowhere.status_code == 404, (foreign.text, nowhere.text)
+        assert foreign.json()["error"] == "NotFoundError"
+        assert foreign.json()["message"].replace(oid, missing) == nowhere.json()["message"]
     # another database of its own tenant
     _assert_forbidden(httpx.get(f"{base}/tenants/acme/databases/staging/collections", headers=h))
     _assert_forbidden(httpx.post(f"{base}/tenants/acme/databases", json={"name": "newdb"}, headers=h))
