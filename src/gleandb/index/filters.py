@@ -602,6 +602,10 @@ def _doc_regex(doc: pa.ChunkedArray, pattern: str) -> np.ndarray:
     return np.concatenate(list(results))
 
 
+# above this fraction of a segment's rows as candidates, a full (parallel) scan is as cheap
+INDEX_MAX_FRACTION = 0.5
+
+
 def _verify(ctx: _Ctx, doc: pa.ChunkedArray, query, re2: str) -> np.ndarray | None:
     """Rows matching ``re2``, checking only the trigram index's candidates for
     ``query``; None when there is no index or it would not narrow the scan."""
@@ -611,8 +615,8 @@ def _verify(ctx: _Ctx, doc: pa.ChunkedArray, query, re2: str) -> np.ndarray | No
     if idx is None:
         return None
     cand = idx.candidates(query)
-    if cand is None or len(cand) > ctx.n // 2:
-        return None  # a full (parallel) scan is as cheap
+    if cand is None or len(cand) > ctx.n * INDEX_MAX_FRACTION:
+        return None
     out = np.zeros(ctx.n, dtype=bool)
     if len(cand):
         sub = doc.take(pa.array(cand, pa.int64()))
