@@ -90,15 +90,28 @@ def test_regex_identical_to_full_scan(docs, pattern):
         np.testing.assert_array_equal(got[0], got[1], err_msg=pattern)
 
 
-@settings(max_examples=100, deadline=None)
-@given(docs=docs_st, a=regexes(), b=st.text(alphabet="abc é", min_size=1, max_size=5))
-def test_and_or_combinations_identical(docs, a, b):
-    table = pa.table({"document": pa.array(docs, pa.string())})
+@settings(max_examples=150, deadline=None)
+@given(docs=docs_st, a=regexes(), b=st.text(alphabet="abc é", min_size=1, max_size=5), data=st.data())
+def test_and_or_combinations_and_within_identical(docs, a, b, data):
+    """Nested document clauses, with metadata clauses before them and a ``within``
+    mask (rows the caller keeps): exact on those rows, with or without the index."""
+    n = len(docs)
+    tag = data.draw(st.lists(st.integers(0, 2), min_size=n, max_size=n))
+    keep = np.array(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)))
+    table = pa.table({"document": pa.array(docs, pa.string()), "i:t": pa.array(tag, pa.int64())})
     idx = TrigramIndex.build(table.column("document"))
-    for wd in ({"$and": [{"$regex": a}, {"$not_contains": b}]}, {"$or": [{"$contains": b}, {"$not_regex": a}]}):
-        got = _both(table, idx, wd)
-        if got is not None:
-            np.testing.assert_array_equal(got[0], got[1])
+    wds = ({"$and": [{"$regex": a}, {"$not_contains": b}]}, {"$or": [{"$contains": b}, {"$not_regex": a}]},
+           {"$and": [{"$or": [{"$contains": b}, {"$regex": a}]}, {"$not_contains": b[:1]}]})
+    for wd in wds:
+        for where in (None, {"t": {"$ne": 1}}, {"$or": [{"t": 0}, {"t": 2}]}):
+            try:
+                f = compile_filter(where, wd)
+            except InvalidArgumentError:
+                continue
+            full = f.evaluate(table)
+            np.testing.assert_array_equal(full, f.evaluate(table, lambda: idx))
+            np.testing.assert_array_equal(full & keep, f.evaluate(table, lambda: idx, keep) & keep)
+            np.testing.assert_array_equal(full & keep, f.evaluate(table, None, keep) & keep)
 
 
 def test_sliced_and_chunked_columns():
