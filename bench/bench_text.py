@@ -280,9 +280,7 @@ def main() -> None:
     ap.add_argument("--patterns")
     ap.add_argument("--path")
     a = ap.parse_args()
-    if a.child:
-        out = a.out
-        a.out = out
+    if a.child:  # --out is then the child's JSON result file
         child(a)
         return
     data = a.data or str(datasets.ensure_dataset(a.n))
