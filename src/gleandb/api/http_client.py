@@ -647,7 +647,10 @@ class _ClientPlans:
                 spann = {**spann, "space": space}
             else:
                 hnsw = {**(hnsw or {}), "space": space}
-        return {"hnsw": hnsw, "spann": spann, "embedding_function": describe_ef(chosen) or {"type": "legacy"}}
+        out = {"hnsw": hnsw, "spann": spann, "embedding_function": describe_ef(chosen) or {"type": "legacy"}}
+        if cfg.get("fulltext") is not None:  # gleandb's text analysis settings (the server validates them too)
+            out["fulltext"] = cfg["fulltext"]
+        return out
 
     def _p_create_collection(
         self,
