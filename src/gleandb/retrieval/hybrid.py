@@ -33,6 +33,8 @@ FUSIONS = ("rrf", "weighted")
 RANKERS = ("dense", "bm25")
 INCLUDE = ("documents", "metadatas", "embeddings", "uris")
 DEFAULT_INCLUDE = ["documents", "metadatas"]
+RETRIEVE_ARGS = ("query_texts", "query_embeddings", "n_results", "where", "where_document", "mode", "fusion",
+                 "weights", "candidates", "rrf_k", "include")
 
 
 class RetrieveResult(dict):
