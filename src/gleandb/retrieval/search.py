@@ -61,8 +61,9 @@ def _has_special_key(where: Any) -> bool:
     return False
 
 
-def compile_search_filter(where: dict | None) -> Callable[[pa.Table], np.ndarray] | None:
-    """A function table → bool mask for a Search ``filter`` (None when there is none).
+def compile_search_filter(where: dict | None) -> Callable[..., np.ndarray] | None:
+    """A function (table, trigrams) → bool mask for a Search ``filter`` (None when there is none).
+    ``trigrams`` is the segment's trigram-index accessor, used to narrow document scans.
 
     Without ``#`` keys the whole filter goes to the engine's ``compile_filter`` in one
     piece; otherwise each leaf is compiled on its own and the masks are combined."""
@@ -74,13 +75,13 @@ def compile_search_filter(where: dict | None) -> Callable[[pa.Table], np.ndarray
     return _compile_node(where)
 
 
-def _compile_node(where: dict) -> Callable[[pa.Table], np.ndarray]:
+def _compile_node(where: dict) -> Callable[..., np.ndarray]:
     if "$and" in where or "$or" in where:
         op = "$and" if "$and" in where else "$or"
         kids = [_compile_node(c) for c in where[op]]
         if op == "$and":
-            return lambda t: np.logical_and.reduce([k(t) for k in kids])
-        return lambda t: np.logical_or.reduce([k(t) for k in kids])
+            return lambda t, tri=None: np.logical_and.reduce([k(t, tri) for k in kids])
+        return lambda t, tri=None: np.logical_or.reduce([k(t, tri) for k in kids])
     (key, cond), = where.items()
     if not isinstance(cond, dict):
         cond = {"$eq": cond}
@@ -103,7 +104,7 @@ def _compile_node(where: dict) -> Callable[[pa.Table], np.ndarray]:
         vs = pa.array(list(values), pa.string())
         negate = op in ("$ne", "$nin")
 
-        def ids(t: pa.Table) -> np.ndarray:
+        def ids(t: pa.Table, _tri: Any = None) -> np.ndarray:
             m = pc.is_in(t.column("id"), value_set=vs).to_numpy(zero_copy_only=False)
             return ~m if negate else m
 
@@ -114,13 +115,13 @@ def _compile_node(where: dict) -> Callable[[pa.Table], np.ndarray]:
     return f.evaluate
 
 
-def allowed_masks(snap: Sequence[SegView], filt: Callable[[pa.Table], np.ndarray] | None) -> list[np.ndarray | None]:
+def allowed_masks(snap: Sequence[SegView], filt: Callable[..., np.ndarray] | None) -> list[np.ndarray | None]:
     """Per view: rows that are live and pass the filter (None = every row)."""
     out = []
     for view in snap:
         mask = view.live_mask()
         if filt is not None:
-            m = np.asarray(filt(view.seg.table), dtype=bool)
+            m = np.asarray(filt(view.seg.table, getattr(view.seg, "trigram_index", None)), dtype=bool)
             mask = m if mask is None else (mask & m)
         out.append(mask)
     return out
