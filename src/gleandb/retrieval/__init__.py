@@ -1,0 +1,1 @@
+"""Retrieval: hybrid search, fusion, the Search API executor."""
