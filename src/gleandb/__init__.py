@@ -28,7 +28,7 @@ from gleandb.embeddings.functions import (
     EmbeddingFunction,
     register_embedding_function,
 )
-from gleandb import errors
+from gleandb import errors, rerank
 
 __all__ = [
     "AdminClient",
@@ -48,6 +48,7 @@ __all__ = [
     "QueryResult",
     "Settings",
     "errors",
+    "rerank",
     "register_embedding_function",
     "__version__",
 ]

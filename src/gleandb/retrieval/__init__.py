@@ -1,0 +1,1 @@
+"""Second-stage retrieval: hybrid search, fusion, re-ranking and context packing."""
