@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import re
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -35,13 +36,17 @@ def approx_tokens(text: str) -> int:
 @functools.lru_cache(maxsize=16)
 def _bpe_encoding(model: str) -> Any:
     try:
-        import bpe_openai
-    except ImportError:
-        return None
-    try:
-        if model in bpe_openai.list_encoding_names():
-            return bpe_openai.get_encoding(model)
-        return bpe_openai.encoding_for_model(model)
+        with warnings.catch_warnings():  # bpe-openai 0.1.4 reads its data with a deprecated importlib call
+            warnings.simplefilter("ignore", DeprecationWarning)
+            try:
+                import bpe_openai  # loads the BPE ranks (about 2 s, once per process)
+            except ImportError:
+                return None
+            if model in bpe_openai.list_encoding_names():
+                enc = bpe_openai.get_encoding(model)
+            else:
+                enc = bpe_openai.encoding_for_model(model)
+            return enc
     except Exception:  # an unknown model: no exact tokenizer
         return None
 
@@ -66,7 +71,8 @@ def token_counter(tokenizer: str | Callable[[str], Any] | None, model: str | Non
     if name and _OPENAI_MODEL.match(name):
         enc = _bpe_encoding(name)
         if enc is not None:
-            return (lambda text: len(enc.encode(text))), f"{enc.name} (bpe-openai)"
+            # encode_ordinary: "<|endoftext|>" in a document is text, not a special token
+            return (lambda text: len(enc.encode_ordinary(text))), f"{enc.name} (bpe-openai)"
     return approx_tokens, "approx ceil(chars/4)"
 
 
