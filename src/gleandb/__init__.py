@@ -21,6 +21,23 @@ from gleandb.api.client import (
 from gleandb.api.collection import Collection
 from gleandb.api.http_client import AsyncHttpClient, HttpAdminClient
 from gleandb.api.results import GetResult, QueryResult
+from gleandb.api.search import (
+    Bm25,
+    GroupBy,
+    K,
+    Key,
+    Knn,
+    Limit,
+    MaxK,
+    MinK,
+    Rrf,
+    Search,
+    SearchResult,
+    Select,
+    Val,
+    Weighted,
+)
+from gleandb.retrieval.hybrid import RetrieveResult
 from gleandb.api.settings import Settings
 from gleandb.catalog.catalog import DEFAULT_DATABASE, DEFAULT_TENANT
 from gleandb.embeddings.functions import (
@@ -32,6 +49,21 @@ from gleandb import errors, rerank
 
 __all__ = [
     "AdminClient",
+    "Bm25",
+    "GroupBy",
+    "K",
+    "Key",
+    "Knn",
+    "Limit",
+    "MaxK",
+    "MinK",
+    "RetrieveResult",
+    "Rrf",
+    "Search",
+    "SearchResult",
+    "Select",
+    "Val",
+    "Weighted",
     "AsyncHttpClient",
     "Client",
     "ClientAPI",

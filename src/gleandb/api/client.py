@@ -19,6 +19,7 @@ from gleandb.catalog.catalog import DEFAULT_DATABASE, DEFAULT_TENANT, Collection
 from gleandb.embeddings.functions import DefaultEmbeddingFunction, build_ef, describe_ef, ef_name
 from gleandb.engine.database import Engine, clear_engines, open_engine, release_engine
 from gleandb.engine.store import CollectionStore, StoreParams
+from gleandb.index.fulltext import FullTextConfig
 
 VERSION = "0.1.0"
 
@@ -175,6 +176,7 @@ class ClientAPI(_EngineUser):
         p.M = int(h["max_neighbors"])
         p.ef_construction = int(h["ef_construction"])
         p.ef_search = int(h["ef_search"])
+        p.fulltext = FullTextConfig.from_dict(rec.configuration.get("fulltext"))
         return p
 
     def _apply_params(self, rec: CollectionRecord) -> None:
@@ -223,9 +225,20 @@ class ClientAPI(_EngineUser):
                     f"Embedding function conflict: {ef_name(ef)} vs {ef_name(cfg_ef)}"
                 )
         chosen = cfg_ef if cfg_ef is not None else ef
-        return {"hnsw": {k: hnsw[k] for k in HNSW_DEFAULTS}, "spann": None, "embedding_function": describe_ef(chosen)}
+        fulltext = FullTextConfig.from_dict(cfg.get("fulltext")).to_dict()
+        return {
+            "hnsw": {k: hnsw[k] for k in HNSW_DEFAULTS},
+            "spann": None,
+            "embedding_function": describe_ef(chosen),
+            "fulltext": fulltext,
+        }
 
     def _updated_configuration(self, rec: CollectionRecord, configuration: dict) -> dict:
+        if configuration.get("fulltext") is not None:
+            raise InvalidArgumentError(
+                "Updating fulltext configuration is not supported: it is fixed when the collection "
+                "is created (its indexes are built with it); create a new collection instead"
+            )
         cfg = {k: (dict(val) if isinstance(val, dict) else val) for k, val in rec.configuration.items()}
         hnsw = dict(cfg.get("hnsw") or HNSW_DEFAULTS)
         for key, value in (configuration.get("hnsw") or {}).items():

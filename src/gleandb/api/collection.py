@@ -456,6 +456,22 @@ class Collection:
 
     # ---------------------------------------------------- gleandb extensions
 
+    def search(self, searches: Any, read_level: Any = None) -> Any:
+        """Chroma's Search API (cloud-only in chromadb), locally: one ``Search`` (gleandb's,
+        chromadb's or a wire dict) or a list; returns a ``SearchResult``. See docs/search.md."""
+        from gleandb.retrieval.search import run
+
+        return run(self, searches)
+
+    def retrieve(self, query_texts=None, query_embeddings=None, n_results=10, where=None, where_document=None,
+                 mode="hybrid", fusion="rrf", weights=None, candidates=None, rrf_k=60,
+                 include=["documents", "metadatas"]) -> Any:  # noqa: B006 - never mutated
+        """One-call hybrid retrieval (dense + BM25, fused by RRF or weights); see docs/search.md."""
+        from gleandb.retrieval.hybrid import retrieve
+
+        return retrieve(self, query_texts, query_embeddings, n_results, where, where_document, mode, fusion,
+                        weights, candidates, rrf_k, include)
+
     def flush(self) -> None:
         """Write the memtable to a segment and wait for its index (tests, benchmarks)."""
         self._store.flush()

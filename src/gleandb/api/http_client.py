@@ -498,6 +498,39 @@ class _HttpCollectionBase(Collection):
         data = [self._load_data(h, include) for h in hyd]
         return QueryResult.build(hyd, dists, data, include)
 
+    def _p_search(self, searches: Any, read_level: Any = "index_and_wal") -> Plan:
+        """The Search API (see ``Collection.search``); text ``Knn`` queries are embedded here."""
+        from gleandb.api.search import SearchResult
+        from gleandb.retrieval.search import embed_string_queries, parse
+
+        items = searches if isinstance(searches, (list, tuple)) else [searches]
+        parsed = [parse(x) for x in items]
+        for p in parsed:
+            embed_string_queries(p, self._embedding_function)
+        level = getattr(read_level, "value", read_level)
+        resp = yield _post(f"{self._path}/search", {"searches": [p.to_dict() for p in parsed], "read_level": level})
+        return SearchResult(resp)
+
+    def _p_retrieve(self, query_texts=None, query_embeddings=None, n_results=10, where=None, where_document=None,
+                    mode="hybrid", fusion="rrf", weights=None, candidates=None, rrf_k=60,
+                    include=["documents", "metadatas"]) -> Plan:  # noqa: B006 - never mutated
+        """Hybrid retrieval (see ``Collection.retrieve``); text queries are embedded here for the dense ranker."""
+        from gleandb.retrieval import hybrid
+
+        a = hybrid.validate_args(query_texts, query_embeddings, n_results, mode, fusion, weights, candidates,
+                                 rrf_k, include)
+        with v.validation_context("retrieve"):
+            compile_filter(where, where_document)
+        emb = a["embeddings"]
+        if "dense" in a["active"] and emb is None:
+            emb = hybrid.embed_texts(self, a["texts"])
+        body = {"query_texts": a["texts"], "query_embeddings": None if emb is None else emb.tolist(),
+                "n_results": a["n_results"], "where": where, "where_document": where_document, "mode": mode,
+                "fusion": fusion, "weights": a["weights"], "candidates": a["candidates"], "rrf_k": rrf_k,
+                "include": a["include"]}
+        resp = yield _post(f"{self._path}/retrieve", body)
+        return hybrid.result_from_json(resp)
+
     # ---------------------------------------------------------------- modify
 
     def _p_modify(self, name: str | None = None, metadata: dict | None = None, configuration: dict | None = None) -> Plan:
@@ -519,7 +552,8 @@ class _HttpCollectionBase(Collection):
         return None
 
 
-_COLLECTION_METHODS = ("add", "update", "upsert", "delete", "get", "peek", "count", "query", "modify")
+_COLLECTION_METHODS = ("add", "update", "upsert", "delete", "get", "peek", "count", "query", "modify", "search",
+                       "retrieve")
 
 
 @_expose(_COLLECTION_METHODS, asynchronous=False)

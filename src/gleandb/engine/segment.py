@@ -14,6 +14,10 @@ Files of a persisted segment ``<prefix>segments/<name>/``:
 - ``vectors.faiss``: the ANN index in faiss's file format (it holds the vectors), or
 - ``vectors.f32``: raw little-endian float32 vectors, for segments too small
   to be worth an index (searched exactly).
+- ``fulltext.idx`` / ``trigram.idx``: the BM25 and trigram indexes of the
+  ``document`` column (``gleandb.index.fulltext`` / ``gleandb.index.trigram``),
+  memory-mapped on open. Memtable segments build them lazily on first use and
+  keep them (a segment never changes, so neither do they).
 """
 
 from __future__ import annotations
@@ -27,10 +31,16 @@ import pyarrow as pa
 
 from gleandb.api.errors import CorruptStoreError
 from gleandb.index.filters import metadata_columns
+from gleandb.index.fulltext import FullTextConfig, FullTextIndex
+from gleandb.index.trigram import TrigramIndex
 from gleandb.index.vector import VectorIndex, exact_search
 from gleandb.storage.base import Storage
 
 _BASE_FIELDS = {"id", "rid", "document", "uri", "_meta", "_norm"}
+FULLTEXT_FILE = "fulltext.idx"
+TRIGRAM_FILE = "trigram.idx"
+# below this many rows an unbuilt trigram index is not worth building for one scan
+TRIGRAM_LAZY_MIN_ROWS = 2048
 
 
 def pack_metadata(md: dict | None) -> bytes | None:
@@ -83,6 +93,8 @@ class Segment:
         self._vectors = vectors
         self._id_rows: dict[str, int] | None = None
         self._lock = threading.Lock()
+        self._fulltext: FullTextIndex | None = None
+        self._trigram: TrigramIndex | None = None
         if index is not None:
             self.dim = index.dim
         elif vectors is not None:
@@ -132,7 +144,42 @@ class Segment:
             table = table.append_column("_norm", pa.array(norms))
         seg = Segment(self.name, table, self.space, index=index)
         seg._id_rows = self._id_rows
+        seg._fulltext, seg._trigram = self._fulltext, self._trigram
         return seg
+
+    # -- text indexes --------------------------------------------------------
+
+    def fulltext(self, config: FullTextConfig) -> FullTextIndex:
+        """The BM25 index of the documents (built on first use when not loaded)."""
+        idx = self._fulltext
+        if idx is not None and idx.analysis == config.analysis_key():
+            return idx
+        with self._lock:
+            idx = self._fulltext
+            if idx is None or idx.analysis != config.analysis_key():
+                idx = self._fulltext = FullTextIndex.build(self.table.column("document"), config)
+            return idx
+
+    def trigram_index(self, build: bool | None = None) -> TrigramIndex | None:
+        """The trigram index of the documents. When not built yet it is built if
+        ``build`` (default: only for segments of at least TRIGRAM_LAZY_MIN_ROWS rows,
+        where it pays for itself; smaller ones are scanned)."""
+        idx = self._trigram
+        if idx is not None:
+            return idx
+        if build is None:
+            build = self.n >= TRIGRAM_LAZY_MIN_ROWS
+        if not build:
+            return None
+        with self._lock:
+            if self._trigram is None:
+                self._trigram = TrigramIndex.build(self.table.column("document"))
+            return self._trigram
+
+    def build_text_indexes(self, config: FullTextConfig) -> None:
+        """Build both text indexes now (before a segment is written)."""
+        self.fulltext(config)
+        self.trigram_index(build=True)
 
     # -- persistence -------------------------------------------------------
 
@@ -146,6 +193,25 @@ class Segment:
         else:
             vec = self._vectors if self._vectors is not None else np.zeros((self.n, 0), np.float32)
             storage.put(f"{key_prefix}vectors.f32", np.ascontiguousarray(vec, dtype="<f4").tobytes())
+        if self._fulltext is not None:
+            storage.put(f"{key_prefix}{FULLTEXT_FILE}", self._fulltext.to_bytes())
+        if self._trigram is not None:
+            storage.put(f"{key_prefix}{TRIGRAM_FILE}", self._trigram.to_bytes())
+
+    def _load_text_indexes(self, storage: Storage, key_prefix: str) -> None:
+        """Map the text index files when present and consistent (older segments have
+        none: their indexes are built on first use instead)."""
+        for fname, cls, attr in ((FULLTEXT_FILE, FullTextIndex, "_fulltext"), (TRIGRAM_FILE, TrigramIndex, "_trigram")):
+            key = f"{key_prefix}{fname}"
+            if not storage.exists(key):
+                continue
+            try:
+                idx = cls.from_buffer(storage.get_buffer(key))
+            except Exception as exc:
+                raise CorruptStoreError(f"segment {self.name}: unreadable {fname}: {exc}") from exc
+            if idx.n != self.n:
+                raise CorruptStoreError(f"segment {self.name}: {fname} has {idx.n} rows, records {self.n}")
+            setattr(self, attr, idx)
 
     @classmethod
     def read(cls, storage: Storage, key_prefix: str, name: str, space: str, has_index: bool, dim: int) -> "Segment":
@@ -160,10 +226,13 @@ class Segment:
                 index = VectorIndex.from_faiss_buffer(storage.get(key), space)
             if index.n != table.num_rows:
                 raise CorruptStoreError(f"segment {name}: index has {index.n} rows, records {table.num_rows}")
-            return cls(name, table, space, index=index)
-        raw = storage.get(f"{key_prefix}vectors.f32")
-        vectors = np.frombuffer(raw, dtype="<f4").reshape(table.num_rows, dim) if dim else np.zeros((table.num_rows, 0), np.float32)
-        return cls(name, table, space, vectors=vectors)
+            seg = cls(name, table, space, index=index)
+        else:
+            raw = storage.get(f"{key_prefix}vectors.f32")
+            vectors = np.frombuffer(raw, dtype="<f4").reshape(table.num_rows, dim) if dim else np.zeros((table.num_rows, 0), np.float32)
+            seg = cls(name, table, space, vectors=vectors)
+        seg._load_text_indexes(storage, key_prefix)
+        return seg
 
     # -- reading -----------------------------------------------------------
 

@@ -43,6 +43,7 @@ from gleandb.engine import manifest as mf
 from gleandb.engine.segment import Segment, unpack_metadata
 from gleandb.engine.wal import WalBatch, WriteAheadLog
 from gleandb.engine.worker import BackgroundWorker
+from gleandb.index.fulltext import FullTextConfig
 from gleandb.index.vector import VectorIndex
 
 log = logging.getLogger("gleandb.engine")
@@ -62,6 +63,7 @@ class StoreParams:
     compaction_min_segments: int = 4
     compaction_deleted_fraction: float = 0.2
     wal_sync: bool = True
+    fulltext: FullTextConfig = field(default_factory=FullTextConfig)
 
 
 @dataclass(frozen=True)
@@ -377,6 +379,7 @@ class CollectionStore:
                     seg.vectors(), self.params.space, M=self.params.M, ef_construction=self.params.ef_construction
                 )
                 seg = seg.with_index(index)
+            seg.build_text_indexes(self.params.fulltext)
             if self._durable:
                 seg.write(self.storage, self._seg_prefix(name))
             with self._lock:
@@ -511,6 +514,7 @@ class CollectionStore:
                         ef_construction=self.params.ef_construction,
                     )
                     new_seg = new_seg.with_index(index)
+                new_seg.build_text_indexes(self.params.fulltext)
                 if self._durable:
                     new_seg.write(self.storage, self._seg_prefix(new_seg.name))
             with self._lock:
@@ -553,12 +557,17 @@ class CollectionStore:
     def count(self) -> int:
         return sum(v.n_live for v in self._views)
 
+    @property
+    def fulltext_config(self) -> FullTextConfig:
+        """How this collection's documents are analysed and scored (fixed at creation)."""
+        return self.params.fulltext
+
     @staticmethod
     def allowed_mask(view: SegView, filt, ids_set: pa.Array | None) -> np.ndarray | None:
         """Rows of ``view`` that are live and pass the filters; None means all rows."""
         mask = view.live_mask()
         if filt is not None:
-            m = filt.evaluate(view.seg.table)
+            m = filt.evaluate(view.seg.table, view.seg.trigram_index)
             mask = m if mask is None else (mask & m)
         if ids_set is not None:
             m = pc.is_in(view.seg.table.column("id"), value_set=ids_set).to_numpy(zero_copy_only=False)

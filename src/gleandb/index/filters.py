@@ -51,6 +51,7 @@ except ImportError:  # pragma: no cover
     import sre_constants as _sre_constants, sre_parse as _sre_parser  # type: ignore
 
 from gleandb.api.errors import InvalidArgumentError
+from gleandb.index.trigram import literal_query, regex_query
 
 __all__ = [
     "Filter",
@@ -422,12 +423,14 @@ _I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
 
 
 class _Ctx:
-    """Per-table evaluation context: column lookup by (tag, key)."""
+    """Per-table evaluation context: column lookup by (tag, key), and the
+    segment's trigram index when it has one (``trigrams()`` -> index or None)."""
 
-    __slots__ = ("table", "n", "cols")
+    __slots__ = ("table", "n", "cols", "trigrams")
 
-    def __init__(self, table: pa.Table) -> None:
+    def __init__(self, table: pa.Table, trigrams=None) -> None:
         self.table = table
+        self.trigrams = trigrams
         self.n = table.num_rows
         cols: dict[str, dict[str, str]] = {}
         for name in table.column_names:
@@ -599,14 +602,34 @@ def _doc_regex(doc: pa.ChunkedArray, pattern: str) -> np.ndarray:
     return np.concatenate(list(results))
 
 
+def _verify(ctx: _Ctx, doc: pa.ChunkedArray, query, re2: str) -> np.ndarray | None:
+    """Rows matching ``re2``, checking only the trigram index's candidates for
+    ``query``; None when there is no index or it would not narrow the scan."""
+    if query is None or ctx.trigrams is None:
+        return None
+    idx = ctx.trigrams()
+    if idx is None:
+        return None
+    cand = idx.candidates(query)
+    if cand is None or len(cand) > ctx.n // 2:
+        return None  # a full (parallel) scan is as cheap
+    out = np.zeros(ctx.n, dtype=bool)
+    if len(cand):
+        sub = doc.take(pa.array(cand, pa.int64()))
+        out[cand] = _to_bool(pc.match_substring_regex(sub, re2))
+    return out
+
+
 class _DocContains(_Node):
-    """Case-sensitive substring.  Runs as an escaped RE2 literal: RE2's
-    memchr-accelerated literal search is several times faster than
-    ``pc.match_substring`` on long documents."""
+    """Case-sensitive substring.  Candidates come from the segment's trigram index
+    (needles of >= 3 bytes); otherwise it runs as an escaped RE2 literal, whose
+    memchr-accelerated search is several times faster than ``pc.match_substring``
+    on long documents."""
 
     def __init__(self, needle: str) -> None:
         self.needle = needle
         self.re2 = _re2_literal(needle)
+        self.query = literal_query(needle)
 
     def eval(self, ctx: _Ctx) -> np.ndarray:
         doc = ctx.document()
@@ -614,7 +637,8 @@ class _DocContains(_Node):
             return ctx.false()
         if not self.needle:
             return _to_bool(pc.is_valid(doc))
-        return _doc_regex(doc, self.re2)
+        out = _verify(ctx, doc, self.query, self.re2)
+        return out if out is not None else _doc_regex(doc, self.re2)
 
 
 def required_literal(pattern: str) -> str | None:
@@ -647,18 +671,23 @@ def required_literal(pattern: str) -> str | None:
 
 
 class _DocRegex(_Node):
-    """Regex search. When the pattern has a required literal, a literal search
-    (memchr-fast) picks candidate rows first and only those run the full regex."""
+    """Regex search. Candidates come from the trigram index when the pattern implies
+    literals (``trigram.regex_query``); without an index, a required literal's
+    memchr-fast search picks candidates. Only candidates run the full regex."""
 
     def __init__(self, pattern: str, re2: str) -> None:
         self.pattern, self.re2 = pattern, re2
         lit = required_literal(pattern)
         self.prefilter = None if lit is None else _re2_literal(lit)
+        self.query = regex_query(pattern)
 
     def eval(self, ctx: _Ctx) -> np.ndarray:
         doc = ctx.document()
         if doc is None:
             return ctx.false()
+        out = _verify(ctx, doc, self.query, self.re2)
+        if out is not None:
+            return out
         if self.prefilter is None:
             return _doc_regex(doc, self.re2)
         candidates = np.flatnonzero(_doc_regex(doc, self.prefilter))
@@ -800,9 +829,13 @@ class Filter:
         self.where_document = where_document
         self._root = root
 
-    def evaluate(self, table: pa.Table) -> np.ndarray:
-        """Boolean mask (``len == table.num_rows``) of the matching rows."""
-        out = self._root.eval(_Ctx(table))
+    def evaluate(self, table: pa.Table, trigrams=None) -> np.ndarray:
+        """Boolean mask (``len == table.num_rows``) of the matching rows.
+
+        ``trigrams``: a callable returning the table's trigram index (or None), used
+        to narrow document substring and regex scans; results are the same without it.
+        """
+        out = self._root.eval(_Ctx(table, trigrams))
         return np.ascontiguousarray(out, dtype=bool)
 
     def __repr__(self) -> str:

@@ -1,1 +1,1 @@
-"""Second-stage retrieval: hybrid search, fusion, re-ranking and context packing."""
+"""Retrieval: hybrid search, fusion, the Search API executor, re-ranking and context packing."""

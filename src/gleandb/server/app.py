@@ -421,6 +421,22 @@ def check_limits(settings: ServerSettings, *, where: Any = None, where_document:
                                 f"GLEAN_MAX_REGEX_LENGTH)")
 
 
+def check_rank_limits(settings: ServerSettings, clause: Any) -> None:
+    """Each ``$knn`` / ``$bm25`` limit of a search within ``max_query_results``."""
+    if isinstance(clause, dict):
+        for k, v in clause.items():
+            if k in ("$knn", "$bm25") and isinstance(v, dict):
+                limit = v.get("limit")
+                if isinstance(limit, int) and limit > settings.max_query_results:
+                    raise HTTPError(400, "InvalidArgumentError",
+                                    f"{k} limit is {limit}, more than this server's limit of "
+                                    f"{settings.max_query_results} (max_query_results / GLEAN_MAX_QUERY_RESULTS)")
+            check_rank_limits(settings, v)
+    elif isinstance(clause, list):
+        for v in clause:
+            check_rank_limits(settings, v)
+
+
 class ServerState:
     """The clients the routes use; all share the engine of ``path``."""
 
@@ -808,9 +824,40 @@ def create_app(path: str, settings: ServerSettings | None = None) -> FastAPI:
     # ------------------------------------------------- not served locally (Cloud)
 
     @app.post(COL + "/search", tags=["records"])
-    def search(tenant: str, database: str, collection_id: str) -> dict:
-        raise HTTPError(501, "ChromaError",
-                        "Error executing plan: Not implemented: Search operation is not implemented for local executor")
+    def search(tenant: str, database: str, collection_id: str, body: dict[str, Any]) -> dict:
+        """Chroma's Search API (Cloud-only in Chroma), served locally; see docs/search.md."""
+        searches = body.get("searches")
+        if not isinstance(searches, list):
+            raise HTTPError(400, "InvalidArgumentError", f"searches must be a list of searches, got {searches!r:.80}")
+        if len(searches) > settings.max_query_embeddings:
+            raise HTTPError(400, "InvalidArgumentError",
+                            f"searches has {len(searches)} searches, more than this server's limit of "
+                            f"{settings.max_query_embeddings} per request (max_query_embeddings / "
+                            f"GLEAN_MAX_QUERY_EMBEDDINGS); split the batch")
+        check_limits(settings, where=searches)
+        check_rank_limits(settings, searches)
+        return dict(state.collection(tenant, database, collection_id).search(searches))
+
+    @app.post(COL + "/retrieve", tags=["records"])
+    def retrieve(tenant: str, database: str, collection_id: str, body: dict[str, Any]) -> dict:
+        """gleandb extension: ``Collection.retrieve`` (hybrid dense + BM25); see docs/server.md."""
+        from gleandb.retrieval.hybrid import RETRIEVE_ARGS, result_to_json
+
+        unknown = sorted(set(body) - set(RETRIEVE_ARGS))
+        if unknown:
+            raise HTTPError(400, "InvalidArgumentError",
+                            f"retrieve: unknown field {unknown[0]!r}; expected some of {', '.join(RETRIEVE_ARGS)}")
+        n_queries = len(body.get("query_texts") or body.get("query_embeddings") or [])
+        check_limits(settings, where=body.get("where"), where_document=body.get("where_document"),
+                     n_results=body.get("n_results") if isinstance(body.get("n_results"), int) else None,
+                     n_queries=n_queries)
+        cand = body.get("candidates")
+        if isinstance(cand, int) and cand > settings.max_query_results:
+            raise HTTPError(400, "InvalidArgumentError",
+                            f"candidates is {cand}, more than this server's limit of {settings.max_query_results} "
+                            f"(max_query_results / GLEAN_MAX_QUERY_RESULTS)")
+        col = state.collection(tenant, database, collection_id)
+        return result_to_json(col.retrieve(**body))
 
     @app.post(COL + "/fork", tags=["collections"])
     def fork(tenant: str, database: str, collection_id: str) -> dict:

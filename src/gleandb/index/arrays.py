@@ -1,0 +1,45 @@
+"""One file holding several numpy arrays, readable without copying.
+
+Layout: 8-byte little-endian header length, a JSON header (free-form ``meta``
+plus ``arrays: {name: [dtype, offset, count]}``), then the raw arrays, each
+8-byte aligned. ``unpack`` returns views into the buffer it is given, so a
+memory-mapped file (``Storage.get_buffer``) is read lazily by the OS rather
+than parsed: reopening a store costs no index rebuild and no copy.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+_ALIGN = 8
+
+
+def pack(meta: dict, arrays: dict[str, np.ndarray]) -> bytes:
+    layout: dict[str, list] = {}
+    offset = 0
+    blobs = []
+    for name, arr in arrays.items():
+        a = np.ascontiguousarray(arr)
+        if a.dtype.byteorder == ">":  # stored little-endian
+            a = a.astype(a.dtype.newbyteorder("<"))
+        layout[name] = [a.dtype.str, offset, int(a.size)]
+        raw = a.tobytes()
+        pad = (-len(raw)) % _ALIGN
+        blobs.append(raw + b"\0" * pad)
+        offset += len(raw) + pad
+    header = json.dumps({"meta": meta, "arrays": layout}).encode()
+    header += b" " * ((-(8 + len(header))) % _ALIGN)
+    return b"".join([len(header).to_bytes(8, "little"), header, *blobs])
+
+
+def unpack(buf) -> tuple[dict, dict[str, np.ndarray]]:
+    mv = memoryview(buf)
+    hlen = int.from_bytes(mv[:8], "little")
+    header = json.loads(bytes(mv[8 : 8 + hlen]))
+    base = 8 + hlen
+    arrays = {}
+    for name, (dtype, offset, count) in header["arrays"].items():
+        arrays[name] = np.frombuffer(mv, dtype=np.dtype(dtype), count=count, offset=base + offset)
+    return header["meta"], arrays

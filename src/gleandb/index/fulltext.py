@@ -1,0 +1,256 @@
+"""BM25 full-text search: a per-segment inverted index and collection-wide scoring.
+
+Per segment (:class:`FullTextIndex`): CSR postings ``term -> (rows, term
+frequencies)``, the analysed length of every row, and which rows have a document.
+Terms are found by a 64-bit hash (blake2b) kept sorted, checked against the stored
+term text, so an index loads from a memory-mapped file with no parsing at all.
+
+Scoring (:func:`bm25_top_k`) is BM25 as Lucene computes it::
+
+    idf(t)   = ln(1 + (N - n_t + 0.5) / (n_t + 0.5))
+    score    = sum over query terms t of idf(t) * tf * (k1 + 1) / (tf + k1 * (1 - b + b * len / avgdl))
+
+with ``N`` (live rows that have a document), ``avgdl`` and each ``n_t`` summed over
+every segment and the memtable and counting live rows only. A score therefore never
+depends on how rows happen to be split into segments, nor on deleted or replaced
+versions. A query term that occurs twice in the query counts twice (as in Lucene's
+boolean query, rank-bm25 and bm25s). Rows without a document never match; a
+document with no terms counts in ``N`` with length 0.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from gleandb.index import arrays
+from gleandb.index.tokenize import FullTextConfig, analyze, analyze_query
+
+if TYPE_CHECKING:
+    from gleandb.engine.store import SegView
+
+__all__ = ["FullTextConfig", "FullTextIndex", "bm25_top_k", "analyze_query"]
+
+FORMAT = 1
+
+
+def _term_hash(terms: list[str]) -> np.ndarray:
+    return np.array(
+        [int.from_bytes(hashlib.blake2b(t.encode(), digest_size=8).digest(), "little") for t in terms],
+        dtype=np.uint64,
+    )
+
+
+class FullTextIndex:
+    """Inverted index of one segment's ``document`` column (immutable)."""
+
+    def __init__(self, analysis: dict, n: int, arrs: dict[str, np.ndarray]):
+        self.analysis = analysis  # FullTextConfig.analysis_key() it was built with
+        self.n = n
+        self.hashes = arrs["hashes"]  # uint64, sorted; term i
+        self.term_offsets = arrs["term_offsets"]  # int64, V+1, into term_bytes
+        self.term_bytes = arrs["term_bytes"]  # uint8, UTF-8 of the terms in hash order
+        self.indptr = arrs["indptr"]  # int64, V+1, into rows/tfs
+        self.rows = arrs["rows"]  # uint16 or uint32, sorted within a term
+        self.tfs = arrs["tfs"]  # uint16 (saturating)
+        self.doc_len = arrs["doc_len"]  # int32 per row (0 without a document)
+        self.has_doc = arrs["has_doc"].view(bool)
+        self.total_len = int(self.doc_len.sum(dtype=np.int64))
+        self.n_docs = int(np.count_nonzero(self.has_doc))
+
+    # ------------------------------------------------------------- building
+
+    @classmethod
+    def build(cls, documents: pa.ChunkedArray | pa.Array, config: FullTextConfig) -> "FullTextIndex":
+        n = len(documents)
+        terms, tids, rows = analyze(documents, config)
+        V = len(terms)
+        hashes = _term_hash(terms)
+        order = np.argsort(hashes, kind="stable")
+        rank = np.empty(V, dtype=np.int64)
+        rank[order] = np.arange(V)
+        sorted_terms = [terms[i] for i in order]
+        tids = rank[tids] if len(tids) else tids
+        key = tids * max(n, 1) + rows
+        key.sort()
+        if len(key):
+            start = np.empty(len(key), dtype=bool)
+            start[0] = True
+            np.not_equal(key[1:], key[:-1], out=start[1:])
+            first = np.flatnonzero(start)
+            tf = np.diff(np.append(first, len(key)))
+            ukey = key[first]
+        else:
+            tf = np.zeros(0, np.int64)
+            ukey = key
+        p_terms = ukey // max(n, 1)
+        p_rows = ukey % max(n, 1)
+        indptr = np.zeros(V + 1, dtype=np.int64)
+        np.cumsum(np.bincount(p_terms, minlength=V), out=indptr[1:])
+        doc_len = np.bincount(rows, minlength=n).astype(np.int32) if n else np.zeros(0, np.int32)
+        enc = [t.encode() for t in sorted_terms]
+        term_offsets = np.zeros(V + 1, dtype=np.int64)
+        np.cumsum([len(e) for e in enc], out=term_offsets[1:])
+        has_doc = np.asarray(documents.is_valid(), dtype=bool) if n else np.zeros(0, bool)
+        row_dtype = np.uint16 if n <= 1 << 16 else np.uint32
+        arrs = {
+            "hashes": hashes[order],
+            "term_offsets": term_offsets,
+            "term_bytes": np.frombuffer(b"".join(enc), dtype=np.uint8),
+            "indptr": indptr,
+            "rows": p_rows.astype(row_dtype),
+            "tfs": np.minimum(tf, 65535).astype(np.uint16),
+            "doc_len": doc_len,
+            "has_doc": has_doc.view(np.uint8),
+        }
+        return cls(config.analysis_key(), n, arrs)
+
+    def to_bytes(self) -> bytes:
+        meta = {"format": FORMAT, "n": self.n, "analysis": self.analysis}
+        arrs = {
+            "hashes": self.hashes,
+            "term_offsets": self.term_offsets,
+            "term_bytes": self.term_bytes,
+            "indptr": self.indptr,
+            "rows": self.rows,
+            "tfs": self.tfs,
+            "doc_len": self.doc_len,
+            "has_doc": self.has_doc.view(np.uint8),
+        }
+        return arrays.pack(meta, arrs)
+
+    @classmethod
+    def from_buffer(cls, buf) -> "FullTextIndex":
+        meta, arrs = arrays.unpack(buf)
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"unknown fulltext index format {meta.get('format')!r}")
+        return cls(meta["analysis"], int(meta["n"]), arrs)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(
+            a.nbytes
+            for a in (self.hashes, self.term_offsets, self.term_bytes, self.indptr, self.rows, self.tfs, self.doc_len, self.has_doc)
+        )
+
+    # -------------------------------------------------------------- reading
+
+    def term_id(self, term: str) -> int:
+        """Index of ``term`` in this segment's vocabulary, or -1."""
+        h = _term_hash([term])[0]
+        i = int(np.searchsorted(self.hashes, h))
+        enc = term.encode()
+        while i < len(self.hashes) and self.hashes[i] == h:
+            a, b = self.term_offsets[i], self.term_offsets[i + 1]
+            if self.term_bytes[a:b].tobytes() == enc:
+                return i
+            i += 1
+        return -1
+
+    def postings(self, tid: int) -> tuple[np.ndarray, np.ndarray]:
+        a, b = self.indptr[tid], self.indptr[tid + 1]
+        return self.rows[a:b], self.tfs[a:b]
+
+    def terms(self) -> list[str]:
+        data = self.term_bytes.tobytes()
+        off = self.term_offsets
+        return [data[off[i] : off[i + 1]].decode() for i in range(len(off) - 1)]
+
+
+def _live_stats(idx: FullTextIndex, live: np.ndarray | None) -> tuple[int, int]:
+    """(rows with a document, total analysed length) among live rows."""
+    if live is None:
+        return idx.n_docs, idx.total_len
+    return int(np.count_nonzero(idx.has_doc & live)), int(idx.doc_len[live].sum(dtype=np.int64))
+
+
+def bm25_top_k(
+    snapshot: Sequence["SegView"],
+    query: str,
+    k: int,
+    allowed: Sequence[np.ndarray | None] | None,
+    config: FullTextConfig,
+) -> list[tuple[int, int, float]]:
+    """Top-k (view index, row, BM25 score) over the live rows of snapshot, best (highest score) first.
+    allowed[i] is a bool mask of rows of snapshot[i] that pass filters (None = all); deleted rows never match.
+
+    Ties are broken by insertion order (``rid``), so the result does not depend on the
+    segment layout either.
+    """
+    if k <= 0:
+        return []
+    counts = Counter(analyze_query(query, config))
+    if not counts:
+        return []
+    terms = list(counts)
+    qtf = np.array([counts[t] for t in terms], dtype=np.float64)
+    # collection-wide statistics over live rows
+    N = 0
+    total_len = 0
+    df = np.zeros(len(terms), dtype=np.int64)
+    per_view = []
+    for view in snapshot:
+        idx = view.seg.fulltext(config)
+        live = view.live_mask()
+        n_docs, tl = _live_stats(idx, live)
+        N += n_docs
+        total_len += tl
+        posts = []
+        for j, t in enumerate(terms):
+            tid = idx.term_id(t)
+            if tid < 0:
+                posts.append(None)
+                continue
+            rows, tfs = idx.postings(tid)
+            if live is not None:
+                keep = live[rows]
+                rows, tfs = rows[keep], tfs[keep]
+            df[j] += len(rows)
+            posts.append((rows, tfs))
+        per_view.append((idx, live, posts))
+    if N == 0 or not df.any():
+        return []
+    avgdl = total_len / N if total_len else 1.0
+    idf = np.log1p((N - df + 0.5) / (df + 0.5))
+    k1, b = config.k1, config.b
+    cand_v, cand_r, cand_s, cand_rid = [], [], [], []
+    for vi, (idx, live, posts) in enumerate(per_view):
+        if all(p is None for p in posts):
+            continue
+        scores = np.zeros(idx.n, dtype=np.float64)
+        touched = np.zeros(idx.n, dtype=bool)
+        norm = k1 * (1.0 - b + b * (idx.doc_len / avgdl))
+        for j, p in enumerate(posts):
+            if p is None or not len(p[0]):
+                continue
+            rows = p[0].astype(np.int64)
+            tf = p[1].astype(np.float64)
+            scores[rows] += qtf[j] * idf[j] * tf * (k1 + 1.0) / (tf + norm[rows])
+            touched[rows] = True
+        if allowed is not None and allowed[vi] is not None:
+            touched &= allowed[vi]
+        rows = np.flatnonzero(touched)
+        if not len(rows):
+            continue
+        s = scores[rows]
+        if len(rows) > k:
+            # keep every row tied with the k-th score so rid tie-breaking stays exact
+            kth = np.partition(s, len(s) - k)[len(s) - k]
+            keep = s >= kth
+            rows, s = rows[keep], s[keep]
+        cand_v.append(np.full(len(rows), vi, dtype=np.int64))
+        cand_r.append(rows)
+        cand_s.append(s)
+        cand_rid.append(snapshot[vi].seg.rids[rows])
+    if not cand_v:
+        return []
+    V = np.concatenate(cand_v)
+    R = np.concatenate(cand_r)
+    S = np.concatenate(cand_s)
+    RID = np.concatenate(cand_rid)
+    order = np.lexsort((RID, -S))[:k]
+    return [(int(V[i]), int(R[i]), float(S[i])) for i in order]
