@@ -104,7 +104,7 @@ def test_failed_reranker_degrades_with_warning(col, llm, no_sleep):
     with pytest.warns(RerankWarning, match="re-ranking failed, using first-stage order.*HTTP 500"):
         ctx = col.context(Q, query_embedding=col.query_vector, candidates=10, reranker=rr, top_n=4,
                           on_rerank_error="warn", threshold=3)
-    first = col.query(query_embeddings=[col.query_vector], n_results=10)["ids"][0]
+    first = col.retrieve(query_texts=[Q], query_embeddings=[col.query_vector], n_results=10, candidates=10)["ids"][0]
     first = [i for i in first if i != "k1-copy"]
     assert ctx.ids == first[:4]  # first-stage order, no threshold applied
     assert ctx.usage.degraded and "HTTP 500" in ctx.usage.warnings[0]
@@ -120,10 +120,25 @@ def test_failed_reranker_raises_by_default(col, llm):
 
 def test_without_reranker_first_stage_order(col):
     ctx = col.context(Q, query_embedding=col.query_vector, candidates=12, top_n=6)
-    first = col.query(query_embeddings=[col.query_vector], n_results=12)["ids"][0]
-    assert ctx.ids == [i for i in first if i != "k1-copy"][:6]
+    res = col.retrieve(query_texts=[Q], query_embeddings=[col.query_vector], n_results=12, candidates=12)
+    assert ctx.ids == [i for i in res["ids"][0] if i != "k1-copy"][:6]
+    by_id = {c.id: c for c in ctx.chunks}
+    for i, rk, sc in zip(res["ids"][0], res["ranks"][0], res["scores"][0]):
+        if i in by_id:
+            assert by_id[i].first_stage["ranks"] == rk and by_id[i].first_stage["score"] == sc
     assert ctx.usage.model_calls == 0 and ctx.usage.reranker is None
-    assert "retrieve not available" in ctx.usage.first_stage or ctx.usage.first_stage.startswith("retrieve")
+    assert ctx.usage.first_stage == "retrieve hybrid"
+
+
+def test_modes_and_filters(col):
+    bm = col.context(Q, mode="bm25", candidates=10, dedupe=None)
+    assert bm.ids and set(bm.ids) <= set(RELEVANT) | {"k1-copy"}  # only documents with a query word
+    assert all(c.first_stage["ranks"]["dense"] is None for c in bm.chunks)
+    dense = col.context(Q, mode="dense", query_embedding=col.query_vector, candidates=10)
+    assert all(c.first_stage["ranks"]["bm25"] is None for c in dense.chunks)
+    filt = col.context(Q, query_embedding=col.query_vector, where={"source": "misc.md"},
+                       where_document={"$contains": "tea"})
+    assert filt.ids and all(c.metadata["source"] == "misc.md" and "tea" in c.document for c in filt.chunks)
 
 
 @pytest.mark.parametrize("kw, field", [

@@ -2,9 +2,8 @@
 
 Stages, each timed into ``Context.usage.latency_ms``:
 
-1. retrieve: ``candidates`` records from the first stage (``Collection.retrieve``, hybrid
-   vectors + BM25 + filters; where a collection has no ``retrieve`` and for ``mode="dense"``
-   without it, ``Collection.query``), with embeddings when ``dedupe`` is on;
+1. retrieve: ``candidates`` records from the first stage (``Collection.retrieve``: dense
+   vectors and/or BM25, fused, under the filters), with embeddings when ``dedupe`` is on;
 2. dedupe: drop near-duplicates by embedding cosine (before re-ranking, so the model is
    not paid to judge the same text twice; the first-stage better copy stays);
 3. rerank: score with the re-ranker, sort (ties keep first-stage order), drop scores under
@@ -158,41 +157,25 @@ def _first(res: dict, key: str) -> Any:
 
 def first_stage(col: Any, question: str, query_embedding: Any, n: int, where: Any, where_document: Any,
                 mode: str, with_embeddings: bool) -> Candidates:
-    """``n`` candidates from ``col.retrieve`` (hybrid), or ``col.query`` (dense) where the
-    collection has no ``retrieve``."""
+    """``n`` candidates from ``col.retrieve`` (each ranker looks ``n`` deep before fusion).
+
+    The question is always sent as text (BM25 needs it); ``query_embedding``, when given,
+    saves embedding it with the collection's function."""
     include = ["documents", "metadatas"] + (["embeddings"] if with_embeddings else [])
-    q_emb = None if query_embedding is None else [np.asarray(query_embedding, dtype=np.float32)]
-    if callable(getattr(col, "retrieve", None)):
-        kw: dict[str, Any] = {"query_texts": [question]}
-        if q_emb is not None:
-            kw["query_embeddings"] = q_emb
-        res = col.retrieve(n_results=n, where=where, where_document=where_document, mode=mode,
-                           include=include, **kw)
-        ids = list(_first(res, "ids") or [])
-        emb = _first(res, "embeddings")
-        return Candidates(
-            ids=ids, documents=list(_first(res, "documents") or [None] * len(ids)),
-            metadatas=list(_first(res, "metadatas") or [None] * len(ids)),
-            embeddings=None if emb is None else np.asarray(emb, dtype=np.float32).reshape(len(ids), -1),
-            scores=[float(s) for s in _first(res, "scores")],
-            ranks=list(_first(res, "ranks")), ranker_scores=list(_first(res, "ranker_scores")),
-            source=f"retrieve {mode}",
-        )
-    if mode == "bm25":
-        raise ValueError("mode='bm25' needs Collection.retrieve (full-text search), which this collection lacks")
-    kw = {"query_embeddings": q_emb} if q_emb is not None else {"query_texts": [question]}
-    res = col.query(n_results=n, where=where, where_document=where_document, include=include + ["distances"], **kw)
-    ids = list(res["ids"][0])
-    dists = [float(d) for d in res["distances"][0]]
+    kw: dict[str, Any] = {"query_texts": [question]}
+    if query_embedding is not None and mode != "bm25":
+        kw["query_embeddings"] = [np.asarray(query_embedding, dtype=np.float32)]
+    res = col.retrieve(n_results=n, candidates=n, where=where, where_document=where_document, mode=mode,
+                       include=include, **kw)
+    ids = list(_first(res, "ids") or [])
     emb = _first(res, "embeddings")
     return Candidates(
         ids=ids, documents=list(_first(res, "documents") or [None] * len(ids)),
         metadatas=list(_first(res, "metadatas") or [None] * len(ids)),
         embeddings=None if emb is None else np.asarray(emb, dtype=np.float32).reshape(len(ids), -1),
-        scores=[-d for d in dists],  # higher is better, like retrieve's fused score
-        ranks=[{"dense": i, "bm25": None} for i in range(len(ids))],
-        ranker_scores=[{"dense": d, "bm25": None} for d in dists],
-        source="query dense" + (" (hybrid requested; retrieve not available)" if mode == "hybrid" else ""),
+        scores=[float(s) for s in _first(res, "scores")],
+        ranks=list(_first(res, "ranks")), ranker_scores=list(_first(res, "ranker_scores")),
+        source=f"retrieve {mode}",
     )
 
 
