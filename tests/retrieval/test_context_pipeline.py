@@ -68,7 +68,7 @@ def test_context_with_llm_reranker(col, llm):
     assert u.input_tokens == 400 and u.output_tokens == 40    # the fake's usage: 100 / 10 per call
     assert u.dropped["threshold"] == 26
     assert u.tokenizer == "o200k_base (bpe-openai)"           # gpt-4.1-mini's tokenizer
-    assert set(u.latency_ms) == {"retrieve", "rerank", "pack", "total"}
+    assert set(u.latency_ms) == {"retrieve", "dedupe", "rerank", "pack", "total"}
     assert u.tokens == token_counter("gpt-4.1-mini")[0](ctx.text) <= 4000
     assert sum(len(r.passages) for r in llm.requests) == 29   # the duplicate was never sent
     assert not u.degraded and u.warnings == []

@@ -1,6 +1,6 @@
 """``Collection.context``: retrieve candidates, re-rank, pack the best into a token budget.
 
-Stages, each timed into ``Context.usage.latency_ms``:
+Stages, each timed into ``Context.usage.latency_ms`` (retrieve, dedupe, rerank, pack):
 
 1. retrieve: ``candidates`` records from the first stage (``Collection.retrieve``: dense
    vectors and/or BM25, fused, under the filters), with embeddings when ``dedupe`` is on;
@@ -57,7 +57,7 @@ class ContextUsage:
     cost: float | None = None
     retries: int = 0
     failed_calls: int = 0
-    latency_ms: dict = field(default_factory=dict)    # retrieve, rerank, pack, total
+    latency_ms: dict = field(default_factory=dict)    # retrieve, dedupe, rerank, pack, total
     candidates: int = 0                               # first-stage results
     reranked: int = 0                                 # sent to the re-ranker
     dropped: dict = field(default_factory=dict)       # duplicates, no_document, threshold, top_n, budget
@@ -225,6 +225,7 @@ def build_context(
         keep = packing.dedupe(cands.embeddings[pool], float(dedupe))
         usage.dropped["duplicates"] = len(pool) - len(keep)
         pool = [pool[k] for k in keep]
+    t_deduped = time.perf_counter()
 
     # 3. rerank
     rerank_scores: dict[int, float] = {}
@@ -275,7 +276,8 @@ def build_context(
     usage.model_calls, usage.input_tokens, usage.output_tokens = calls.calls, calls.input_tokens, calls.output_tokens
     usage.cost, usage.retries, usage.failed_calls = calls.cost, calls.retries, calls.failed_calls
     usage.latency_ms = {
-        "retrieve": (t_retrieved - t_start) * 1000, "rerank": (t_reranked - t_retrieved) * 1000,
+        "retrieve": (t_retrieved - t_start) * 1000, "dedupe": (t_deduped - t_retrieved) * 1000,
+        "rerank": (t_reranked - t_deduped) * 1000,
         "pack": (t_packed - t_reranked) * 1000, "total": (t_packed - t_start) * 1000,
     }
     return Context(question=question, text=packed.text, chunks=chunks, usage=usage)
