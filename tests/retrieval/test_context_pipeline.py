@@ -173,3 +173,11 @@ def test_listwise_end_to_end(col, llm):
     ctx = col.context(Q, query_embedding=col.query_vector, candidates=30, reranker=rr, top_n=3)
     assert set(ctx.ids) == {"k1", "k2", "k3"}
     assert ctx.usage.model_calls == 5  # 29 candidates: windows end at 29, 24, 19, 14, 9
+
+
+def test_reranker_threshold_and_override(col):
+    fn = gleandb.rerank.Function(lambda q, docs: [overlap(q, d) for d in docs], threshold=3)
+    own = col.context(Q, query_embedding=col.query_vector, reranker=fn)
+    assert own.chunks and all(c.rerank_score >= 3 for c in own.chunks)
+    loose = col.context(Q, query_embedding=col.query_vector, reranker=fn, threshold=0)
+    assert len(loose.chunks) > len(own.chunks) and loose.usage.dropped["threshold"] == 0

@@ -174,6 +174,8 @@ def test_function_reranker_checks_output():
         gleandb.rerank.Function(lambda q, d: ["a"] * len(d)).rerank(Q, DOCS, Usage())
     with pytest.raises(ValueError, match="callable"):
         gleandb.rerank.Function(3)
+    with pytest.raises(ValueError, match="threshold must be a number or None, got 'high'"):
+        gleandb.rerank.Function(len, threshold="high")
 
 
 # ---------------------------------------------------------------------- specs

@@ -26,6 +26,13 @@ class RerankError(RuntimeError):
     """A re-ranker could not score the candidates (bad answers, failed calls, wrong output)."""
 
 
+def _check_threshold(threshold: Any) -> float | None:
+    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
+                                  or math.isnan(threshold)):
+        raise ValueError(f"threshold must be a number or None, got {threshold!r}")
+    return threshold
+
+
 @runtime_checkable
 class Reranker(Protocol):
     threshold: float | None
@@ -145,8 +152,7 @@ class _LLMBase:
             client = make_chat_client(provider, model, base_url=base_url, api_key=api_key, **client_kw)
         if not isinstance(max_doc_chars, int) or isinstance(max_doc_chars, bool) or max_doc_chars < 1:
             raise ValueError(f"max_doc_chars must be an integer >= 1, got {max_doc_chars!r}")
-        if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))):
-            raise ValueError(f"threshold must be a number or None, got {threshold!r}")
+        _check_threshold(threshold)
         self.client = client
         self.max_doc_chars = max_doc_chars
         self.threshold = threshold
@@ -287,7 +293,7 @@ class CrossEncoder:
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         self.model_name = model_name_or_path
         self.device, self.batch_size, self.max_length = device, batch_size, max_length
-        self.threshold = threshold
+        self.threshold = _check_threshold(threshold)
         self._model = model
         self._lock = threading.Lock()
 
@@ -336,7 +342,7 @@ class Function:
             raise ValueError(f"fn must be callable, got {fn!r}")
         self.fn = fn
         self.name = name or getattr(fn, "__name__", "function")
-        self.threshold = threshold
+        self.threshold = _check_threshold(threshold)
 
     def __repr__(self) -> str:
         return f"Function({self.name})"
