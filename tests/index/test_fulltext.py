@@ -180,3 +180,16 @@ def test_config_persisted_echoed_and_fixed(tmp_path):
         assert col._store.fulltext_config.k1 == 1.5
     finally:
         c2.close()
+
+
+from hypothesis import given, settings, strategies as hst  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=hst.text(max_size=60), lowercase=hst.booleans())
+def test_query_analysis_equals_document_analysis(text, lowercase):
+    """Queries are tokenized by a cached per-character path, documents by RE2 kernels:
+    both must give the same terms for any text."""
+    cfg = FullTextConfig(lowercase=lowercase, max_token_len=5)
+    terms, tids, _rows = analyze(pa.array([text], pa.string()), cfg)
+    assert analyze_query(text, cfg) == [terms[t] for t in tids.tolist()]

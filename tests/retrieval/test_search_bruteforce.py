@@ -21,14 +21,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import gleandb
-from gleandb import GroupBy, K, Knn, MaxK, MinK, Rrf, Search, Val, Weighted
+from gleandb import Bm25, GroupBy, K, Knn, MaxK, MinK, Rrf, Search, Val, Weighted
 from gleandb.api import search as s
+from gleandb.index.fulltext import bm25_top_k
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from filter_reference import where_document_matches, where_matches  # noqa: E402
 
 DIM = 3
-WORDS = ["cat", "dog", "owl"]
+WORDS = ["cat", "dog", "owl", "the"]
 
 
 # ------------------------------------------------------------------------ reference
@@ -59,17 +60,28 @@ def knn_list(recs, query, limit):
 
 
 class Ref:
-    """Per-record evaluation of a rank wire dict."""
+    """Per-record evaluation of a rank wire dict.
 
-    def __init__(self, recs):
+    ``bm25`` gives the BM25 score of every live record for a query text (from the
+    index, with no filter and no limit: the scores themselves are tested against an
+    independent BM25 in tests/index); the top-``limit`` choice among the filtered
+    records, ties and the arithmetic are the reference's own."""
+
+    def __init__(self, recs, bm25=None):
         self.recs = recs
+        self.bm25 = bm25
         self.cache = {}
 
-    def leaf(self, d):
-        key = repr(d)
+    def leaf(self, d, op="$knn"):
+        key = op + repr(d)
         if key not in self.cache:
-            ranked = knn_list(self.recs, d["query"], d.get("limit", 16))
-            self.cache[key] = {rid: (i, dist) for i, (rid, dist) in enumerate(ranked)}
+            if op == "$knn":
+                ranked = knn_list(self.recs, d["query"], d.get("limit", 16))
+            else:
+                scores = self.bm25(d["query"])
+                hits = sorted((-scores[r["id"]], r["rid"], r["id"]) for r in self.recs if r["id"] in scores)
+                ranked = [(id_, neg) for neg, _rid, id_ in hits[: d.get("limit", 16)]]
+            self.cache[key] = {rid: (i, v) for i, (rid, v) in enumerate(ranked)}
         return self.cache[key]
 
     def ev(self, r, rid):
@@ -77,8 +89,8 @@ class Ref:
         (op, arg), = r.items()
         if op == "$val":
             return False, float(arg), True
-        if op == "$knn":
-            hits = self.leaf(arg)
+        if op in ("$knn", "$bm25"):
+            hits = self.leaf(arg, op)
             default = arg.get("default")
             if rid in hits:
                 i, dist = hits[rid]
@@ -135,14 +147,14 @@ def _agg_key(rec, score, keys, desc):
     return tuple(out)
 
 
-def reference(recs, wire):
+def reference(recs, wire, bm25=None):
     live = [r for r in recs if ref_filter(wire["filter"], r)]
     by_id = {r["id"]: r for r in live}
     rank = wire["rank"]
     if rank is None:
         order = [(r["id"], None) for r in sorted(live, key=lambda r: r["rid"])]
     else:
-        ev = Ref(live)
+        ev = Ref(live, bm25)
         order = []
         for r in live:
             inside, val, _d = ev.ev(rank, r["id"])
@@ -191,6 +203,9 @@ def collections(draw):
 
 def knns(draw):
     default = draw(st.one_of(st.none(), st.integers(0, 40).map(float)))
+    if draw(st.integers(0, 3)) == 0:
+        query = " ".join(draw(st.lists(st.sampled_from(WORDS + ["emu"]), min_size=1, max_size=2)))
+        return Bm25(query=query, limit=draw(st.integers(1, 8)), default=default, return_rank=draw(st.booleans()))
     return Knn(query=draw(vec), limit=draw(st.integers(1, 8)), default=default, return_rank=draw(st.booleans()))
 
 
@@ -271,6 +286,14 @@ def build(data):
     return client, col, live
 
 
+def all_bm25(col, query):
+    """id -> BM25 score of every live record that matches ``query``."""
+    store = col._store
+    snap = store.snapshot()
+    hits = bm25_top_k(snap, query, 1000, None, store.fulltext_config)
+    return {snap[vi].seg.ids_list()[row]: score for vi, row, score in hits}
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=collections(), search=searches())
 def test_search_equals_brute_force(data, search):
@@ -278,7 +301,7 @@ def test_search_equals_brute_force(data, search):
     try:
         wire = search.to_dict()
         res = col.search(search)
-        ids, scores = reference(live, wire)
+        ids, scores = reference(live, wire, lambda q: all_bm25(col, q))
         assert res["ids"][0] == ids
         if wire["rank"] is not None:
             assert res["scores"][0] == scores

@@ -566,11 +566,12 @@ class CollectionStore:
     def allowed_mask(view: SegView, filt, ids_set: pa.Array | None) -> np.ndarray | None:
         """Rows of ``view`` that are live and pass the filters; None means all rows."""
         mask = view.live_mask()
-        if filt is not None:
-            m = filt.evaluate(view.seg.table, view.seg.trigram_index)
-            mask = m if mask is None else (mask & m)
         if ids_set is not None:
             m = pc.is_in(view.seg.table.column("id"), value_set=ids_set).to_numpy(zero_copy_only=False)
+            mask = m if mask is None else (mask & m)
+        if filt is not None:
+            # the filter only has to be right on rows still in ``mask``
+            m = filt.evaluate(view.seg.table, view.seg.trigram_index, mask)
             mask = m if mask is None else (mask & m)
         return mask
 

@@ -424,13 +424,18 @@ _I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
 
 class _Ctx:
     """Per-table evaluation context: column lookup by (tag, key), and the
-    segment's trigram index when it has one (``trigrams()`` -> index or None)."""
+    segment's trigram index when it has one (``trigrams()`` -> index or None).
 
-    __slots__ = ("table", "n", "cols", "trigrams")
+    ``within``: when set, only these rows' results matter (the caller ANDs with it),
+    so document scans may skip the others. ``_And`` narrows it as it goes.
+    """
 
-    def __init__(self, table: pa.Table, trigrams=None) -> None:
+    __slots__ = ("table", "n", "cols", "trigrams", "within")
+
+    def __init__(self, table: pa.Table, trigrams=None, within: np.ndarray | None = None) -> None:
         self.table = table
         self.trigrams = trigrams
+        self.within = within
         self.n = table.num_rows
         cols: dict[str, dict[str, str]] = {}
         for name in table.column_names:
@@ -462,14 +467,30 @@ class _Node:
         raise NotImplementedError
 
 
+def _reads_documents(node: _Node) -> bool:
+    if isinstance(node, (_DocContains, _DocRegex)):
+        return True
+    return any(_reads_documents(c) for c in getattr(node, "children", ())) or (
+        isinstance(node, _Not) and _reads_documents(node.child)
+    )
+
+
 class _And(_Node):
+    """Metadata clauses run first; document clauses then only need to decide the
+    rows that passed them (``ctx.within``), which is where scans get cheap."""
+
     def __init__(self, children: list[_Node]) -> None:
-        self.children = children
+        self.children = sorted(children, key=_reads_documents)
 
     def eval(self, ctx: _Ctx) -> np.ndarray:
         out = np.ones(ctx.n, dtype=bool)
-        for child in self.children:
-            out &= child.eval(ctx)
+        saved = ctx.within
+        try:
+            for child in self.children:
+                out &= child.eval(ctx)
+                ctx.within = out if saved is None else (saved & out)
+        finally:
+            ctx.within = saved
         return out
 
 
@@ -602,17 +623,23 @@ def _doc_regex(doc: pa.ChunkedArray, pattern: str) -> np.ndarray:
     return np.concatenate(list(results))
 
 
+# above this fraction of a segment's rows as candidates, a full (parallel) scan is as cheap
+INDEX_MAX_FRACTION = 0.5
+
+
 def _verify(ctx: _Ctx, doc: pa.ChunkedArray, query, re2: str) -> np.ndarray | None:
-    """Rows matching ``re2``, checking only the trigram index's candidates for
-    ``query``; None when there is no index or it would not narrow the scan."""
-    if query is None or ctx.trigrams is None:
+    """Rows matching ``re2``, checking only candidates: the trigram index's rows for
+    ``query``, narrowed to ``ctx.within``. None when neither narrows the scan enough
+    (the caller then scans the whole column)."""
+    cand = None
+    if query is not None and ctx.trigrams is not None:
+        idx = ctx.trigrams()
+        if idx is not None:
+            cand = idx.candidates(query)
+    if ctx.within is not None:
+        cand = np.flatnonzero(ctx.within) if cand is None else cand[ctx.within[cand]]
+    if cand is None or len(cand) > ctx.n * INDEX_MAX_FRACTION:
         return None
-    idx = ctx.trigrams()
-    if idx is None:
-        return None
-    cand = idx.candidates(query)
-    if cand is None or len(cand) > ctx.n // 2:
-        return None  # a full (parallel) scan is as cheap
     out = np.zeros(ctx.n, dtype=bool)
     if len(cand):
         sub = doc.take(pa.array(cand, pa.int64()))
@@ -829,13 +856,15 @@ class Filter:
         self.where_document = where_document
         self._root = root
 
-    def evaluate(self, table: pa.Table, trigrams=None) -> np.ndarray:
+    def evaluate(self, table: pa.Table, trigrams=None, within: np.ndarray | None = None) -> np.ndarray:
         """Boolean mask (``len == table.num_rows``) of the matching rows.
 
         ``trigrams``: a callable returning the table's trigram index (or None), used
         to narrow document substring and regex scans; results are the same without it.
+        ``within``: rows the caller will keep (e.g. live rows); the result is exact on
+        them and unspecified elsewhere, so AND it with ``within``.
         """
-        out = self._root.eval(_Ctx(table, trigrams))
+        out = self._root.eval(_Ctx(table, trigrams, within))
         return np.ascontiguousarray(out, dtype=bool)
 
     def __repr__(self) -> str:

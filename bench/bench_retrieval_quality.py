@@ -1,0 +1,218 @@
+"""Retrieval quality on a real text corpus with known-item queries: dense, BM25, RRF, weighted.
+
+Corpus (real English text that ships with CPython, nothing downloaded): the
+docstrings of the standard library's modules and public functions, classes and methods.
+Each docstring with a one-paragraph summary of 4-40 words and a body of at
+least 20 words becomes one passage = the body **without** the summary paragraph
+(the object's name is not included either). Its known-item query is the summary
+paragraph. So the query is never a verbatim part of the passage; the two
+describe the same object in different words, the way a user's question and the
+documentation do. Summaries that occur more than once (e.g. "Return self==value.")
+and docstrings shared by several objects are dropped, so each query has exactly
+one relevant passage; passages whose body still contains the summary text are
+dropped (leakage). Paragraphs of the language reference's help topics
+(``pydoc_data.topics``) are added as distractor passages (no query points at them).
+
+Metrics per query (one relevant passage, rank r 1-based, or none in the top 10):
+recall@10 = [r <= 10], nDCG@10 = 1/log2(r + 1) if r <= 10, MRR@10 = 1/r if r <= 10;
+averaged over queries.
+
+Run:  PYTHONPATH=src .venv/bin/python bench/bench_retrieval_quality.py [--max-passages 3000] [--queries 600]
+Writes bench/results-retrieval-quality.txt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import inspect
+import math
+import pkgutil
+import random
+import re
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import gleandb
+
+SKIP = re.compile(r"^(_|test|idlelib|tkinter|turtle|antigravity|this|lib2to3|ensurepip|venv|pydoc_data|"
+                  r"distutils|msilib|winreg|winsound|_msi|encodings\.|multiprocessing\.popen|asyncio\.windows)")
+OUT = Path(__file__).with_name("results-retrieval-quality.txt")
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+def _split(doc: str) -> tuple[str, str] | None:
+    doc = inspect.cleandoc(doc)
+    parts = re.split(r"\n\s*\n", doc, maxsplit=1)
+    if len(parts) != 2:
+        return None
+    summary = " ".join(parts[0].split())
+    body = " ".join(parts[1].split())
+    if not 4 <= _words(summary) <= 40 or _words(body) < 20:
+        return None
+    if summary.lower().rstrip(".") in body.lower():
+        return None
+    return summary, body
+
+
+def collect() -> list[tuple[str, str, str]]:
+    """[(qualified name, summary, body)] from the standard library's docstrings."""
+    stdlib = set(sys.stdlib_module_names)
+    seen_objs: set[int] = set()
+    items: list[tuple[str, str, str]] = []
+    names = ["builtins"] + sorted(m.name for m in pkgutil.iter_modules() if m.name in stdlib and not SKIP.match(m.name))
+    warnings.simplefilter("ignore")
+    for top in list(names):  # submodules of packages (email.*, xml.*, asyncio.*, ...)
+        try:
+            path = getattr(importlib.import_module(top), "__path__", None)
+        except Exception:
+            continue
+        if path:
+            names += [m.name for m in pkgutil.walk_packages(path, top + ".", onerror=lambda _n: None)
+                      if not SKIP.match(m.name) and ".test" not in m.name and "._" not in m.name]
+    for modname in names:
+        try:
+            mod = importlib.import_module(modname)
+        except Exception:
+            continue
+        if isinstance(mod.__doc__, str) and id(mod) not in seen_objs:
+            seen_objs.add(id(mod))
+            split = _split(mod.__doc__)
+            if split:
+                items.append((modname, *split))
+        for name, obj in vars(mod).items():
+            if name.startswith("_") or id(obj) in seen_objs:
+                continue
+            if getattr(obj, "__module__", None) != modname or not (inspect.isclass(obj) or inspect.isroutine(obj)):
+                continue
+            cands = [(f"{modname}.{name}", obj)]
+            if inspect.isclass(obj):
+                cands += [(f"{modname}.{name}.{k}", v) for k, v in vars(obj).items()
+                          if not k.startswith("_") and (inspect.isroutine(v) or isinstance(v, (property, classmethod, staticmethod)))]
+            for qual, o in cands:
+                if id(o) in seen_objs:
+                    continue
+                seen_objs.add(id(o))
+                doc = getattr(o, "__doc__", None)
+                if isinstance(o, (classmethod, staticmethod)):
+                    doc = getattr(o.__func__, "__doc__", None)
+                if not isinstance(doc, str):
+                    continue
+                split = _split(doc)
+                if split:
+                    items.append((qual, *split))
+    # one relevant passage per query: drop repeated summaries and repeated bodies entirely
+    by_summary: dict[str, int] = {}
+    by_body: dict[str, int] = {}
+    for _q, summ, body in items:
+        by_summary[summ.lower()] = by_summary.get(summ.lower(), 0) + 1
+        by_body[body] = by_body.get(body, 0) + 1
+    return [(q, s, b) for q, s, b in items if by_summary[s.lower()] == 1 and by_body[b] == 1]
+
+
+def distractors() -> list[tuple[str, str]]:
+    """Extra passages with no query: paragraphs (>= 30 words) of the language reference's
+    help topics (``pydoc_data.topics``), so the docstrings compete with related text."""
+    from pydoc_data.topics import topics
+
+    out = []
+    for name, text in sorted(topics.items()):
+        for j, para in enumerate(re.split(r"\n\s*\n", text)):
+            para = " ".join(para.split())
+            if _words(para) >= 30:
+                out.append((f"topic:{name}:{j}", para))
+    return out
+
+
+def metrics(ranks: list[int | None]) -> dict[str, float]:
+    n = len(ranks)
+    return {
+        "recall@10": sum(1 for r in ranks if r is not None and r <= 10) / n,
+        "nDCG@10": sum(1 / math.log2(r + 1) for r in ranks if r is not None and r <= 10) / n,
+        "MRR@10": sum(1 / r for r in ranks if r is not None and r <= 10) / n,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--max-passages", type=int, default=3000)
+    ap.add_argument("--queries", type=int, default=600)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+
+    t0 = time.perf_counter()
+    items = collect()
+    rng = random.Random(args.seed)
+    rng.shuffle(items)
+    queries = items[: args.queries]
+    extra = distractors()
+    rng.shuffle(extra)
+    passages = [(q, b) for q, _s, b in items] + extra
+    passages = passages[: max(args.max_passages, len(queries))]
+    n_doc = min(len(items), len(passages))
+    print(f"corpus: {len(passages)} passages ({n_doc} stdlib docstrings, {len(passages) - n_doc} help-topic "
+          f"paragraphs; {time.perf_counter() - t0:.1f} s to collect); {len(queries)} known-item queries", flush=True)
+
+    ef = gleandb.DefaultEmbeddingFunction()
+    with tempfile.TemporaryDirectory() as tmp:
+        client = gleandb.PersistentClient(path=tmp)
+        col = client.create_collection("stdlib-docs", embedding_function=ef, metadata={"hnsw:space": "cosine"})
+        t0 = time.perf_counter()
+        for i in range(0, len(passages), 256):
+            chunk = passages[i : i + 256]
+            col.add(ids=[q for q, _b in chunk], documents=[b for _q, b in chunk])
+        col.flush()
+        t_index = time.perf_counter() - t0
+        print(f"indexed (embedding + BM25 + HNSW) in {t_index:.0f} s ({len(passages) / t_index:.0f} passages/s)", flush=True)
+
+        texts = [s for _q, s, _b in queries]
+        t0 = time.perf_counter()
+        qemb = ef.embed_query(texts) if hasattr(ef, "embed_query") else ef(texts)
+        t_qemb = time.perf_counter() - t0
+        configs = [
+            ("dense", dict(mode="dense")),
+            ("BM25", dict(mode="bm25")),
+            ("hybrid RRF (k=60)", dict(mode="hybrid", fusion="rrf")),
+            ("hybrid weighted (1:1)", dict(mode="hybrid", fusion="weighted")),
+        ]
+        rows = []
+        for label, kw in configs:
+            ranks: list[int | None] = []
+            t0 = time.perf_counter()
+            for (qual, summ, _b), e in zip(queries, qemb):
+                res = col.retrieve(query_texts=[summ], query_embeddings=[e], n_results=10, include=[], **kw)
+                ids = res["ids"][0]
+                ranks.append(ids.index(qual) + 1 if qual in ids else None)
+            ms = (time.perf_counter() - t0) / len(queries) * 1000
+            rows.append((label, metrics(ranks), ms))
+            print(f"  {label}: done ({ms:.1f} ms/query)", flush=True)
+
+    lines = [
+        "Retrieval quality, known-item queries on CPython standard-library docstrings",
+        f"python {sys.version.split()[0]}; {len(passages)} passages ({n_doc} docstrings + {len(passages) - n_doc} "
+        f"help-topic paragraphs as distractors), {len(queries)} queries (seed {args.seed})",
+        "query = a docstring's summary paragraph; its one relevant passage = the rest of that docstring",
+        "embedding: all-MiniLM-L6-v2 (gleandb DefaultEmbeddingFunction), cosine; BM25: collection default "
+        "(k1/b from gleandb.index.fulltext, no stemming); candidates per ranker: 50",
+        f"indexing {len(passages) / t_index:.0f} passages/s; query embedding {t_qemb / len(queries) * 1000:.1f} ms/query "
+        "(not included below); timings on a shared 2-core machine, noisy",
+        "",
+        f"{'configuration':<24}{'recall@10':>10}{'nDCG@10':>10}{'MRR@10':>10}{'ms/query':>10}",
+    ]
+    for label, m, ms in rows:
+        lines.append(f"{label:<24}{m['recall@10']:>10.3f}{m['nDCG@10']:>10.3f}{m['MRR@10']:>10.3f}{ms:>10.1f}")
+    text = "\n".join(lines) + "\n"
+    print()
+    print(text)
+    OUT.write_text(text)
+    print(f"written to {OUT}")
+
+
+if __name__ == "__main__":
+    main()
