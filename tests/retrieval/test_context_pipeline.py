@@ -139,6 +139,8 @@ def test_modes_and_filters(col):
     filt = col.context(Q, query_embedding=col.query_vector, where={"source": "misc.md"},
                        where_document={"$contains": "tea"})
     assert filt.ids and all(c.metadata["source"] == "misc.md" and "tea" in c.document for c in filt.chunks)
+    with pytest.raises(ValueError, match="pass query_embedding, or use mode='bm25'"):
+        col.context(Q)  # no embedding function, no vector
 
 
 @pytest.mark.parametrize("kw, field", [

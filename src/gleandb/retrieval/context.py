@@ -161,6 +161,9 @@ def first_stage(col: Any, question: str, query_embedding: Any, n: int, where: An
 
     The question is always sent as text (BM25 needs it); ``query_embedding``, when given,
     saves embedding it with the collection's function."""
+    if query_embedding is None and mode != "bm25" and getattr(col, "_embedding_function", True) is None:
+        raise ValueError(f"mode={mode!r} embeds the question with the collection's embedding function, and this "
+                         "collection has none: pass query_embedding, or use mode='bm25'")
     include = ["documents", "metadatas"] + (["embeddings"] if with_embeddings else [])
     kw: dict[str, Any] = {"query_texts": [question]}
     if query_embedding is not None and mode != "bm25":
