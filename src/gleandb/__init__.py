@@ -45,7 +45,7 @@ from gleandb.embeddings.functions import (
     EmbeddingFunction,
     register_embedding_function,
 )
-from gleandb import errors
+from gleandb import errors, rerank
 
 __all__ = [
     "AdminClient",
@@ -80,6 +80,7 @@ __all__ = [
     "QueryResult",
     "Settings",
     "errors",
+    "rerank",
     "register_embedding_function",
     "__version__",
 ]

@@ -483,5 +483,35 @@ class Collection:
         self._store.compact()
         self._store.worker.wait_idle()
 
+    def context(
+        self,
+        question: str,
+        candidates: int = 200,
+        where=None,
+        where_document=None,
+        mode: str = "hybrid",
+        reranker=None,
+        top_n: int = 20,
+        max_tokens: int = 4000,
+        threshold: float | None = None,
+        order: str = "relevance",
+        dedupe: float | None = 0.95,
+        tokenizer=None,
+        on_rerank_error: str = "raise",
+        query_embedding=None,
+        truncate: bool = False,
+    ):
+        """Retrieve ``candidates``, re-rank, keep ``top_n`` and pack them into ``max_tokens``:
+        a ``Context`` with ``.text`` (chunks with [n] citation markers), ``.chunks`` and ``.usage``.
+        The pipeline lives in ``gleandb.retrieval.context``; docs/context.md explains the options."""
+        from gleandb.retrieval.context import build_context
+
+        return build_context(
+            self, question, candidates=candidates, where=where, where_document=where_document, mode=mode,
+            reranker=reranker, top_n=top_n, max_tokens=max_tokens, threshold=threshold, order=order,
+            dedupe=dedupe, tokenizer=tokenizer, on_rerank_error=on_rerank_error,
+            query_embedding=query_embedding, truncate=truncate,
+        )
+
     def get_model(self) -> dict:
         return {**self._record.to_dict(), "dimension": self._store.dimension, "version": self._store.version}

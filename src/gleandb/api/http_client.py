@@ -571,6 +571,10 @@ class AsyncHttpCollection(_HttpCollectionBase):
     async def _arun(self, plan: Plan) -> Any:
         return await self._client._arun(plan)
 
+    def context(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError("context() runs in the caller's process and is not available on AsyncHttpClient "
+                                  "collections: use HttpClient, or POST .../collections/{id}/context")
+
 
 # --------------------------------------------------------------------------- clients
 

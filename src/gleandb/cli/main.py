@@ -1,4 +1,5 @@
-"""The ``glean`` command: ``glean run`` (the server), ``glean demo``, ``glean info``, ``glean ingest``."""
+"""The ``glean`` command: ``glean run`` (the server), ``glean demo``, ``glean info``, ``glean ingest``,
+``glean context``."""
 
 from __future__ import annotations
 
@@ -276,6 +277,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="force the progress bar on or off (default: on when stderr is a terminal)")
     ingest.add_argument("inputs", nargs="+", metavar="FILES_OR_DIRS", help="text files and directories")
     ingest.set_defaults(func=cmd_ingest)
+    from gleandb.cli.context import add_parser as add_context_parser
+
+    add_context_parser(sub)
     run = sub.add_parser(
         "run",
         help="serve Chroma's v2 HTTP API on a store directory",

@@ -1,1 +1,1 @@
-"""Retrieval: hybrid search, fusion, the Search API executor."""
+"""Retrieval: hybrid search, fusion, the Search API executor, re-ranking and context packing."""

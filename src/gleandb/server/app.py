@@ -846,6 +846,20 @@ def create_app(path: str, settings: ServerSettings | None = None) -> FastAPI:
         col = state.collection(tenant, database, collection_id)
         return result_to_json(col.retrieve(**body))
 
+    @app.post(COL + "/context", tags=["records"])
+    def context(tenant: str, database: str, collection_id: str, body: dict[str, Any]) -> dict:
+        """gleandb extension: ``Collection.context`` (retrieve, re-rank, pack); see docs/server.md."""
+        from gleandb.retrieval.llm import ChatError
+        from gleandb.retrieval.rerank import RerankError
+        from gleandb.server.context import run_context
+
+        check_limits(settings, where=body.get("where"), where_document=body.get("where_document"))
+        col = state.collection(tenant, database, collection_id)
+        try:
+            return run_context(col, body, settings)
+        except (RerankError, ChatError) as exc:  # the model endpoint failed, not this server
+            raise HTTPError(502, "RerankError", str(exc)) from None
+
     @app.post(COL + "/fork", tags=["collections"])
     def fork(tenant: str, database: str, collection_id: str) -> dict:
         raise HTTPError(501, "ChromaError", "Collection forking is unsupported for local chroma")

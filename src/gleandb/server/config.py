@@ -31,6 +31,12 @@ class ServerSettings:
     max_query_results: int = 10_000
     max_query_embeddings: int = 1_000
     max_regex_length: int = 4_096
+    # POST .../context (docs/server.md): where re-rankers may send requests (empty: the official
+    # OpenAI and Anthropic endpoints), whether a request may carry its own API key, and the
+    # cross-encoder models the server may load
+    rerank_base_urls: list[str] = field(default_factory=list)
+    rerank_allow_request_keys: bool = False
+    rerank_cross_encoders: list[str] = field(default_factory=list)
 
     @property
     def auth_enabled(self) -> bool:
@@ -92,7 +98,7 @@ def token_grants(settings: "ServerSettings") -> list[TokenGrant]:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(ServerSettings)}
-_LIST_FIELDS = {"auth_tokens", "auth_basic", "cors_allow_origins"}
+_LIST_FIELDS = {"auth_tokens", "auth_basic", "cors_allow_origins", "rerank_base_urls", "rerank_cross_encoders"}
 
 
 def _coerce(name: str, value: Any) -> Any:
