@@ -152,13 +152,17 @@ class ForkMachine(RuleBasedStateMachine):
         self.history[name] = {0: copy.deepcopy(self.models[name]), 1: copy.deepcopy(self.models[name])}
 
     @precondition(lambda self: len(self.models) < MAX_COLLECTIONS)
-    @rule(data=st.data())
-    def fork_past_version(self, data):
+    @rule(data=st.data(), pick=st.integers(0, 1000))
+    def fork_past_version(self, data, pick):
         src = self._pick(data)
-        manifests = self.cols[src]._store._manifests
+        store = self.cols[src]._store
+        # a background flush may publish (and retention drop an old version) at any time:
+        # let it finish so the version drawn is still retained when forked
+        store.worker.wait_idle()
+        manifests = store._manifests
         if not manifests:
             return
-        m = data.draw(st.sampled_from(manifests))
+        m = manifests[pick % len(manifests)]  # how many are retained depends on timing: no draw here
         want = self.history[src].get(m.seq)
         assert want is not None, f"{src}: no model recorded at seq {m.seq} (version {m.version})"
         name = self._new_name()
