@@ -271,7 +271,6 @@ class CollectionStore:
     def _merged_tail(self, after: int, upto: int) -> WalBatch | None:
         puts: dict[str, tuple] = {}
         deletes: set[str] = set()
-        dim = 0
         for b in self.wal.read_range(after, upto):
             for id_ in b.delete_ids:
                 puts.pop(id_, None)
@@ -279,7 +278,6 @@ class CollectionStore:
             for j, id_ in enumerate(b.put_ids):
                 deletes.discard(id_)
                 puts[id_] = (b.put_rids[j], b.put_embeddings[j], b.put_documents[j], b.put_metadatas[j], b.put_uris[j])
-                dim = b.put_embeddings.shape[1]
         if not puts and not deletes:
             return None
         out = WalBatch(seq=0)
