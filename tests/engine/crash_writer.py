@@ -104,3 +104,17 @@ if __name__ == "__main__":
         dump(module, path)
     else:
         raise SystemExit(f"unknown command {cmd}")
+
+
+def apply_docs(state, n):
+    """``apply`` keeping only documents (the fork crash test compares ids and documents)."""
+    op, ids, embs, docs, metas = batch(n)
+    for k, i in enumerate(ids):
+        if op == "delete":
+            state.pop(i, None)
+        elif op == "add":
+            if i not in state:
+                state[i] = docs[k]
+        else:
+            state[i] = docs[k]
+    return state

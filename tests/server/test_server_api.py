@@ -276,7 +276,7 @@ def test_wire_format(http_client, server):
         400, "InvalidArgumentError", "Database [nodb] does not exist")
     assert httpx.get(f"{url}/api/v2/tenants/default_tenant/databases/nodb/collections").json() == []
     err(httpx.post(base + "/search", json={}), 400, "InvalidArgumentError", "searches must be a list")
-    err(httpx.post(base + "/fork", json={"new_name": "f"}), 501, "ChromaError", "forking is unsupported")
+    err(httpx.post(base + "/fork", json={"new_name": "f"}), 400, "InvalidArgumentError", "new_name")
     err(httpx.post(url + "/api/v2/tenants", json={"name": "ab"}), 400, "InvalidArgumentError")
 
     assert httpx.get(url + "/openapi.json").json()["paths"]

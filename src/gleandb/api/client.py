@@ -62,6 +62,8 @@ class _EngineUser:
             index_min_rows=int(s.index_min_rows),
             wal_sync=bool(s.wal_sync),
             compaction_min_segments=int(s.compaction_min_segments),
+            version_retention_count=int(s.version_retention_count),
+            version_retention_seconds=float(s.version_retention_seconds),
         )
 
     @property
@@ -157,6 +159,30 @@ class ClientAPI(_EngineUser):
         """Flush, merge segments and reclaim deleted rows now (gleandb extension)."""
         self.engine.flush(wait=True)
         self.engine.compact(wait=True)
+
+    def vacuum(self, retention_count: int | None = None, retention_seconds: float | None = None) -> dict:
+        """Flush and compact every collection of the store, drop versions beyond retention
+        (the Settings', or these overrides) and delete files nothing references; returns a
+        report with ``bytes_reclaimed`` (gleandb extension)."""
+        stores = [self._store_for(rec) for rec in self._catalog.all_collections()]
+        return self.engine.vacuum(stores, retention_count, retention_seconds)
+
+    def _fork(self, rec: CollectionRecord, new_name: str, version: int | None) -> CollectionRecord:
+        """Fork the collection of ``rec`` as ``new_name`` (see ``Collection.fork``)."""
+        v.validate_collection_name(new_name, field="new_name")
+        if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
+            raise InvalidArgumentError(f"Invalid version {version!r}: expected an integer")
+        rec = self._catalog.get_collection_by_id(rec.id)
+        self._catalog.check_name_free(new_name, rec.tenant, rec.database)
+
+        def make_record(cid: str) -> CollectionRecord:
+            return self._catalog.create_collection(
+                new_name, rec.tenant, rec.database, rec.metadata, rec.configuration, False,
+                cid=cid, forked_from=rec.id,
+            )[0]
+
+        params = self._params_for(rec)
+        return self.engine.fork(rec.id, params, make_record, self._params_for(rec), version)
 
     # ------------------------------------------------------ collections
 

@@ -513,5 +513,21 @@ class Collection:
             query_embedding=query_embedding, truncate=truncate,
         )
 
+    def fork(self, new_name: str, version: int | None = None) -> "Collection":
+        """A new collection with this one's records, configuration, metadata and embedding
+        function, sharing its segment files (copy-on-write): the cost does not depend on the
+        size. ``version`` forks a retained past version (see ``versions()``)."""
+        rec = self._client._fork(self._record, new_name, version)
+        return type(self)(self._client, rec, self._embedding_function, self._data_loader)
+
+    def fork_count(self) -> int:
+        """Live collections forked directly from this one."""
+        return self._client._catalog.count_forks(self._record.id)
+
+    def versions(self) -> list[dict]:
+        """Retained versions, oldest first: ``version``, ``created_at`` (unix time),
+        ``records``, ``segments`` (count), ``segment_names``, ``forked_from``."""
+        return self._store.versions()
+
     def get_model(self) -> dict:
         return {**self._record.to_dict(), "dimension": self._store.dimension, "version": self._store.version}

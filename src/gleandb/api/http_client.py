@@ -552,8 +552,28 @@ class _HttpCollectionBase(Collection):
         return None
 
 
-_COLLECTION_METHODS = ("add", "update", "upsert", "delete", "get", "peek", "count", "query", "modify", "search",
-                       "retrieve")
+    # ----------------------------------------------------------------- forks
+
+    def _p_fork(self, new_name: str, version: int | None = None) -> Plan:
+        """Fork on the server (Chroma's fork route; ``version`` is gleandb's extension)."""
+        v.validate_collection_name(new_name, field="new_name")
+        body: dict = {"new_name": new_name}
+        if version is not None:
+            body["version"] = version
+        model = yield _post(f"{self._path}/fork", body)
+        return type(self)(self._client, _record_from_json(model), self._embedding_function, self._data_loader, model)
+
+    def _p_fork_count(self) -> Plan:
+        return int((yield _get(f"{self._path}/fork_count"))["count"])
+
+    def _p_versions(self) -> Plan:
+        return (yield _get(f"{self._path}/versions"))
+
+
+_COLLECTION_METHODS = (
+    "add", "update", "upsert", "delete", "get", "peek", "count", "query", "modify", "search", "retrieve",
+    "fork", "fork_count", "versions",
+)
 
 
 @_expose(_COLLECTION_METHODS, asynchronous=False)

@@ -39,6 +39,10 @@ _GLEANDB_FIELDS: dict[str, Any] = {
     "wal_sync": True,
     # compaction merges this many small segments at once
     "compaction_min_segments": 4,
+    # versions kept for time travel (collection.versions(), fork(version=N)): the newest N ...
+    "version_retention_count": 4,
+    # ... plus every version younger than this many seconds; older files are reclaimed
+    "version_retention_seconds": 300.0,
 }
 
 

@@ -32,9 +32,10 @@ class CollectionRecord:
     database: str
     metadata: dict | None = None
     configuration: dict = field(default_factory=dict)
+    forked_from: str | None = None  # id of the collection this one was forked from
 
     def to_dict(self) -> dict:
-        return {
+        d = {
             "id": self.id,
             "name": self.name,
             "tenant": self.tenant,
@@ -42,6 +43,9 @@ class CollectionRecord:
             "metadata": self.metadata,
             "configuration": self.configuration,
         }
+        if self.forked_from is not None:
+            d["forked_from"] = self.forked_from
+        return d
 
 
 class Catalog:
@@ -147,10 +151,18 @@ class Catalog:
         return None
 
     def create_collection(
-        self, name: str, tenant: str, database: str, metadata: dict | None, configuration: dict, get_or_create: bool
+        self,
+        name: str,
+        tenant: str,
+        database: str,
+        metadata: dict | None,
+        configuration: dict,
+        get_or_create: bool,
+        cid: str | None = None,
+        forked_from: str | None = None,
     ) -> tuple[CollectionRecord, bool]:
         """Returns (record, created)."""
-        cid = str(uuid.uuid4())
+        cid = cid or str(uuid.uuid4())
 
         def m(d):
             if not self.has_database(database, tenant):
@@ -160,7 +172,7 @@ class Catalog:
                 if get_or_create:
                     return CollectionRecord(**existing), False
                 raise InternalError(f"Collection [{name}] already exists")
-            rec = CollectionRecord(cid, name, tenant, database, metadata, configuration)
+            rec = CollectionRecord(cid, name, tenant, database, metadata, configuration, forked_from)
             d["collections"][cid] = rec.to_dict()
             return rec, True
 
@@ -169,6 +181,13 @@ class Catalog:
             if existing is not None and get_or_create:
                 return CollectionRecord(**existing), False
             return self._commit(m)
+
+    def check_name_free(self, name: str, tenant: str, database: str) -> None:
+        """The error ``create_collection`` would raise for ``name``, raised early."""
+        if not self.has_database(database, tenant):
+            raise NotFoundError(f"Database [{database}] does not exist")
+        if self._find(self._data, name, tenant, database) is not None:
+            raise InternalError(f"Collection [{name}] already exists")
 
     def get_collection(self, name: str, tenant: str, database: str) -> CollectionRecord:
         c = self._find(self._data, name, tenant, database)
@@ -184,6 +203,16 @@ class Catalog:
 
     def has_collection_id(self, cid: str) -> bool:
         return cid in self._data["collections"]
+
+    def collection_ids(self) -> list[str]:
+        return list(self._data["collections"])
+
+    def all_collections(self) -> list[CollectionRecord]:
+        return [CollectionRecord(**c) for c in self._data["collections"].values()]
+
+    def count_forks(self, cid: str) -> int:
+        """Live collections forked directly from ``cid``."""
+        return sum(1 for c in self._data["collections"].values() if c.get("forked_from") == cid)
 
     def list_collections(self, tenant: str, database: str) -> list[CollectionRecord]:
         return [

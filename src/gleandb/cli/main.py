@@ -1,5 +1,5 @@
 """The ``glean`` command: ``glean run`` (the server), ``glean demo``, ``glean info``, ``glean ingest``,
-``glean context``."""
+``glean context``, ``glean vacuum``."""
 
 from __future__ import annotations
 
@@ -67,6 +67,21 @@ def cmd_info(args: argparse.Namespace) -> int:
             f"space={store.params.space}  segments={len(segs)}  version={store.version}"
         )
     client.close()
+    return 0
+
+
+def cmd_vacuum(args: argparse.Namespace) -> int:
+    """Compact, drop versions beyond retention and delete unreferenced files (docs/forks.md)."""
+    import json
+
+    import gleandb
+
+    client = gleandb.PersistentClient(args.path)
+    try:
+        report = client.vacuum(retention_count=args.keep_versions, retention_seconds=args.keep_seconds)
+    finally:
+        client.close()
+    print(json.dumps(report))
     return 0
 
 
@@ -261,6 +276,13 @@ def main(argv: list[str] | None = None) -> int:
     info = sub.add_parser("info", help="list the collections of a store")
     info.add_argument("path")
     info.set_defaults(func=cmd_info)
+    vac = sub.add_parser("vacuum", help="compact a store and delete what retained versions no longer need")
+    vac.add_argument("path")
+    vac.add_argument("--keep-versions", type=int, default=None,
+                     help="versions to keep per collection (default: Settings version_retention_count)")
+    vac.add_argument("--keep-seconds", type=float, default=None,
+                     help="also keep versions younger than this (default: Settings version_retention_seconds)")
+    vac.set_defaults(func=cmd_vacuum)
     ingest = sub.add_parser(
         "ingest",
         help="chunk text files and add them to a collection (default embedding function)",

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 
 from gleandb.api.errors import InvalidArgumentError
 from gleandb.catalog.catalog import Catalog
+from gleandb.engine import forks, gc
+from gleandb.engine import manifest as mf
 from gleandb.engine.store import CollectionStore, StoreParams
 from gleandb.engine.worker import BackgroundWorker
 from gleandb.storage.base import Storage
@@ -31,17 +34,39 @@ class Engine:
         self._stores: dict[str, CollectionStore] = {}
         self._mutex = threading.RLock()
         self.closed = False
+        # who references which shared segment/mask files: rebuilt from the manifests here
+        self.refs = gc.FileReferences()
+        self.segment_cache: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+        # held by fork (data written, catalog not yet) and by sweeps, which must not race it
+        self.fork_lock = threading.RLock()
+        if storage.durable:
+            for cid in self.catalog.collection_ids():
+                prefix = self.collection_prefix(cid)
+                self.refs.set(prefix, mf.referenced_keys(prefix, mf.load_all(storage, prefix)))
         self._remove_dropped_collections()
+        if storage.durable:
+            gc.sweep(storage, self.refs)  # files of crashed flushes, compactions, deletes
 
     def _remove_dropped_collections(self) -> None:
-        """Delete data of collections the catalog no longer has (a crash mid-delete)."""
+        """Delete data of collections the catalog no longer has (a crash mid-delete or mid-fork)."""
         seen = set()
         for key in self.storage.list("collections/"):
             cid = key.split("/", 2)[1]
             if cid not in seen:
                 seen.add(cid)
                 if not self.catalog.has_collection_id(cid):
-                    self.storage.delete_prefix(self.collection_prefix(cid))
+                    self._delete_private(cid)
+
+    def _delete_private(self, cid: str) -> None:
+        """Delete a dropped collection's files except shared ones another collection still names."""
+        prefix = self.collection_prefix(cid)
+        keys = self.storage.list(prefix)
+        if not any(self.refs.covers(k) for k in keys):
+            self.storage.delete_prefix(prefix)
+            return
+        for k in keys:
+            if not self.refs.covers(k):
+                self.storage.delete(k)
 
     @staticmethod
     def collection_prefix(cid: str) -> str:
@@ -57,7 +82,9 @@ class Engine:
                 raise InvalidArgumentError("This client has been closed")
             s = self._stores.get(cid)
             if s is None:
-                s = CollectionStore(self.storage, self.collection_prefix(cid), params, self.worker)
+                s = CollectionStore(
+                    self.storage, self.collection_prefix(cid), params, self.worker, self.refs, self.segment_cache
+                )
                 self._stores[cid] = s
             return s
 
@@ -68,7 +95,20 @@ class Engine:
             if s is not None:
                 s.close()  # its queued background jobs now do nothing
         self.worker.wait_idle()  # a job already running finishes before the files go
-        self.storage.delete_prefix(self.collection_prefix(cid))
+        # its manifests go first, then the shared files no other collection names
+        with self.fork_lock:
+            dead = self.refs.drop(self.collection_prefix(cid))
+            self._delete_private(cid)
+            gc.delete_keys(self.storage, dead)
+
+    # ------------------------------------------------------------ forks, GC
+
+    def fork(self, src_cid: str, src_params: StoreParams, make_record, params: StoreParams, version: int | None = None):
+        """Fork collection ``src_cid``; ``make_record(cid)`` commits the catalog entry."""
+        return forks.fork(self, src_cid, src_params, make_record, params, version)
+
+    def vacuum(self, stores: list[CollectionStore], keep_count: int | None = None, keep_seconds: float | None = None) -> dict:
+        return forks.vacuum(self, stores, keep_count, keep_seconds)
 
     def open_stores(self) -> list[tuple[str, CollectionStore]]:
         """(collection id, store) of every collection opened since the engine started."""

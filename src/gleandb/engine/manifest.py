@@ -1,21 +1,37 @@
 """Versioned manifests: the list of segments and delete sets that is one version.
 
-Publishing a manifest is the only commit point of flushes and compactions:
-``manifests/<version:020d>.json`` is created with a conditional put, so two
-writers can never both publish version N, and a reader that lists the folder
-sees whole versions only.
+Publishing a manifest is the only commit point of flushes, compactions and
+forks: ``manifests/<version:020d>.json`` is created with a conditional put, so
+two writers can never both publish version N, and a reader that lists the
+folder sees whole versions only.
+
+Every manifest is a *version*. Version N is exactly what manifest N holds plus
+the WAL records with ``wal_position < seq <= manifest.seq`` (writes that were
+still in the memtable when it was published; their deletes of older rows are
+already in the masks). Retention (``retained``) decides which versions are kept;
+the files they name stay alive until no retained version of any collection
+names them (``gleandb.engine.gc``).
+
+Shared files live outside any collection, so forks can name them:
+``segments/<name>/`` (immutable segment directories) and ``masks/<owner>-<segment>-<version>.npy``
+(delete masks; the owner's collection id in the key means two collections
+sharing a segment can never write the same mask key). Manifests written before
+forks existed name neither; their segments live under the collection's prefix
+(``SegmentEntry.path`` is None) and keep working.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import asdict, dataclass, field
 
 from gleandb.api.errors import CorruptStoreError
 from gleandb.storage.base import Storage
 
 FORMAT = 1
-KEEP_MANIFESTS = 4
+SEGMENTS = "segments/"  # shared pool of segment directories
+MASKS = "masks/"  # shared pool of delete masks
 
 
 @dataclass
@@ -25,6 +41,7 @@ class SegmentEntry:
     index: bool
     deletes: str | None = None  # key of an .npy of deleted row numbers
     n_deleted: int = 0
+    path: str | None = None  # key prefix of the segment directory; None = legacy "<collection>/segments/<name>/"
 
 
 @dataclass
@@ -34,6 +51,9 @@ class Manifest:
     dimension: int | None = None
     next_rid: int = 0
     segments: list[SegmentEntry] = field(default_factory=list)
+    seq: int = 0  # last WAL seq reflected (masks may be newer than wal_position)
+    created_at: float = 0.0  # unix time of publication
+    forked_from: dict | None = None  # {"collection": id, "version": n} for a fork's first version
 
     def to_json(self) -> bytes:
         d = asdict(self)
@@ -52,32 +72,82 @@ class Manifest:
             dimension=d["dimension"],
             next_rid=d["next_rid"],
             segments=segs,
+            seq=d.get("seq", d["wal_position"]),
+            created_at=d.get("created_at", 0.0),
+            forked_from=d.get("forked_from"),
         )
+
+    @property
+    def records(self) -> int:
+        """Live rows in this manifest's segments (not counting its WAL tail)."""
+        return sum(e.rows - e.n_deleted for e in self.segments)
 
 
 def manifest_key(prefix: str, version: int) -> str:
     return f"{prefix}manifests/{version:020d}.json"
 
 
-def load_latest(storage: Storage, prefix: str) -> Manifest:
+def segment_dir(prefix: str, e: SegmentEntry) -> str:
+    """Key prefix of the directory of entry ``e`` of a manifest of collection ``prefix``."""
+    return e.path if e.path is not None else f"{prefix}segments/{e.name}/"
+
+
+def referenced_keys(prefix: str, manifests: list[Manifest]) -> set[str]:
+    """Segment directories (ending in '/') and mask keys that ``manifests`` name."""
+    out: set[str] = set()
+    for m in manifests:
+        for e in m.segments:
+            out.add(segment_dir(prefix, e))
+            if e.deletes:
+                out.add(e.deletes)
+    return out
+
+
+def load_all(storage: Storage, prefix: str) -> list[Manifest]:
+    """Every readable manifest of the collection, oldest first."""
     keys = [k for k in storage.list(f"{prefix}manifests/") if k.endswith(".json")]
-    for key in reversed(keys):
+    out = []
+    last_error = None
+    for key in keys:
         try:
-            return Manifest.from_json(storage.get(key))
+            out.append(Manifest.from_json(storage.get(key)))
         except (ValueError, KeyError) as e:  # pragma: no cover - atomic puts make this rare
             last_error = e
-            continue
-    if keys:
+    if keys and not out:
         raise CorruptStoreError(f"no readable manifest under {prefix}manifests/: {last_error}")
-    return Manifest()
+    out.sort(key=lambda m: m.version)
+    return out
+
+
+def load_latest(storage: Storage, prefix: str) -> Manifest:
+    ms = load_all(storage, prefix)
+    return ms[-1] if ms else Manifest()
 
 
 def publish(storage: Storage, prefix: str, manifest: Manifest) -> None:
+    if not manifest.created_at:
+        manifest.created_at = time.time()
     if not storage.put_if_absent(manifest_key(prefix, manifest.version), manifest.to_json()):
         raise CorruptStoreError(
             f"manifest version {manifest.version} of {prefix} already exists: another writer is active"
         )
-    # keep a few recent versions (readers and future time travel); drop older ones
-    keys = [k for k in storage.list(f"{prefix}manifests/") if k.endswith(".json")]
-    for key in keys[:-KEEP_MANIFESTS]:
-        storage.delete(key)
+
+
+def retained(manifests: list[Manifest], keep_count: int, keep_seconds: float, now: float | None = None) -> list[Manifest]:
+    """The versions retention keeps: the newest ``keep_count`` (at least the latest one)
+    and every version younger than ``keep_seconds``."""
+    if not manifests:
+        return []
+    now = time.time() if now is None else now
+    n = max(1, int(keep_count))
+    newest = manifests[-n:]
+    cutoff = now - float(keep_seconds)
+    return [m for m in manifests[:-n] if m.created_at >= cutoff and keep_seconds > 0] + newest
+
+
+def prune(storage: Storage, prefix: str, manifests: list[Manifest], keep: list[Manifest]) -> None:
+    """Delete the manifest files of versions not in ``keep`` (oldest first)."""
+    kept = {m.version for m in keep}
+    for m in manifests:
+        if m.version not in kept:
+            storage.delete(manifest_key(prefix, m.version))

@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -39,6 +40,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from gleandb.api.errors import InvalidArgumentError
+from gleandb.engine import gc
 from gleandb.engine import manifest as mf
 from gleandb.engine.segment import Segment, unpack_metadata
 from gleandb.engine.wal import WalBatch, WriteAheadLog
@@ -64,6 +66,9 @@ class StoreParams:
     compaction_deleted_fraction: float = 0.2
     wal_sync: bool = True
     fulltext: FullTextConfig = field(default_factory=FullTextConfig)
+    # versions (manifests) kept for time travel: the newest N, plus any younger than S seconds
+    version_retention_count: int = 4
+    version_retention_seconds: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -96,11 +101,25 @@ def _new_name(kind: str) -> str:
 
 
 class CollectionStore:
-    def __init__(self, storage, prefix: str, params: StoreParams, worker: BackgroundWorker):
+    def __init__(
+        self,
+        storage,
+        prefix: str,
+        params: StoreParams,
+        worker: BackgroundWorker,
+        refs: gc.FileReferences | None = None,
+        segment_cache=None,
+    ):
         self.storage = storage
         self.prefix = prefix
         self.params = params
         self.worker = worker
+        # shared-file references of every live collection (the engine's); a private one when alone
+        self.refs = refs if refs is not None else gc.FileReferences()
+        # segment directory -> Segment already loaded in this process (forks share them)
+        self._segment_cache = segment_cache
+        self._seg_dirs: dict[str, str] = {}  # segment name -> directory key prefix
+        self._manifests: list[mf.Manifest] = []  # retained versions, oldest first
         self._lock = threading.RLock()
         self._views: tuple[SegView, ...] = ()
         self._locations: dict[str, str] | None = None  # id -> segment name (live version)
@@ -121,7 +140,8 @@ class CollectionStore:
     # ------------------------------------------------------------------ open
 
     def _open(self) -> None:
-        m = mf.load_latest(self.storage, self.prefix)
+        self._manifests = mf.load_all(self.storage, self.prefix)
+        m = self._manifests[-1] if self._manifests else mf.Manifest()
         self.version = m.version
         self.persisted_position = m.wal_position
         self.seq = m.wal_position
@@ -129,9 +149,8 @@ class CollectionStore:
         self.dimension = m.dimension
         views = []
         for e in m.segments:
-            seg = Segment.read(
-                self.storage, self._seg_prefix(e.name), e.name, self.params.space, e.index, m.dimension or 0
-            )
+            self._seg_dirs[e.name] = mf.segment_dir(self.prefix, e)
+            seg = self._load_segment(e, m.dimension or 0)
             deleted = None
             if e.deletes:
                 rows = np.load(io.BytesIO(self.storage.get(e.deletes)))
@@ -140,28 +159,194 @@ class CollectionStore:
             views.append(SegView(seg, deleted, e.n_deleted, PERSISTED))
             self._written_deletes[e.name] = (e.n_deleted, e.deletes)
         self._views = tuple(views)
-        self._gc_unreferenced(m)
         for batch in self.wal.replay(self.seq):
             self._apply(batch)
+        if self._durable:
+            self.retire()
         if self._memtable_rows() >= self.params.memtable_max_rows:
             self._freeze()
 
     def _seg_prefix(self, name: str) -> str:
-        return f"{self.prefix}segments/{name}/"
+        """Where segment ``name`` lives: new segments go to the shared pool, so forks can name them."""
+        return self._seg_dirs.get(name) or f"{mf.SEGMENTS}{name}/"
 
-    def _gc_unreferenced(self, m: mf.Manifest) -> None:
-        """Remove segment files left by a crash between writing and publishing."""
-        live = {e.name for e in m.segments}
-        keep_deletes = {e.deletes for e in m.segments if e.deletes}
-        orphans = set()
-        for key in self.storage.list(f"{self.prefix}segments/"):
-            name = key[len(self.prefix) + len("segments/") :].split("/", 1)[0]
-            if name not in live:
-                orphans.add(name)
-            elif "/deletes-" in key and key not in keep_deletes:
-                self.storage.delete(key)
-        for name in orphans:
-            self.storage.delete_prefix(self._seg_prefix(name))
+    def _load_segment(self, e: mf.SegmentEntry, dim: int) -> Segment:
+        key = self._seg_dirs[e.name]
+        cache = self._segment_cache
+        seg = cache.get(key) if cache is not None else None
+        if seg is None or seg.n != e.rows or seg.space != self.params.space:
+            seg = Segment.read(self.storage, key, e.name, self.params.space, e.index, dim)
+            self._cache_segment(seg)
+        return seg
+
+    def _cache_segment(self, seg: Segment) -> None:
+        if self._segment_cache is not None and self._durable:
+            self._segment_cache[self._seg_prefix(seg.name)] = seg
+
+    @property
+    def owner_id(self) -> str:
+        return self.prefix.rstrip("/").rsplit("/", 1)[-1]
+
+    # -------------------------------------------------------------- versions
+
+    def retire(self, keep_count: int | None = None, keep_seconds: float | None = None) -> int:
+        """Drop versions retention no longer keeps, then every file (segment, mask, WAL)
+        that no retained version of any collection needs. Returns bytes freed."""
+        with self._lock:
+            if not self._durable:
+                return 0
+            count = self.params.version_retention_count if keep_count is None else keep_count
+            seconds = self.params.version_retention_seconds if keep_seconds is None else keep_seconds
+            keep = mf.retained(self._manifests, count, seconds)
+            freed = 0
+            if len(keep) < len(self._manifests):
+                gone = [m for m in self._manifests if m not in keep]
+                freed += gc.size_of_keys(self.storage, [mf.manifest_key(self.prefix, m.version) for m in gone])
+                mf.prune(self.storage, self.prefix, self._manifests, keep)
+                self._manifests = keep
+            dead = self.refs.set(self.prefix, mf.referenced_keys(self.prefix, self._manifests))
+            freed += gc.delete_keys(self.storage, dead)
+            before = gc.size_of_keys(self.storage, [k for k, _ in self.wal.closed_files])
+            self.wal.truncate_through(self.persisted_position, self._wal_needed())
+            freed += before - gc.size_of_keys(self.storage, [k for k, _ in self.wal.closed_files])
+            return freed
+
+    def _wal_needed(self) -> list[tuple[int, int]]:
+        return [(m.wal_position, m.seq) for m in self._manifests if m.seq > m.wal_position]
+
+    def live_keys(self) -> set[str]:
+        """Shared files this open store uses right now (including ones not yet published)."""
+        with self._lock:
+            out = {self._seg_prefix(v.seg.name) for v in self._views if v.state == PERSISTED}
+            out.update(k for _n, k in self._written_deletes.values() if k)
+            return out
+
+    def versions(self) -> list[dict]:
+        """Retained versions, oldest first: what each manifest holds (its WAL tail included)."""
+        with self._lock:
+            out = []
+            for m in self._manifests:
+                out.append(
+                    {
+                        "version": m.version,
+                        "created_at": m.created_at,
+                        "records": m.records + self._tail_delta(m),
+                        "segments": len(m.segments),
+                        "segment_names": [e.name for e in m.segments],
+                        "forked_from": m.forked_from,
+                    }
+                )
+            return out
+
+    def _tail_delta(self, m: mf.Manifest) -> int:
+        """Rows the WAL tail of version ``m`` adds to what its segments hold."""
+        if m.seq <= m.wal_position:
+            return 0
+        tail = self.version_tail(m)
+        if tail is None:
+            return 0
+        in_segments = set()
+        ids = set(tail.put_ids) | set(tail.delete_ids)
+        for e in m.segments:
+            seg = self._load_segment_readonly(m, e)
+            deleted = None
+            if e.deletes:
+                deleted = set(np.load(io.BytesIO(self.storage.get(e.deletes))).tolist())
+            for id_ in ids:
+                row = seg.row_of(id_)
+                if row is not None and (deleted is None or row not in deleted):
+                    in_segments.add(id_)
+        return len(set(tail.put_ids) - in_segments) - len(set(tail.delete_ids) & in_segments)
+
+    def _load_segment_readonly(self, m: mf.Manifest, e: mf.SegmentEntry) -> Segment:
+        key = mf.segment_dir(self.prefix, e)
+        cache = self._segment_cache
+        seg = cache.get(key) if cache is not None else None
+        if seg is None:
+            seg = Segment.read(self.storage, key, e.name, self.params.space, e.index, m.dimension or 0)
+        return seg
+
+    def version_tail(self, m: mf.Manifest) -> WalBatch | None:
+        """The WAL records of version ``m`` (``wal_position < seq <= m.seq``) as one batch."""
+        return self._merged_tail(m.wal_position, m.seq)
+
+    def _merged_tail(self, after: int, upto: int) -> WalBatch | None:
+        puts: dict[str, tuple] = {}
+        deletes: set[str] = set()
+        for b in self.wal.read_range(after, upto):
+            for id_ in b.delete_ids:
+                puts.pop(id_, None)
+                deletes.add(id_)
+            for j, id_ in enumerate(b.put_ids):
+                deletes.discard(id_)
+                puts[id_] = (b.put_rids[j], b.put_embeddings[j], b.put_documents[j], b.put_metadatas[j], b.put_uris[j])
+        if not puts and not deletes:
+            return None
+        out = WalBatch(seq=0)
+        out.put_ids = list(puts)
+        out.put_rids = [p[0] for p in puts.values()]
+        out.put_embeddings = (
+            np.stack([p[1] for p in puts.values()]).astype(np.float32) if puts else None
+        )
+        out.put_documents = [p[2] for p in puts.values()]
+        out.put_metadatas = [p[3] for p in puts.values()]
+        out.put_uris = [p[4] for p in puts.values()]
+        out.delete_ids = sorted(deletes)
+        return out
+
+    def fork_source(self, version: int | None) -> tuple[mf.Manifest, WalBatch | None]:
+        """What a fork copies: a manifest (segments named by absolute path) and the WAL tail
+        on top of it, for the current state (``version=None``) or a retained version.
+        Call with ``self._lock`` held until the fork's references are registered."""
+        self._check_open()
+        if version is None:
+            m = self._manifests[-1] if self._manifests else mf.Manifest(dimension=self.dimension)
+            tail = self._merged_tail(m.wal_position, self.seq)
+            next_rid, dimension = self.next_rid, self.dimension
+        else:
+            found = [x for x in self._manifests if x.version == version]
+            if not found:
+                kept = [x.version for x in self._manifests]
+                raise InvalidArgumentError(
+                    f"version {version!r} is not retained; retained versions: {kept} "
+                    "(see Settings version_retention_count / version_retention_seconds)"
+                )
+            m = found[0]
+            tail = self.version_tail(m)
+            next_rid, dimension = m.next_rid, m.dimension
+        if tail is not None and tail.put_ids:
+            next_rid = max(next_rid, max(tail.put_rids) + 1)
+            dimension = dimension or int(tail.put_embeddings.shape[1])
+        entries = [
+            mf.SegmentEntry(e.name, e.rows, e.index, e.deletes, e.n_deleted, mf.segment_dir(self.prefix, e))
+            for e in m.segments
+        ]
+        fork = mf.Manifest(
+            version=1,
+            wal_position=0,
+            dimension=dimension,
+            next_rid=next_rid,
+            segments=entries,
+            seq=1 if tail is not None else 0,
+            forked_from={"version": m.version},
+        )
+        return fork, tail
+
+    def clone_memory_state(self) -> tuple[tuple[SegView, ...], int, int | None]:
+        """Views, next rid and dimension for a fork of a store with no files (ephemeral):
+        segments are immutable and masks copy-on-write, so the fork can share both."""
+        self._check_open()
+        views = tuple(
+            SegView(v.seg, v.deleted, v.n_deleted, MEM if v.state == FROZEN else v.state) for v in self._views
+        )
+        return views, self.next_rid, self.dimension
+
+    def adopt_memory_state(self, views: tuple[SegView, ...], next_rid: int, dimension: int | None) -> None:
+        with self._lock:
+            self._views = views
+            self._locations = None
+            self.next_rid = next_rid
+            self.dimension = dimension
 
     # ------------------------------------------------------------- locations
 
@@ -382,6 +567,7 @@ class CollectionStore:
             seg.build_text_indexes(self.params.fulltext)
             if self._durable:
                 seg.write(self.storage, self._seg_prefix(name))
+                self._cache_segment(seg)
             with self._lock:
                 views = list(self._views)
                 for i, v in enumerate(views):
@@ -403,7 +589,6 @@ class CollectionStore:
             wal_position = self.persisted_position
         entries = []
         new_written = {}
-        stale_deletes = []
         for v in self._views:
             if v.state != PERSISTED:
                 continue
@@ -413,34 +598,34 @@ class CollectionStore:
             if v.n_deleted != prev_n or (v.n_deleted and prev_key is None):
                 key = None
                 if v.n_deleted:
-                    key = f"{self._seg_prefix(name)}deletes-{self.version + 1:020d}.npy"
+                    # masks live in the shared pool, keyed by owner: never shared-and-rewritten
+                    key = f"{mf.MASKS}{self.owner_id}-{name}-{self.version + 1:020d}.npy"
                     buf = io.BytesIO()
                     np.save(buf, np.flatnonzero(v.deleted).astype(np.int32))
                     if self._durable:
                         self.storage.put(key, buf.getvalue())
-                if prev_key:
-                    stale_deletes.append(prev_key)
             new_written[name] = (v.n_deleted, key)
-            entries.append(mf.SegmentEntry(name, v.seg.n, v.seg.index is not None, key, v.n_deleted))
+            entries.append(
+                mf.SegmentEntry(name, v.seg.n, v.seg.index is not None, key, v.n_deleted, self._seg_prefix(name))
+            )
         m = mf.Manifest(
             version=self.version + 1,
             wal_position=wal_position,
             dimension=self.dimension,
             next_rid=self.next_rid,
             segments=entries,
+            seq=self.seq,
+            created_at=time.time(),
         )
         if self._durable:
             mf.publish(self.storage, self.prefix, m)
-        old_names = set(self._written_deletes) - set(new_written)
         self.version = m.version
         self.persisted_position = wal_position
         self._written_deletes = new_written
         if self._durable:
-            self.wal.truncate_through(wal_position)
-            for key in stale_deletes:
-                self.storage.delete(key)
-            for name in old_names:
-                self.storage.delete_prefix(self._seg_prefix(name))
+            self._manifests.append(m)
+            # old segments and masks go once no retained version of any collection names them
+            self.retire()
 
     # ------------------------------------------------------------ compaction
 
@@ -517,6 +702,7 @@ class CollectionStore:
                 new_seg.build_text_indexes(self.params.fulltext)
                 if self._durable:
                     new_seg.write(self.storage, self._seg_prefix(new_seg.name))
+                    self._cache_segment(new_seg)
             with self._lock:
                 if self._closed:
                     return

@@ -102,6 +102,10 @@ def log_key(prefix: str, first_seq: int) -> str:
     return f"{prefix}wal/{first_seq:020d}-{uuid.uuid4().hex[:8]}.log"
 
 
+def first_seq_of(key: str) -> int:
+    return int(key.rsplit("/", 1)[-1].split("-", 1)[0])
+
+
 class WriteAheadLog:
     """The appending side of one collection's WAL."""
 
@@ -145,15 +149,31 @@ class WriteAheadLog:
             self._writer = None
             self._key = None
 
-    def truncate_through(self, seq: int) -> None:
-        """Delete closed files whose records are all covered by a manifest at ``seq``."""
+    def truncate_through(self, seq: int, needed: list[tuple[int, int]] = ()) -> None:
+        """Delete closed files whose records are all covered by a manifest at ``seq``,
+        except those holding records in a range ``(after, upto]`` of ``needed`` (the WAL
+        tails of retained versions)."""
         keep = []
         for key, max_seq in self.closed_files:
-            if max_seq <= seq:
+            first = first_seq_of(key)
+            if max_seq <= seq and not any(first <= upto and max_seq > after for after, upto in needed):
                 self.storage.delete(key)
             else:
                 keep.append((key, max_seq))
         self.closed_files = keep
+
+    def read_range(self, after: int, upto: int) -> Iterator[WalBatch]:
+        """Durable batches with ``after < seq <= upto``, oldest first (a version's tail)."""
+        files = self.list_files()
+        firsts = [first_seq_of(k) for k in files]
+        for i, key in enumerate(files):
+            if firsts[i] > upto:
+                break
+            if i + 1 < len(files) and firsts[i + 1] <= after + 1:
+                continue  # every record of this file precedes the next file's first
+            for batch in iter_records(self.storage.read_log(key)):
+                if after < batch.seq <= upto:
+                    yield batch
 
     def close(self) -> None:
         if self._writer is not None:

@@ -213,6 +213,7 @@ class CountRecords(_Body):
 
 class ForkCollection(_Body):
     new_name: StrictStr
+    version: Optional[StrictInt] = None  # gleandb extension: fork a retained past version
 
 
 # ------------------------------------------------------------------------- helpers
@@ -861,12 +862,23 @@ def create_app(path: str, settings: ServerSettings | None = None) -> FastAPI:
             raise HTTPError(502, "RerankError", str(exc)) from None
 
     @app.post(COL + "/fork", tags=["collections"])
-    def fork(tenant: str, database: str, collection_id: str) -> dict:
-        raise HTTPError(501, "ChromaError", "Collection forking is unsupported for local chroma")
+    def fork(tenant: str, database: str, collection_id: str, body: ForkCollection) -> dict:
+        col = state.collection(tenant, database, collection_id)
+        try:
+            return collection_json(col.fork(body.new_name, version=body.version))
+        except gerr.InternalError as exc:
+            if "already exists" in str(exc):
+                raise HTTPError(409, "ChromaError", str(exc)) from None
+            raise
 
     @app.get(COL + "/fork_count", tags=["collections"])
     def fork_count(tenant: str, database: str, collection_id: str) -> dict:
-        raise HTTPError(501, "ChromaError", "Count forks is unsupported for local chroma")
+        return {"count": state.collection(tenant, database, collection_id).fork_count()}
+
+    @app.get(COL + "/versions", tags=["collections"])
+    def versions(tenant: str, database: str, collection_id: str) -> list:
+        """gleandb extension: the collection's retained versions."""
+        return state.collection(tenant, database, collection_id).versions()
 
     @app.get(COL + "/indexing_status", tags=["collections"])
     def indexing_status(tenant: str, database: str, collection_id: str) -> dict:
