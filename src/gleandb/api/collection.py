@@ -269,9 +269,9 @@ class Collection:
         return CollectionStore.hydrate(snap, picks, set(), None).ids
 
     @staticmethod
-    def _ordered_picks(snap, selected, order_by) -> list[tuple[int, int]]:
+    def _ordered_picks(snap, selected, order_by) -> np.ndarray:
         if not selected:
-            return []
+            return np.zeros((0, 2), dtype=np.int64)
         vis = np.concatenate([np.full(len(r), vi, dtype=np.int64) for vi, r in selected])
         rows = np.concatenate([r for _vi, r in selected])
         if order_by is None:
@@ -279,7 +279,7 @@ class Collection:
             order = np.argsort(rids, kind="stable")
         else:
             order = Collection._order_by(snap, selected, order_by)
-        return list(zip(vis[order].tolist(), rows[order].tolist()))
+        return np.stack([vis[order], rows[order]], axis=1)  # (n, 2): view index, row
 
     @staticmethod
     def _order_by(snap, selected, order_by) -> np.ndarray:

@@ -763,44 +763,50 @@ class CollectionStore:
 
     @staticmethod
     def hydrate(
-        snapshot: Sequence[SegView], picks: list[tuple[int, int]], include: set[str], dim: int | None
+        snapshot: Sequence[SegView], picks, include: set[str], dim: int | None
     ) -> Hydrated:
-        """Columns of rows ``picks`` = [(view index, row)], in that order."""
+        """Columns of rows ``picks`` = [(view index, row)] (or an (n, 2) int array), in that order.
+
+        Vectorised: one Arrow ``take`` per segment, then one reordering ``take`` of their
+        concatenation, so large results cost no Python work per row except building the
+        lists (and unpacking metadata)."""
         out = Hydrated()
-        n = len(picks)
-        groups: dict[int, list[int]] = {}
-        for pos, (vi, _row) in enumerate(picks):
-            groups.setdefault(vi, []).append(pos)
-        ids: list = [None] * n
-        docs: list | None = [None] * n if "documents" in include else None
-        metas: list | None = [None] * n if "metadatas" in include else None
-        uris: list | None = [None] * n if "uris" in include else None
-        emb = np.zeros((n, dim or 0), dtype=np.float32) if "embeddings" in include else None
+        P = picks if isinstance(picks, np.ndarray) else np.asarray(picks, dtype=np.int64)
+        P = P.reshape(-1, 2)
+        n = len(P)
         wanted = ["id"]
-        for name, col in (("document", docs), ("_meta", metas), ("uri", uris)):
-            if col is not None:
+        for name, inc in (("document", "documents"), ("_meta", "metadatas"), ("uri", "uris")):
+            if inc in include:
                 wanted.append(name)
-        for vi, positions in groups.items():
+        emb = np.zeros((n, dim or 0), dtype=np.float32) if "embeddings" in include else None
+        vis, rows = P[:, 0], P[:, 1]
+        order = np.argsort(vis, kind="stable")
+        groups, starts = np.unique(vis[order], return_index=True)
+        bounds = list(starts[1:]) + [n]
+        parts = []
+        for vi, lo, hi in zip(groups.tolist(), starts.tolist(), bounds):
+            positions = order[lo:hi]
             seg = snapshot[vi].seg
-            rows = np.array([picks[p][1] for p in positions], dtype=np.int64)
-            taken = seg.table.select(wanted).take(pa.array(rows, pa.int64())).to_pydict()
-            for p, val in zip(positions, taken["id"]):
-                ids[p] = val
-            if docs is not None:
-                for p, val in zip(positions, taken["document"]):
-                    docs[p] = val
-            if metas is not None:
-                for p, val in zip(positions, taken["_meta"]):
-                    metas[p] = unpack_metadata(val)
-            if uris is not None:
-                for p, val in zip(positions, taken["uri"]):
-                    uris[p] = val
-            if emb is not None and len(rows):
-                emb[np.array(positions, dtype=np.int64)] = seg.embeddings(rows)
-        out.ids = ids
-        out.documents = docs
-        out.metadatas = metas
-        out.uris = uris
+            part_rows = rows[positions]
+            parts.append(seg.table.select(wanted).take(pa.array(part_rows, pa.int64())))
+            if emb is not None and len(part_rows):
+                emb[positions] = seg.embeddings(part_rows)
+        if not parts:
+            table = None
+        elif len(parts) == 1:
+            table = parts[0]  # one segment: order is the identity
+        else:
+            inverse = np.empty(n, dtype=np.int64)
+            inverse[order] = np.arange(n, dtype=np.int64)
+            table = pa.concat_tables(parts).take(pa.array(inverse, pa.int64()))
+
+        def column(name: str) -> list:
+            return [] if table is None else table.column(name).to_pylist()
+
+        out.ids = column("id")
+        out.documents = column("document") if "documents" in include else None
+        out.metadatas = [unpack_metadata(b) for b in column("_meta")] if "metadatas" in include else None
+        out.uris = column("uri") if "uris" in include else None
         out.embeddings = emb
         return out
 

@@ -642,9 +642,24 @@ def _verify(ctx: _Ctx, doc: pa.ChunkedArray, query, re2: str) -> np.ndarray | No
         return None
     out = np.zeros(ctx.n, dtype=bool)
     if len(cand):
-        sub = doc.take(pa.array(cand, pa.int64()))
-        out[cand] = _to_bool(pc.match_substring_regex(sub, re2))
+        out[cand] = _match_rows(doc, cand, re2)
     return out
+
+
+def _match_rows(doc: pa.ChunkedArray, rows: np.ndarray, re2: str) -> np.ndarray:
+    """Regex search over ``doc[rows]``, split across the cores when there are many rows
+    (take and match are pyarrow kernels that release the GIL)."""
+    global _pool
+    parts = min(os.cpu_count() or 1, 8)
+
+    def match(part: np.ndarray) -> np.ndarray:
+        return _to_bool(pc.match_substring_regex(doc.take(pa.array(part, pa.int64())), re2))
+
+    if len(rows) < _PARALLEL_MIN_ROWS or parts < 2:
+        return match(rows)
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=parts, thread_name_prefix="gleandb-scan")
+    return np.concatenate(list(_pool.map(match, np.array_split(rows, parts))))
 
 
 class _DocContains(_Node):
