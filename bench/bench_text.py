@@ -35,7 +35,7 @@ K = 10
 ADD_BATCH = 5000
 N_BM25 = 300
 N_VQ = 20
-GET_REPS = 5
+GET_REPS = 15
 WHERE = {"bucket": {"$lt": 50}}
 
 

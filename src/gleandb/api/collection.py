@@ -253,10 +253,9 @@ class Collection:
         return None if ids is None else pa.array(list(ids), pa.string())
 
     def _select(self, snap: Sequence[SegView], filt, ids) -> list[tuple[int, np.ndarray]]:
-        ids_set = self._ids_set(ids)
         out = []
-        for vi, view in enumerate(snap):
-            mask = CollectionStore.allowed_mask(view, filt, ids_set)
+        masks = CollectionStore.allowed_masks(snap, filt, self._ids_set(ids))
+        for vi, (view, mask) in enumerate(zip(snap, masks)):
             rows = np.arange(view.seg.n, dtype=np.int64) if mask is None else np.flatnonzero(mask)
             if len(rows):
                 out.append((vi, rows))
@@ -276,6 +275,8 @@ class Collection:
         rows = np.concatenate([r for _vi, r in selected])
         if order_by is None:
             rids = np.concatenate([snap[vi].seg.rids[r] for vi, r in selected])
+            if np.all(rids[:-1] <= rids[1:]):  # segments hold disjoint rid ranges in order: common
+                return np.stack([vis, rows], axis=1)
             order = np.argsort(rids, kind="stable")
         else:
             order = Collection._order_by(snap, selected, order_by)
@@ -409,8 +410,8 @@ class Collection:
         ids_set = self._ids_set(id_list)
         k = n_results
         cand_d, cand_v, cand_r = [], [], []
-        for vi, view in enumerate(snap):
-            mask = CollectionStore.allowed_mask(view, filt, ids_set)
+        masks = CollectionStore.allowed_masks(snap, filt, ids_set)
+        for vi, (view, mask) in enumerate(zip(snap, masks)):
             if mask is not None and not mask.any():
                 continue
             d, r = view.seg.search(queries, k, mask, store.params.ef_search)

@@ -749,6 +749,12 @@ class CollectionStore:
         return self.params.fulltext
 
     @staticmethod
+    def allowed_masks(snapshot: Sequence[SegView], filt, ids_set: pa.Array | None = None) -> list[np.ndarray | None]:
+        """``allowed_mask`` of every view (large document scans are already split across
+        the cores inside each segment, by ``gleandb.index.filters``)."""
+        return [CollectionStore.allowed_mask(v, filt, ids_set) for v in snapshot]
+
+    @staticmethod
     def allowed_mask(view: SegView, filt, ids_set: pa.Array | None) -> np.ndarray | None:
         """Rows of ``view`` that are live and pass the filters; None means all rows."""
         mask = view.live_mask()
@@ -795,6 +801,8 @@ class CollectionStore:
             table = None
         elif len(parts) == 1:
             table = parts[0]  # one segment: order is the identity
+        elif np.all(vis[:-1] <= vis[1:]):
+            table = pa.concat_tables(parts)  # picks already grouped by segment, in order
         else:
             inverse = np.empty(n, dtype=np.int64)
             inverse[order] = np.arange(n, dtype=np.int64)

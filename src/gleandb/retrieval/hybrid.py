@@ -138,7 +138,7 @@ def retrieve(collection: "Collection", query_texts=None, query_embeddings=None, 
 def run(store: CollectionStore, a: dict[str, Any], filt: Any, emb: np.ndarray | None) -> RetrieveResult:
     """Rank, fuse and hydrate (arguments already validated and embedded)."""
     snap = store.snapshot()
-    masks = [CollectionStore.allowed_mask(view, filt, None) for view in snap]
+    masks = CollectionStore.allowed_masks(snap, filt)
     nq = len(a["texts"]) if a["texts"] is not None else emb.shape[0]
     cand = a["candidates"]
     dense = dense_top_k(store, snap, emb, cand, masks) if "dense" in a["active"] else None
