@@ -15,7 +15,9 @@ from fork_checks import dir_bytes, missing_referenced_files, pool_files  # noqa:
 
 
 def small(**kw):
-    base = dict(memtable_max_rows=50, index_min_rows=40, compaction_min_segments=3)
+    # history on (the defaults keep only the current version): versions stay forkable
+    base = dict(memtable_max_rows=50, index_min_rows=40, compaction_min_segments=3,
+                version_retention_count=4, version_retention_seconds=300)
     base.update(kw)
     return gleandb.Settings(**base)
 
@@ -217,7 +219,8 @@ def test_retention_prunes_versions_and_their_files(tmp_path):
 
 def test_vacuum_after_deleting_ninety_percent_reclaims_disk(tmp_path):
     gleandb.ClientAPI.clear_system_cache()
-    c = gleandb.PersistentClient(str(tmp_path), settings=small(memtable_max_rows=500, index_min_rows=100))
+    c = gleandb.PersistentClient(str(tmp_path), settings=small(
+        memtable_max_rows=500, index_min_rows=100, version_retention_count=4, version_retention_seconds=300))
     col = c.create_collection("big")
     n = 3000
     X = vecs(n, d=32)
@@ -225,7 +228,7 @@ def test_vacuum_after_deleting_ninety_percent_reclaims_disk(tmp_path):
     c.flush()
     full = dir_bytes(str(tmp_path))
     col.delete(ids=[str(i) for i in range(n) if i % 10])
-    kept = c.vacuum()  # default retention keeps recent versions, so their files stay
+    kept = c.vacuum()  # the configured retention keeps recent versions, so their files stay
     assert kept["bytes_after"] > 0.5 * full
     assert col.fork("still-there", version=col.versions()[0]["version"]).count() == n
     c.delete_collection("still-there")

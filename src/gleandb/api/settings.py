@@ -40,9 +40,11 @@ _GLEANDB_FIELDS: dict[str, Any] = {
     # compaction merges this many small segments at once
     "compaction_min_segments": 4,
     # versions kept for time travel (collection.versions(), fork(version=N)): the newest N ...
-    "version_retention_count": 4,
+    # (1 by default: files replaced by compaction or deletes are reclaimed at once; raise
+    # it, or the seconds below, to be able to fork past versions)
+    "version_retention_count": 1,
     # ... plus every version younger than this many seconds; older files are reclaimed
-    "version_retention_seconds": 300.0,
+    "version_retention_seconds": 0.0,
 }
 
 

@@ -76,9 +76,15 @@ def cmd_vacuum(args: argparse.Namespace) -> int:
 
     import gleandb
 
-    client = gleandb.PersistentClient(args.path)
+    from gleandb.api.settings import _GLEANDB_FIELDS as DEFAULTS
+
+    # open without pruning anything, so that the report counts all that vacuum removes
+    keep_all = gleandb.Settings(version_retention_count=2**31, version_retention_seconds=1e12)
+    client = gleandb.PersistentClient(args.path, settings=keep_all)
+    count = DEFAULTS["version_retention_count"] if args.keep_versions is None else args.keep_versions
+    seconds = DEFAULTS["version_retention_seconds"] if args.keep_seconds is None else args.keep_seconds
     try:
-        report = client.vacuum(retention_count=args.keep_versions, retention_seconds=args.keep_seconds)
+        report = client.vacuum(retention_count=count, retention_seconds=seconds)
     finally:
         client.close()
     print(json.dumps(report))

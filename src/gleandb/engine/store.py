@@ -67,8 +67,8 @@ class StoreParams:
     wal_sync: bool = True
     fulltext: FullTextConfig = field(default_factory=FullTextConfig)
     # versions (manifests) kept for time travel: the newest N, plus any younger than S seconds
-    version_retention_count: int = 4
-    version_retention_seconds: float = 300.0
+    version_retention_count: int = 1
+    version_retention_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
