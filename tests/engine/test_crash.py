@@ -21,35 +21,11 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import crash_writer  # noqa: E402
+from crash_support import child_env, read_lines, wait_for  # noqa: E402
 
 WRITER = os.path.join(HERE, "crash_writer.py")
 ROUNDS = 8
 MIN_ACKED_TOTAL = 10
-
-
-def _env():
-    env = dict(os.environ)
-    src = os.path.join(os.path.dirname(os.path.dirname(HERE)), "src")
-    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-def _lines(path):
-    with open(path) as f:
-        return f.read().splitlines()
-
-
-def _wait_for(pred, log, proc, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        lines = _lines(log)
-        if pred(lines):
-            return lines
-        if proc.poll() is not None:
-            raise AssertionError(f"writer exited early (rc={proc.returncode}): {lines[-5:]}")
-        time.sleep(0.002)
-    raise AssertionError(f"writer made no progress in {timeout}s: {_lines(log)[-5:]}")
 
 
 def _dump(module, path):
@@ -57,7 +33,7 @@ def _dump(module, path):
         [sys.executable, WRITER, "dump", module, path],
         capture_output=True,
         text=True,
-        env=_env(),
+        env=child_env(),
         timeout=120,
     )
     assert out.returncode == 0, f"reopen after crash failed:\n{out.stderr[-3000:]}"
@@ -112,27 +88,27 @@ def test_kill_reopen_continue(db, tmp_path):
                 [sys.executable, WRITER, "write", module, path, str(next_batch)],
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                env=_env(),
+                env=child_env(),
             )
         try:
             if mode == "startup":
                 # kill while importing / opening / replaying the log
                 time.sleep(rng.uniform(0.0, 1.5))
             else:
-                _wait_for(lambda ls: "READY" in ls, log, proc, 60)
+                wait_for(lambda ls: "READY" in ls, log, proc, 60)
                 if mode == "random":
                     time.sleep(rng.uniform(0.05, 1.0))
                 else:
                     target = next_batch + rng.randint(2, 15)
-                    _wait_for(lambda ls: f"BEGIN {target}" in ls, log, proc, 60)
+                    wait_for(lambda ls: f"BEGIN {target}" in ls, log, proc, 60)
                     time.sleep(rng.choice([0.0, 0.0005, 0.001, 0.003, 0.01]))
-            assert proc.poll() is None, f"writer died by itself: {_lines(log)[-10:]}"
+            assert proc.poll() is None, f"writer died by itself: {read_lines(log)[-10:]}"
             os.kill(proc.pid, signal.SIGKILL)
         finally:
             if proc.poll() is None:
                 proc.kill()
             proc.wait()
-        lines = _lines(log)
+        lines = read_lines(log)
         acks = [int(l.split()[1]) for l in lines if l.startswith("ACK ")]
         begins = [int(l.split()[1]) for l in lines if l.startswith("BEGIN ")]
         assert acks == list(range(next_batch, next_batch + len(acks))), lines[-10:]

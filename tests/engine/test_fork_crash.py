@@ -16,38 +16,14 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import crash_forker  # noqa: E402
+from crash_support import child_env, read_lines, wait_for  # noqa: E402
 
 RUNNER = os.path.join(HERE, "crash_forker.py")
 ROUNDS = 8
 
 
-def _env():
-    env = dict(os.environ)
-    src = os.path.join(os.path.dirname(os.path.dirname(HERE)), "src")
-    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-def _lines(path):
-    with open(path) as f:
-        return f.read().splitlines()
-
-
-def _wait_for(pred, log, proc, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        lines = _lines(log)
-        if pred(lines):
-            return lines
-        if proc.poll() is not None:
-            raise AssertionError(f"runner exited early (rc={proc.returncode}): {lines[-8:]}")
-        time.sleep(0.002)
-    raise AssertionError(f"runner made no progress in {timeout}s: {_lines(log)[-5:]}")
-
-
 def _dump(path):
-    out = subprocess.run([sys.executable, RUNNER, "dump", path], capture_output=True, text=True, env=_env(), timeout=180)
+    out = subprocess.run([sys.executable, RUNNER, "dump", path], capture_output=True, text=True, env=child_env(), timeout=180)
     assert out.returncode == 0, f"reopen after crash failed:\n{out.stderr[-3000:]}"
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -66,22 +42,22 @@ def test_kill_during_fork_and_vacuum(tmp_path):
         log = str(tmp_path / f"runner-{rnd}.log")
         with open(log, "w") as out:
             proc = subprocess.Popen([sys.executable, RUNNER, "run", path, str(next_op)], stdout=out,
-                                    stderr=subprocess.STDOUT, env=_env())
+                                    stderr=subprocess.STDOUT, env=child_env())
         try:
-            _wait_for(lambda ls: "READY" in ls, log, proc, 60)
+            wait_for(lambda ls: "READY" in ls, log, proc, 60)
             # aim at a fork or a vacuum a few ops ahead, then kill inside it (or just after)
             target = next_op + rng.randint(2, 12)
             while crash_forker.op(target)[0] not in ("fork", "vacuum"):
                 target += 1
-            _wait_for(lambda ls: f"BEGIN {target}" in ls, log, proc, 120)
+            wait_for(lambda ls: f"BEGIN {target}" in ls, log, proc, 120)
             time.sleep(rng.choice([0.0, 0.0002, 0.001, 0.003, 0.01, 0.03]))
-            assert proc.poll() is None, f"runner died by itself: {_lines(log)[-10:]}"
+            assert proc.poll() is None, f"runner died by itself: {read_lines(log)[-10:]}"
             os.kill(proc.pid, signal.SIGKILL)
         finally:
             if proc.poll() is None:
                 proc.kill()
             proc.wait()
-        lines = _lines(log)
+        lines = read_lines(log)
         acks = [int(l.split()[1]) for l in lines if l.startswith("ACK ")]
         begins = [int(l.split()[1]) for l in lines if l.startswith("BEGIN ")]
         acked = next_op + len(acks)

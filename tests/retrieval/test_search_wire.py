@@ -123,6 +123,8 @@ def col():
     (Search().rank(Knn(query=[1.0, 2.0])).group_by(GroupBy(keys=K.DOCUMENT, aggregate=MinK(keys=K.SCORE, k=1))), "group_by keys must be metadata keys"),
     (Search().where({"#document": {"$eq": "x"}}), "#document supports $contains"),
     (Search().where({"#id": {"$gt": "x"}}), "#id supports $eq, $ne, $in and $nin"),
+    ({"filter": {"#id": {"$eq": "x", "$ne": "y"}}}, "exactly one operator"),
+    (Search().where({"$or": [{"#id": "x"}, {"year": {"$gt": "soon"}}]}), "got soon"),
     (Search().where({"#embedding": {"$eq": 1}}), "filter key '#embedding' is not supported"),
     (Search().where({"#document": {"$regex": "(?=a)"}}), "(?=a)"),
 ])

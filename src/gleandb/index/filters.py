@@ -56,6 +56,7 @@ from gleandb.index.trigram import literal_query, regex_query
 __all__ = [
     "Filter",
     "compile_filter",
+    "compile_search_filter",
     "metadata_columns",
     "validate_where",
     "validate_where_document",
@@ -607,19 +608,27 @@ _PARALLEL_MIN_ROWS = 8192
 _pool: ThreadPoolExecutor | None = None
 
 
+def _scan_parts() -> int:
+    return min(os.cpu_count() or 1, 8)
+
+
+def _scan_pool() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=_scan_parts(), thread_name_prefix="gleandb-scan")
+    return _pool
+
+
 def _doc_regex(doc: pa.ChunkedArray, pattern: str) -> np.ndarray:
     """Regex search over a document column, split across the cores for large columns
     (pyarrow's kernels release the GIL, so slices run in parallel)."""
-    global _pool
     n = len(doc)
-    parts = min(os.cpu_count() or 1, 8)
+    parts = _scan_parts()
     if n < _PARALLEL_MIN_ROWS or parts < 2:
         return _to_bool(pc.match_substring_regex(doc, pattern))
-    if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=parts, thread_name_prefix="gleandb-scan")
     step = -(-n // parts)
     slices = [doc.slice(i, step) for i in range(0, n, step)]
-    results = _pool.map(lambda a: _to_bool(pc.match_substring_regex(a, pattern)), slices)
+    results = _scan_pool().map(lambda a: _to_bool(pc.match_substring_regex(a, pattern)), slices)
     return np.concatenate(list(results))
 
 
@@ -649,17 +658,14 @@ def _verify(ctx: _Ctx, doc: pa.ChunkedArray, query, re2: str) -> np.ndarray | No
 def _match_rows(doc: pa.ChunkedArray, rows: np.ndarray, re2: str) -> np.ndarray:
     """Regex search over ``doc[rows]``, split across the cores when there are many rows
     (take and match are pyarrow kernels that release the GIL)."""
-    global _pool
-    parts = min(os.cpu_count() or 1, 8)
+    parts = _scan_parts()
 
     def match(part: np.ndarray) -> np.ndarray:
         return _to_bool(pc.match_substring_regex(doc.take(pa.array(part, pa.int64())), re2))
 
     if len(rows) < _PARALLEL_MIN_ROWS or parts < 2:
         return match(rows)
-    if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=parts, thread_name_prefix="gleandb-scan")
-    return np.concatenate(list(_pool.map(match, np.array_split(rows, parts))))
+    return np.concatenate(list(_scan_pool().map(match, np.array_split(rows, parts))))
 
 
 class _DocContains(_Node):
@@ -735,8 +741,7 @@ class _DocRegex(_Node):
         candidates = np.flatnonzero(_doc_regex(doc, self.prefilter))
         out = np.zeros(len(doc), dtype=bool)
         if len(candidates):
-            sub = doc.take(pa.array(candidates, pa.int64()))
-            out[candidates] = _to_bool(pc.match_substring_regex(sub, self.re2))
+            out[candidates] = _match_rows(doc, candidates, self.re2)
         return out
 
 
@@ -859,6 +864,66 @@ def _build_where_document(wd: dict) -> _Node:
         return _Not(node) if op == "$not_contains" else node
     node = _DocRegex(operand, compile_regex(operand))
     return _Not(node) if op == "$not_regex" else node
+
+
+class _IdIn(_Node):
+    """Search API ``#id`` leaf: the record's id is one of ``ids``."""
+
+    def __init__(self, ids: pa.Array) -> None:
+        self.ids = ids
+
+    def eval(self, ctx: _Ctx) -> np.ndarray:
+        return _to_bool(pc.is_in(ctx.table.column("id"), value_set=self.ids))
+
+
+_SEARCH_DOC_OPS = ("$contains", "$not_contains", "$regex", "$not_regex")
+_SEARCH_ID_OPS = ("$eq", "$ne", "$in", "$nin")
+
+
+def _build_search_where(where: dict) -> _Node:
+    """The Search API's ``filter``: ``where`` plus ``#document`` and ``#id`` leaves, mixed
+    freely under ``$and`` / ``$or``. Plain leaves are validated and built as in ``where``."""
+    if not isinstance(where, dict) or len(where) != 1:
+        validate_where(where)  # raises chromadb's message, naming the clause as given
+    ((key, cond),) = where.items()
+    if key in ("$and", "$or"):
+        if not isinstance(cond, list) or len(cond) <= 1:
+            validate_where(where)  # the structure is checked before any child: same message
+        children = [_build_search_where(c) for c in cond]
+        return _And(children) if key == "$and" else _Or(children)
+    if not isinstance(key, str):
+        validate_where(where)
+    if not isinstance(cond, dict):
+        cond = {"$eq": cond}
+    if len(cond) != 1:
+        validate_where({key: cond})  # chromadb's message for an operator expression
+        raise InvalidArgumentError(f"Expected one operator for {key!r}, got {cond!r}")
+    if key == _DOC_KEY:
+        ((op, value),) = cond.items()
+        if op not in _SEARCH_DOC_OPS:
+            raise InvalidArgumentError(f"filter on #document supports $contains, $not_contains, $regex and $not_regex, got {op}")
+        validate_where_document({op: value})
+        return _build_where_document({op: value})
+    if key == "#id":
+        ((op, value),) = cond.items()
+        if op not in _SEARCH_ID_OPS:
+            raise InvalidArgumentError(f"filter on #id supports $eq, $ne, $in and $nin, got {op}")
+        values = [value] if op in ("$eq", "$ne") else value
+        if not isinstance(values, list) or not all(isinstance(x, str) for x in values):
+            raise InvalidArgumentError(f"filter on #id expects string ids, got {value!r}")
+        node: _Node = _IdIn(pa.array(values, pa.string()))
+        return _Not(node) if op in ("$ne", "$nin") else node
+    if key.startswith("#"):
+        raise InvalidArgumentError(f"filter key {key!r} is not supported: use #id, #document or a metadata key")
+    validate_where({key: cond})
+    return _build_where({key: cond})
+
+
+def compile_search_filter(where: Any) -> "Filter | None":
+    """Validate and compile a Search API ``filter`` (None when empty)."""
+    if not where:
+        return None
+    return Filter(where, None, _build_search_where(where))
 
 
 class Filter:

@@ -30,13 +30,11 @@ import math
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from gleandb.api import search as s
 from gleandb.api.errors import InvalidArgumentError
 from gleandb.engine.store import CollectionStore, SegView
-from gleandb.index.filters import compile_filter
+from gleandb.index.filters import compile_search_filter
 from gleandb.retrieval import fusion
 from gleandb.retrieval.rankers import bm25_ranked, dense_top_k
 
@@ -45,86 +43,6 @@ if TYPE_CHECKING:
 
 SPECIAL_SELECT = ("#id", "#document", "#embedding", "#metadata", "#score")
 Key = tuple[int, int]  # (view index, row) in one snapshot
-
-
-# ---------------------------------------------------------------------------- filter
-
-
-def _has_special_key(where: Any) -> bool:
-    if isinstance(where, dict):
-        for k, v in where.items():
-            if k in ("$and", "$or"):
-                if any(_has_special_key(c) for c in v):
-                    return True
-            elif isinstance(k, str) and k.startswith("#"):
-                return True
-    return False
-
-
-def compile_search_filter(where: dict | None) -> Callable[..., np.ndarray] | None:
-    """A function (table, trigrams) → bool mask for a Search ``filter`` (None when there is none).
-    ``trigrams`` is the segment's trigram-index accessor, used to narrow document scans.
-
-    Without ``#`` keys the whole filter goes to the engine's ``compile_filter`` in one
-    piece; otherwise each leaf is compiled on its own and the masks are combined."""
-    if not where:
-        return None
-    if not _has_special_key(where):
-        f = compile_filter(where, None)
-        return None if f is None else f.evaluate
-    return _compile_node(where)
-
-
-def _compile_node(where: dict) -> Callable[..., np.ndarray]:
-    if "$and" in where or "$or" in where:
-        op = "$and" if "$and" in where else "$or"
-        kids = [_compile_node(c) for c in where[op]]
-        if op == "$and":
-            return lambda t, tri=None: np.logical_and.reduce([k(t, tri) for k in kids])
-        return lambda t, tri=None: np.logical_or.reduce([k(t, tri) for k in kids])
-    (key, cond), = where.items()
-    if not isinstance(cond, dict):
-        cond = {"$eq": cond}
-    (op, value), = cond.items()
-    if key == "#document":
-        if op not in ("$contains", "$not_contains", "$regex", "$not_regex"):
-            raise InvalidArgumentError(
-                f"filter on #document supports $contains, $not_contains, $regex and $not_regex, got {op}")
-        f = compile_filter(None, {op: value})
-        return f.evaluate
-    if key == "#id":
-        if op in ("$eq", "$ne"):
-            values = [value]
-        elif op in ("$in", "$nin"):
-            values = value
-        else:
-            raise InvalidArgumentError(f"filter on #id supports $eq, $ne, $in and $nin, got {op}")
-        if not all(isinstance(x, str) for x in values):
-            raise InvalidArgumentError(f"filter on #id expects string ids, got {value!r}")
-        vs = pa.array(list(values), pa.string())
-        negate = op in ("$ne", "$nin")
-
-        def ids(t: pa.Table, _tri: Any = None) -> np.ndarray:
-            m = pc.is_in(t.column("id"), value_set=vs).to_numpy(zero_copy_only=False)
-            return ~m if negate else m
-
-        return ids
-    if key.startswith("#"):
-        raise InvalidArgumentError(f"filter key {key!r} is not supported: use #id, #document or a metadata key")
-    f = compile_filter({key: cond}, None)
-    return f.evaluate
-
-
-def allowed_masks(snap: Sequence[SegView], filt: Callable[..., np.ndarray] | None) -> list[np.ndarray | None]:
-    """Per view: rows that are live and pass the filter (None = every row)."""
-    out = []
-    for view in snap:
-        mask = view.live_mask()
-        if filt is not None:
-            m = np.asarray(filt(view.seg.table, getattr(view.seg, "trigram_index", None)), dtype=bool)
-            mask = m if mask is None else (mask & m)
-        out.append(mask)
-    return out
 
 
 # ------------------------------------------------------------------------------ rank
@@ -384,7 +302,7 @@ def execute(store: CollectionStore, search: s.Search) -> dict[str, Any]:
     filt = compile_search_filter(where)
 
     snap = store.snapshot()
-    masks = allowed_masks(snap, filt)
+    masks = CollectionStore.allowed_masks(snap, filt)
     rid = lambda k: int(snap[k[0]].seg.rids[k[1]])  # noqa: E731
 
     if rank is None:
