@@ -4,6 +4,12 @@ It runs in a thread on a free loopback port, records every request (path, header
 body) and answers by a rule the test controls. The default rule grades or ranks the
 passages in the prompt by ``relevance(query, passage)`` (a word-overlap count by default),
 so re-rankers can be checked end to end without a model.
+
+It also plays the two roles of generative benchmarking (``gleandb.evals.generate``): the
+judge keeps a document with at least ``JUDGE_MIN_WORDS`` words, and the query writer
+answers with the document's first content words, as many as the example queries in the
+prompt have on average (4 without examples). Deterministic, so tests and the worked example
+in the docs can rely on it.
 """
 
 from __future__ import annotations
@@ -17,6 +23,12 @@ from typing import Any, Callable
 
 PASSAGE = re.compile(r'<passage id="(\d+)">\n(.*?)\n</passage>', re.S)
 QUERY = re.compile(r"^Query: (.*)$", re.M)
+DOCUMENT = re.compile(r'<document id="([^"]*)">\n(.*?)\n</document>', re.S)
+EXAMPLES = re.compile(r"<example-queries>\n(.*?)\n</example-queries>", re.S)
+CRITERION = re.compile(r"^\d+\. (.*)$", re.M)
+JUDGE_MIN_WORDS = 8
+STOPWORDS = set("""a an and are as at be by for from has have how i in is it its of on or that the this to
+was were what when where which who why will with you your do does can not no""".split())
 
 
 @dataclass
@@ -60,6 +72,32 @@ class Request:
     def is_repair(self) -> bool:
         return len(self.turns) > 1
 
+    # generative benchmarking (gleandb.evals.generate)
+    @property
+    def is_judge(self) -> bool:
+        return '"keep"' in self.system
+
+    @property
+    def is_query_writer(self) -> bool:
+        return '"query"' in self.system and "search benchmark" in self.system
+
+    @property
+    def document_id(self) -> str:
+        return DOCUMENT.search(self.prompt).group(1)
+
+    @property
+    def document(self) -> str:
+        return DOCUMENT.search(self.prompt).group(2)
+
+    @property
+    def example_queries(self) -> list[str]:
+        m = EXAMPLES.search(self.prompt)
+        return m.group(1).split("\n") if m else []
+
+    @property
+    def criteria(self) -> list[str]:
+        return CRITERION.findall(self.prompt) if self.is_judge else []
+
 
 def overlap(query: str, passage: str) -> int:
     words = lambda s: set(re.findall(r"[a-z0-9]+", s.lower()))  # noqa: E731
@@ -76,7 +114,24 @@ class Reply:
     delay: float = 0.0               # seconds before answering (timeout tests)
 
 
+def judge_answer(req: Request) -> str:
+    words = len(req.document.split())
+    keep = words >= JUDGE_MIN_WORDS
+    return json.dumps({"keep": keep, "reason": f"{words} words, {'enough' if keep else 'too few'} to search for"})
+
+
+def query_answer(req: Request) -> str:
+    examples = req.example_queries
+    length = round(sum(len(q.split()) for q in examples) / len(examples)) if examples else 4
+    content = [w for w in re.findall(r"[a-z0-9]+", req.document.lower()) if w not in STOPWORDS]
+    return json.dumps({"query": " ".join(content[: max(1, length)])})
+
+
 def default_answer(req: Request, relevance: Callable[[str, str], int] = overlap) -> str:
+    if req.is_judge:
+        return judge_answer(req)
+    if req.is_query_writer:
+        return query_answer(req)
     passages = req.passages
     scores = [relevance(req.query, p) for p in passages]
     if req.listwise:

@@ -1,0 +1,3 @@
+from gleandb.retrieval.llm import AnthropicChat as Anthropic, OpenAIChat as OpenAI
+
+__all__ = ["Anthropic", "OpenAI"]
