@@ -143,7 +143,7 @@ def default_answer(req: Request, relevance: Callable[[str, str], int] = overlap)
 class FakeLLM:
     """``rule(request) -> Reply`` (default: answer by word overlap)."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.requests: list[Request] = []
         self.rule: Callable[[Request], Reply] = lambda req: Reply(text=default_answer(req))
         self.lock = threading.Lock()
@@ -209,7 +209,7 @@ class FakeLLM:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout tests)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -229,3 +229,13 @@ class FakeLLM:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+if __name__ == "__main__":  # serve the default rules, e.g. for the worked example in docs/evals.md
+    import argparse
+
+    parser = argparse.ArgumentParser(description="the fake chat server of the tests, on a loopback port")
+    parser.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    fake = FakeLLM(port=parser.parse_args().port)
+    print(fake.openai_url, flush=True)
+    fake.server.serve_forever()
