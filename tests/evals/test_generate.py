@@ -12,6 +12,7 @@ import gleandb
 from gleandb.embeddings.hashing import HashingEmbeddingFunction
 from gleandb.evals.generate import (DEFAULT_CRITERIA, PROMPT_VERSION, GenerationError, generate)
 from gleandb.evals.llm import Anthropic, OpenAI
+from gleandb.retrieval.llm import ChatAuthError
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from fake_llm import FakeLLM, Reply, default_answer  # noqa: E402
@@ -217,6 +218,20 @@ def test_http_failures_are_counted_and_a_dead_endpoint_stops_the_run(fake, col, 
     assert len(fake.requests) < 50 + 20  # stopped early, not one failing call per document
 
 
+def test_a_refused_key_stops_at_once(fake, col):
+    fake.rule = lambda req: Reply(status=401)
+    with pytest.raises(ChatAuthError, match="HTTP 401"):
+        generate(col, llm_for(fake, max_retries=0), n=50, concurrency=1)
+    assert len(fake.requests) == 1
+
+
+def test_progress_bar_on_request(fake, col, capsys):
+    generate(col, llm_for(fake), n=3, where=LONG, progress=True)
+    assert "generating queries" in capsys.readouterr().err
+    generate(col, llm_for(fake), n=3, where=LONG)
+    assert capsys.readouterr().err == ""
+
+
 def test_n_bounds_the_calls(fake, col):
     golden = generate(col, llm_for(fake), n=3, seed=11, where=LONG)
     assert len(golden) == 3
@@ -362,3 +377,14 @@ def test_cli_errors_are_one_line_and_nonzero(fake, store, tmp_path, capsys, monk
     assert rc == 2
     assert stderr.startswith("glean eval generate: ") and message in stderr and stderr.count("\n") == 1
     assert fake.requests == [] and not (tmp_path / "g.jsonl").exists()
+
+
+@pytest.mark.parametrize("status, rc, message", [(401, 2, "HTTP 401"), (400, 1, "none succeeded")])
+def test_cli_endpoint_failures(fake, store, tmp_path, capsys, status, rc, message):
+    fake.rule = lambda req: Reply(status=status)
+    out = tmp_path / "g.jsonl"
+    code = run_cli(["generate", "notes", "--path", store, "--model", "m", "--base-url", fake.openai_url,
+                    "-o", str(out)])
+    _, stderr = capsys.readouterr()
+    assert code == rc and stderr.startswith("glean eval generate: ") and message in stderr
+    assert not out.exists()

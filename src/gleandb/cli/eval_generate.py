@@ -3,7 +3,8 @@
 A thin layer over :func:`gleandb.evals.generate.generate`: it opens the store, reads the
 examples and criteria files, builds the chat client and prints the cost report. Every
 failure the user can fix (no such collection, empty collection, no API key, unreadable
-file) is one line on stderr and exit status 2; a run the endpoint stops is status 1.
+file, a refused key) is one line on stderr and exit status 2; a run the endpoint stops is
+status 1.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ def _client(args: argparse.Namespace):
 def cmd_generate(args: argparse.Namespace) -> int:
     import gleandb
     from gleandb.evals.generate import GenerationError, generate
-    from gleandb.retrieval.llm import ChatError
+    from gleandb.retrieval.llm import ChatAuthError, ChatError
 
     def fail(msg: str, code: int = 2) -> int:
         print(f"{PROG}: {msg}", file=sys.stderr)
@@ -115,6 +116,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
                               where=args.where, seed=args.seed, tune_share=args.tune_share,
                               concurrency=args.concurrency, progress=None, output=out)
         except ValueError as exc:
+            return fail(str(exc))
+        except ChatAuthError as exc:
             return fail(str(exc))
         except (GenerationError, ChatError) as exc:
             return fail(str(exc), 1)
