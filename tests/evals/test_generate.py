@@ -286,6 +286,8 @@ def test_bad_arguments_name_the_field_and_call_nothing(fake, col, kw, field):
 def test_empty_collection_or_filter_is_a_clear_error(fake, col):
     with pytest.raises(ValueError, match=r"no records matching where=\{'part': 9\}"):
         generate(col, llm_for(fake), n=1, where={"part": 9})
+    with pytest.raises(ValueError, match=r"where \{'\$bad': 1\} is not a valid filter"):
+        generate(col, llm_for(fake), n=1, where={"$bad": 1})
     with pytest.raises(ValueError, match="llm must be a chat client"):
         generate(col, "gpt-4o-mini", n=1)
     assert fake.requests == []

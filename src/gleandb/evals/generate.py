@@ -40,6 +40,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from gleandb.embeddings.progress import progress_bar
+from gleandb.errors import InvalidArgumentError
 from gleandb.retrieval.llm import ChatAuthError, ChatError, Usage
 
 PROMPT_VERSION = "gen-v1"
@@ -482,7 +483,14 @@ def generate(
                               collection_version=_collection_version(collection), n_requested=n,
                               dedupe_threshold=float(dedupe_threshold), criteria=crit,
                               example_queries=len(examples))
-    ids = _sample(collection, where, judge_multiple * n, seed)
+    if where is not None and not isinstance(where, dict):
+        raise ValueError(f"where must be a metadata filter (a dict), got {where!r}")
+    try:
+        ids = _sample(collection, where, judge_multiple * n, seed)
+    except InvalidArgumentError as exc:
+        if where is None:
+            raise
+        raise ValueError(f"where {where!r} is not a valid filter: {exc}") from None
     if not ids:
         scope = f" matching where={where!r}" if where else ""
         raise ValueError(f"collection {collection.name!r} has no records{scope} to generate queries from")
