@@ -60,10 +60,18 @@ def writer_calls(fake):
     return [r for r in fake.requests if r.is_query_writer]
 
 
-def test_golden_records_follow_the_schema_with_complete_provenance(fake, col):
+def test_golden_records_follow_the_schema_with_complete_provenance(fake, tmp_path):
+    client = gleandb.PersistentClient(str(tmp_path / "store"))
+    col = client.create_collection("notes", embedding_function=HashingEmbeddingFunction())
+    col.add(ids=["old"], documents=[long_doc(99, "legacy")])
+    client.flush()
+    col.add(ids=[f"doc-{i:03d}" for i in range(len(TOPICS))], documents=[long_doc(i, t) for i, t in enumerate(TOPICS)])
+    client.flush()
+    version = col.versions()[-1]["version"]
+    assert version >= 2
     golden = generate(col, llm_for(fake), n=6, seed=7)
     assert len(golden) == 6 == golden.stats.queries
-    version = col.get_model()["version"]
+    assert golden.stats.collection_version == version
     ids = set(col.get()["ids"])
     assert len({r["query_id"] for r in golden}) == 6
     for r in golden:
@@ -79,6 +87,19 @@ def test_golden_records_follow_the_schema_with_complete_provenance(fake, col):
         # the query was written from its source document (the fake uses the document's words)
         doc = col.get(ids=[source_id])["documents"][0].lower()
         assert all(w in doc for w in r["query"].split())
+    client.close()
+
+
+def test_records_do_not_depend_on_concurrency(fake, col):
+    def rule(req):  # the judge rejects every third topic, so windows refill
+        if req.is_judge and any(t in req.document.lower() for t in TOPICS[::3]):
+            return Reply(text=json.dumps({"keep": False, "reason": "no"}))
+        return Reply(text=default_answer(req))
+
+    fake.rule = rule
+    runs = [generate(col, llm_for(fake), n=9, seed=4, concurrency=c) for c in (1, 3, 8)]
+    strip = [[{**r, "provenance": {**r["provenance"], "created_at": None}} for r in g] for g in runs]
+    assert strip[0] == strip[1] == strip[2] and len(strip[0]) == 9
 
 
 def test_judge_decisions_are_honoured_and_kept(fake, col):
