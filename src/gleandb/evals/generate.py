@@ -502,7 +502,7 @@ def generate(
     gen = _Generator(llm, crit, examples, context, seed, max_doc_chars, report.usage)
     workers = concurrency or max(1, min(8, int(getattr(llm, "max_concurrency", 4))))
     kept: list[tuple[str, str, str]] = []  # (query, source id, judge reason), in sample order
-    successes = 0
+    successes, last_error = 0, ""
     bar = progress_bar(n, "generating queries", unit="query", enabled=progress)
     try:
         with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -530,6 +530,7 @@ def generate(
                     report.repairs += o.repairs
                     report.failed_calls += len(o.errors)
                     report.errors.extend(o.errors[: max(0, 10 - len(report.errors))])
+                    last_error = o.errors[-1] if o.errors else last_error
                     report.judge_garbage += o.judge_garbage
                     report.query_garbage += o.query_garbage
                     if o.keep is not None:
@@ -541,8 +542,6 @@ def generate(
                         continue
                     report.generated += 1
                     vec = next(vectors)
-                    if len(kept) >= n:  # cannot happen with the window above; kept as a bound
-                        continue
                     if not deduper.is_new(o.query, vec):
                         report.duplicates += 1
                         continue
@@ -550,7 +549,7 @@ def generate(
                     bar.update(1)
                 if successes == 0 and report.failed_calls >= MAX_FAILED_CALLS_AT_START:
                     raise GenerationError(f"{report.failed_calls} calls to {model} failed and none succeeded; "
-                                          f"last error: {report.errors[-1]}")
+                                          f"last error: {last_error}")
     finally:
         bar.close()
 
