@@ -268,10 +268,13 @@ class LabelStore:
             self._commit([event])
             return self.queries[query_id]
 
-    def import_golden(self, records: Iterable[dict], labeler: str = "import") -> dict[str, int]:
+    def import_golden(self, records: Iterable[dict], labeler: str = "import", collection: Any = None) -> dict[str, int]:
         """Add golden-set lines whose query_id is not known yet (one synced batch); returns
-        ``{"added": n, "skipped": m}``. Lines are checked first: one bad line adds nothing."""
+        ``{"added": n, "skipped": m}``. Lines are checked first (and their ids against
+        ``collection`` when given): one bad line adds nothing."""
         checked = [_check_golden(r, i) for i, r in enumerate(records, 1)]
+        if collection is not None:
+            check_ids(collection, checked)
         seen: set[str] = set()
         for r in checked:
             if r["query_id"] in seen:
@@ -478,3 +481,21 @@ def shuffled(ids: list[str], query_id: str, labeler: str) -> list[str]:
     out = sorted(ids)
     random.Random(seed).shuffle(out)
     return out
+
+
+def missing_ids(collection: Any, records: list[dict]) -> list[str]:
+    """Relevant ids of golden-set lines that the collection does not hold (sorted)."""
+    wanted = sorted({d for r in records for d in (r.get("relevant") or {})})
+    found: set[str] = set()
+    for i in range(0, len(wanted), 1000):
+        found.update(collection.get(ids=wanted[i:i + 1000], include=[])["ids"])
+    return [d for d in wanted if d not in found]
+
+
+def check_ids(collection: Any, records: list[dict]) -> None:
+    """Refuse golden-set lines naming records the collection does not hold."""
+    missing = missing_ids(collection, records)
+    if missing:
+        shown = ", ".join(repr(m) for m in missing[:10]) + (" ..." if len(missing) > 10 else "")
+        raise LabelError(f"the golden set names {len(missing)} record id(s) not in collection "
+                         f"{collection.name!r}: {shown}")
