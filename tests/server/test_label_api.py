@@ -187,3 +187,15 @@ def test_cli_loads_a_golden_file_and_refuses_unknown_ids(store, tmp_path, capsys
     err = capsys.readouterr().err
     assert "'nope-1'" in err and "not in collection 'notes'" in err
     assert glean(["label", "missing", "--path", str(path), "--export", str(tmp_path / "o3.jsonl")]) == 2
+
+
+def test_a_tenant_bound_token_reaches_only_its_tenant(store):
+    path, _ = store
+    other = {"Authorization": "Bearer other"}
+    with _app(path, auth_tokens=["tok", {"token": "other", "tenant": "team-b"}]) as c:
+        r = c.get(API + "/progress", headers=other)
+        assert r.status_code == 403 and "tenant" in r.json()["message"]
+        assert c.get("/ui/label/api/collections", headers=other).status_code == 403
+        assert c.post(API + "/labels", json={"query_id": "q-001", "doc_id": "try-0", "grade": 3, "labeler": "x"},
+                      headers=other).status_code == 403
+        assert c.get(API + "/progress", headers={"Authorization": "Bearer tok"}).status_code == 200
