@@ -25,6 +25,7 @@ import pytest
 
 from gleandb.evals.labels import cohen_kappa, combine_grades, parse_golden
 
+from conftest import Server
 from label_support import GOLDEN, make_store, write_golden
 
 CHROMIUM = (os.environ.get("GLEAN_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
@@ -262,3 +263,32 @@ def _assert_grades(page, want: dict[str, int]) -> None:
     for doc, g in want.items():
         assert f"g{g}" in page.get_attribute(f".cand[data-id='{doc}']", "class").split(), doc
     assert page.locator(".grades button.on").count() == len(want)
+
+
+def test_glean_run_serves_the_page_behind_its_auth(browser, tmp_path):
+    path = tmp_path / "data"
+    make_store(path)
+    srv = Server(path, "--auth-basic", "carol:secret").start()
+    try:
+        r = httpx.post(f"{srv.url}/ui/label/api/notes/import", json={"queries": GOLDEN}, auth=("carol", "secret"))
+        assert r.status_code == 200 and r.json() == {"added": 3, "skipped": 0}
+        assert httpx.get(f"{srv.url}/ui/label/api/notes/progress").status_code == 401
+        ctx = browser.new_context(viewport={"width": 1440, "height": 900})
+        page = ctx.new_page()
+        page.set_default_timeout(WAIT_MS)
+        page.goto(f"{srv.url}/ui/label?collection=notes")
+        page.wait_for_selector("#tokenbox", state="visible")  # the API answered 401: the page asks
+        page.fill("#tokeninput", "carol:secret")
+        page.keyboard.press("Enter")
+        page.wait_for_selector("body[data-ready='1']")
+        assert page.inner_text("#who") == "carol"  # basic auth names the labeler; no name prompt
+        assert not page.is_visible("#namebox")
+        doc = _active(page)
+        page.keyboard.press("2")
+        _wait_graded(page, doc, 2)
+        got = httpx.get(f"{srv.url}/ui/label/api/notes/export", auth=("carol", "secret")).text
+        q1 = next(r for r in parse_golden(got) if r["query_id"] == "q-001")
+        assert q1["provenance"]["labels"][doc] == {"carol": 2}
+        ctx.close()
+    finally:
+        assert srv.stop() == 0
