@@ -884,6 +884,10 @@ def create_app(path: str, settings: ServerSettings | None = None) -> FastAPI:
     def indexing_status(tenant: str, database: str, collection_id: str) -> dict:
         raise HTTPError(501, "ChromaError", "Indexing status is unsupported for local chroma")
 
+    from gleandb.server.label_ui import make_router as label_router
+
+    app.include_router(label_router(state.client))  # /ui/label: the labeling page (docs/evals-label.md)
+
     if metrics is not None:
         @app.get("/metrics", include_in_schema=False)
         def metrics_endpoint() -> Response:

@@ -25,7 +25,9 @@ FORBIDDEN = "Forbidden: this token is not allowed to access the requested tenant
 _TENANT_PATH = re.compile(r"^/api/v2/tenants/(?P<tenant>[^/]+)(?:/databases/(?P<database>[^/]+))?(?:/.*)?$")
 TRACE_HEADER = b"chroma-trace-id"
 # reachable without credentials when auth is on (Chroma's legacy server exempts the same)
-AUTH_EXEMPT = {"/api/v2", "/api/v2/", "/api/v2/heartbeat", "/api/v2/healthcheck", "/api/v2/version"}
+AUTH_EXEMPT = {"/api/v2", "/api/v2/", "/api/v2/heartbeat", "/api/v2/healthcheck", "/api/v2/version",
+               # the labeling page's static HTML (no data; its /ui/label/api calls are authenticated)
+               "/ui/label", "/ui/label/"}
 
 
 def _json_bytes(obj: dict) -> bytes:
