@@ -7,6 +7,7 @@ import os
 import stat
 import subprocess
 import sys
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -62,3 +63,87 @@ def test_running_server_keeps_secrets_out_of_lock_file_and_errors(tmp_path):
         assert r.status_code == 200
     finally:
         assert s.stop() == 0
+
+
+# ----------------------------------------------------------------- error shapes
+
+DB = "/api/v2/tenants/default_tenant/databases/default_database"
+CHROMA_NAMES = {"InvalidArgumentError", "NotFoundError", "InternalError", "ChromaError", "AuthError",
+                "AuthorizationError", "VersionMismatchError"}
+
+
+def _assert_chroma_shape(r: httpx.Response, status: int, name: str | None = None) -> dict:
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert isinstance(body, dict) and set(body) == {"error", "message"}, body
+    assert body["error"] in CHROMA_NAMES and isinstance(body["message"], str) and body["message"], body
+    if name is not None:
+        assert body["error"] == name, body
+    assert r.headers.get("chroma-trace-id")
+    return body
+
+
+@pytest.fixture
+def base(server):
+    r = httpx.post(server.url + DB + "/collections", json={"name": "shapes", "get_or_create": True})
+    assert r.status_code == 200, r.text
+    return server.url + DB + "/collections/" + r.json()["id"]
+
+
+def _nested(depth: int) -> bytes:
+    return ('{"where":' + '{"$and":[' * depth + '{"a":1}' + ']}' * depth + '}').encode()
+
+
+FRAMEWORK_CASES = [
+    # (method, path under the collection or absolute, body, status, error name)
+    ("POST", "/add", b'{"ids":["\xff\xfe"],"embeddings":[[1.0]]}', 400, "InvalidArgumentError"),  # invalid UTF-8
+    ("POST", "/add", b'{"ids":', 400, "InvalidArgumentError"),  # invalid JSON
+    ("POST", "/get", b"[" * 100_000 + b"]" * 100_000, 400, "InvalidArgumentError"),  # parse failure at depth
+    ("POST", "/get", _nested(5_000), 400, "InvalidArgumentError"),
+    ("POST", "/add", b'{"ids":[1],"embeddings":[[1.0]]}', 422, "ChromaError"),  # body validation
+    ("POST", "/get", b'"a string"', 422, "ChromaError"),
+    ("POST", "/query", b'{"query_embeddings":[[1.0]],"include":["nope"]}', 422, "ChromaError"),
+    ("GET", "ABS/api/v2/no-such-route", None, 404, "NotFoundError"),
+    ("GET", "ABS/nothing/here", None, 404, "NotFoundError"),
+    ("DELETE", "ABS/api/v2/heartbeat", None, 405, "ChromaError"),
+    ("PUT", "/add", b"{}", 405, "ChromaError"),
+    ("GET", "ABS" + DB + "/collections?limit=-1", None, 400, "InvalidArgumentError"),  # query validation
+    ("GET", "ABS" + DB + "/collections?limit=abc", None, 400, "InvalidArgumentError"),
+    ("POST", "ABS/api/v2/tenants", b'{"nom":"x"}', 422, "ChromaError"),
+]
+
+
+@pytest.mark.parametrize("case", range(len(FRAMEWORK_CASES)),
+                         ids=lambda i: f"{FRAMEWORK_CASES[i][0]}-{FRAMEWORK_CASES[i][1][:30]}-{FRAMEWORK_CASES[i][3]}")
+def test_every_framework_error_has_chromas_shape(server, base, case):
+    method, path, body, status, name = FRAMEWORK_CASES[case]
+    url = server.url + path[3:] if path.startswith("ABS") else base + path
+    r = httpx.request(method, url, content=body, headers={"content-type": "application/json"}, timeout=60)
+    msg = _assert_chroma_shape(r, status, name)["message"]
+    if status == 400 and method == "POST":
+        assert "Failed to parse the request body as JSON" in msg
+
+
+def test_server_keeps_serving_after_framework_errors(server, base):
+    r = httpx.post(base + "/add", json={"ids": ["ok"], "embeddings": [[1.0, 2.0]]})
+    assert r.status_code == 201, r.text
+    assert httpx.get(base + "/count").json() >= 1
+
+
+# ------------------------------------------------------------ tenant/database names
+
+BAD_NAMES = ["../../etc", "a/b/c", "ab\x00cd", "ab\ncd", "x" * 5000, "ab..cd", "-abc", "a b c"]
+
+
+@pytest.mark.parametrize("name", BAD_NAMES, ids=lambda n: repr(n[:10]))
+def test_bad_tenant_and_database_names_get_400(server, name):
+    r = httpx.post(server.url + "/api/v2/tenants", json={"name": name})
+    assert "tenant name" in _assert_chroma_shape(r, 400, "InvalidArgumentError")["message"]
+    r = httpx.post(server.url + "/api/v2/tenants/default_tenant/databases", json={"name": name})
+    assert "database name" in _assert_chroma_shape(r, 400, "InvalidArgumentError")["message"]
+    names = [d["name"] for d in httpx.get(server.url + "/api/v2/tenants/default_tenant/databases").json()]
+    assert name not in names
+    if "/" not in name:  # a database under a missing tenant creates the tenant: its name is checked
+        r = httpx.post(server.url + f"/api/v2/tenants/{quote(name, safe='')}/databases", json={"name": "fine"})
+        assert "tenant name" in _assert_chroma_shape(r, 400, "InvalidArgumentError")["message"]
+        assert httpx.get(server.url + f"/api/v2/tenants/{quote(name, safe='')}").status_code == 404

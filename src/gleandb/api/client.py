@@ -370,7 +370,9 @@ class AdminClient(_EngineUser):
         return {"name": self._catalog.get_tenant(name)}
 
     def create_database(self, name: str, tenant: str = DEFAULT_TENANT) -> None:
-        v.validate_database_name(name)
+        v.validate_database_name(name, creating=True)
+        if not self._catalog.has_tenant(tenant):  # as chromadb, this creates the tenant: check its name
+            v.validate_tenant_name(tenant)
         self._catalog.create_database(name, tenant)
 
     def get_database(self, name: str, tenant: str = DEFAULT_TENANT) -> dict:

@@ -853,7 +853,7 @@ class _AdminPlans:
         return {"name": (yield _get(f"/tenants/{_seg(name)}"))["name"]}
 
     def _p_create_database(self, name: str, tenant: str = DEFAULT_TENANT) -> Plan:
-        v.validate_database_name(name)
+        v.validate_database_name(name, creating=True)
         yield _post(f"/tenants/{_seg(tenant)}/databases", {"name": name})
 
     def _p_get_database(self, name: str, tenant: str = DEFAULT_TENANT) -> Plan:

@@ -30,6 +30,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import gleandb
 from gleandb import errors as gerr
@@ -72,9 +73,33 @@ class HTTPError(Exception):
 _NAME_BY_STATUS = {400: "InvalidArgumentError", 404: "NotFoundError", 500: "InternalError"}
 
 
-def _error_response(status: int, name: str, message: str, trace_id: str | None = None) -> FastJSON:
-    headers = {TRACE_HEADER: trace_id} if trace_id else None
-    return FastJSON({"error": name, "message": message}, status_code=status, headers=headers)
+def _error_response(status: int, name: str, message: str, trace_id: str | None = None,
+                    headers: dict | None = None) -> FastJSON:
+    headers = dict(headers or {})
+    if trace_id:
+        headers[TRACE_HEADER] = trace_id
+    return FastJSON({"error": name, "message": message}, status_code=status, headers=headers or None)
+
+
+def _framework_message(request: Request, exc: StarletteHTTPException) -> tuple[int, str, str]:
+    """Chroma's ``{"error", "message"}`` for errors Starlette/FastAPI raise themselves."""
+    status = exc.status_code
+    cause = exc.__cause__
+    if isinstance(cause, UnicodeDecodeError):
+        return 400, "InvalidArgumentError", (f"Failed to parse the request body as JSON: invalid UTF-8 "
+                                             f"at byte {cause.start}")
+    if isinstance(cause, RecursionError):
+        return 400, "InvalidArgumentError", ("Failed to parse the request body as JSON: it is nested too "
+                                             "deeply for this server")
+    if status == 400 and exc.detail == "There was an error parsing the body":
+        reason = f": {type(cause).__name__}" if cause is not None else ""
+        return 400, "InvalidArgumentError", f"Failed to parse the request body as JSON{reason}"
+    if status == 404:
+        return 404, "NotFoundError", f"Not found: no route {request.method} {request.url.path}"
+    if status == 405:
+        return 405, "ChromaError", f"Method not allowed: {request.method} {request.url.path}"
+    detail = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail, default=str)
+    return status, _NAME_BY_STATUS.get(status, "ChromaError"), detail
 
 
 def _from_exception(exc: BaseException) -> tuple[int, str, str]:
@@ -545,6 +570,11 @@ def create_app(path: str, settings: ServerSettings | None = None) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def _on_validation(request: Request, exc: RequestValidationError):
         return _error_response(*_validation_message(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _on_framework_error(request: Request, exc: StarletteHTTPException):
+        # unknown route, method not allowed, a body FastAPI could not parse: Chroma's shape too
+        return _error_response(*_framework_message(request, exc), headers=exc.headers)
 
     async def _on_error(request: Request, exc: Exception):
         status, name, message = _from_exception(exc)
