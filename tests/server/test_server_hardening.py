@@ -147,3 +147,65 @@ def test_bad_tenant_and_database_names_get_400(server, name):
         r = httpx.post(server.url + f"/api/v2/tenants/{quote(name, safe='')}/databases", json={"name": "fine"})
         assert "tenant name" in _assert_chroma_shape(r, 400, "InvalidArgumentError")["message"]
         assert httpx.get(server.url + f"/api/v2/tenants/{quote(name, safe='')}").status_code == 404
+
+
+# -------------------------------------------------------------------- disk full
+
+
+def test_disk_full_is_507_in_chromas_shape_and_reads_keep_working(tmp_path, monkeypatch):
+    import errno
+
+    from fastapi.testclient import TestClient
+
+    import gleandb
+    from gleandb.server.app import create_app
+
+    gleandb.ClientAPI.clear_system_cache()
+    app = create_app(str(tmp_path / "data"))
+    with TestClient(app, raise_server_exceptions=False) as c:
+        r = c.post(DB + "/collections", json={"name": "full"})
+        col = DB + "/collections/" + r.json()["id"]
+        assert c.post(col + "/add", json={"ids": ["a"], "embeddings": [[1.0, 0.0]]}).status_code == 201
+
+        def no_space(fd, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(os, "write", no_space)
+        r = c.post(col + "/add", json={"ids": ["b"], "embeddings": [[0.0, 1.0]]})
+        monkeypatch.undo()
+        body = _assert_chroma_shape(r, 507, "ChromaError")
+        assert str(tmp_path / "data") in body["message"] and "free" in body["message"]
+        assert "Errno" not in body["message"]
+        r = c.post(col + "/get", json={})
+        assert r.status_code == 200 and r.json()["ids"] == ["a"]
+        assert c.get(col + "/count").json() == 1
+
+
+def test_gleandb_http_client_raises_insufficient_storage_for_507():
+    from gleandb.api.http_client import _raise_for_response
+    from gleandb.errors import ChromaError, InsufficientStorageError
+
+    resp = httpx.Response(507, json={"error": "ChromaError", "message": "Insufficient storage: full"},
+                          headers={"chroma-trace-id": "t1"})
+    with pytest.raises(InsufficientStorageError, match="Insufficient storage") as e:
+        _raise_for_response(resp)
+    assert isinstance(e.value, ChromaError) and e.value.trace_id == "t1"
+
+
+# ------------------------------------------------------------------- versions
+
+
+def test_versions_chroma_compatible_and_gleandb_own(server):
+    import re
+
+    import gleandb
+
+    assert httpx.get(server.url + "/api/v2/version").json() == "1.0.0"  # what Chroma's server says
+    own = httpx.get(server.url + "/api/v2/gleandb/version").json()
+    assert own == {"gleandb": gleandb.__version__, "chroma_server": "1.0.0", "chromadb_api": "1.5.9"}
+    c = gleandb.HttpClient(host="127.0.0.1", port=server.port)
+    assert re.fullmatch(r"\d+\.\d+\.\d+", c.get_version())
+    c.close()
+    gleandb.ClientAPI.clear_system_cache()
+    e = gleandb.EphemeralClient()
+    assert e.get_version() == "1.5.9"  # chromadb 1.5.9's embedded client reports its version

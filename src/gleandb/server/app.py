@@ -41,6 +41,8 @@ log = logging.getLogger("gleandb.server")
 API = "/api/v2"
 TRACE_HEADER = "chroma-trace-id"
 U32_MAX = 2**32 - 1
+# Chroma's Rust server hard-codes this for GET /api/v2/version
+CHROMA_SERVER_VERSION = "1.0.0"
 
 try:  # faster serialisation of large results when available
     import orjson
@@ -601,7 +603,15 @@ def create_app(path: str, settings: ServerSettings | None = None) -> FastAPI:
 
     @app.get(API + "/version", tags=["system"])
     def version() -> str:
-        return "1.0.0"
+        return CHROMA_SERVER_VERSION  # what Chroma's server reports; clients compare it
+
+    @app.get(API + "/gleandb/version", tags=["system"])
+    def gleandb_version() -> dict:
+        """gleandb extension: this server's own version beside the Chroma versions it reports."""
+        from gleandb.api.client import CHROMA_COMPAT_VERSION
+
+        return {"gleandb": gleandb.__version__, "chroma_server": CHROMA_SERVER_VERSION,
+                "chromadb_api": CHROMA_COMPAT_VERSION}
 
     @app.get(API + "/pre-flight-checks", tags=["system"])
     def pre_flight_checks() -> dict:
@@ -621,7 +631,9 @@ def create_app(path: str, settings: ServerSettings | None = None) -> FastAPI:
     @app.post(API + "/reset", tags=["system"])
     def reset() -> bool:
         if not settings.allow_reset:
-            raise HTTPError(403, "ChromaError", "Reset is disabled by config")
+            # Chroma's status and message; named AuthorizationError (Chroma's server says ChromaError)
+            # so chromadb's HTTP client raises the class its embedded client raises
+            raise HTTPError(403, "AuthorizationError", "Reset is disabled by config")
         client = state.client(gleandb.DEFAULT_TENANT, gleandb.DEFAULT_DATABASE)
         client.reset()
         state.forget()
