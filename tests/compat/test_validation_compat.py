@@ -293,13 +293,15 @@ def test_modify_metadata_compat(col, case):
     same(lambda: col.modify(metadata=md), lambda: v.validate_collection_metadata(md, creating=False))
 
 
-@pytest.mark.parametrize("name", ["ab", "", "éé", 5, "abc-t", "a b t", "-abt", "a..t"], ids=repr)
+# names chromadb's local engine accepts but gleandb refuses on purpose (issue 12: a name with
+# "/", NUL or a newline can never be addressed again over HTTP); see test_scope_names_refused
+@pytest.mark.parametrize("name", ["ab", "", "éé", 5, "abc-t", "abc_t.x", "1.2.3.4"], ids=repr)
 def test_tenant_compat(client, name):
     admin = chromadb.AdminClient(client.get_settings())
     same(lambda: admin.create_tenant(name), lambda: v.validate_tenant_name(name))
 
 
-@pytest.mark.parametrize("name", ["ab", "", 5, "abc-d", "a b d", "-abd", "a..d", "1.2.3.4"], ids=repr)
+@pytest.mark.parametrize("name", ["ab", "", 5, "abc-d", "abc_d.x", "1.2.3.4"], ids=repr)
 def test_database_compat(client, name):
     admin = chromadb.AdminClient(client.get_settings())
-    same(lambda: admin.create_database(name), lambda: v.validate_database_name(name))
+    same(lambda: admin.create_database(name), lambda: v.validate_database_name(name, creating=True))

@@ -324,8 +324,9 @@ def test_body_size_limit_and_reset_refused(tmp_path):
         assert r.status_code == 413, r.text
         assert col.count() == 1
         r = httpx.post(s.url + "/api/v2/reset")
-        assert r.status_code == 403 and r.json() == {"error": "ChromaError", "message": "Reset is disabled by config"}
-        with pytest.raises(cerr.ChromaError, match="Reset is disabled"):
+        assert r.status_code == 403 and r.json() == {"error": "AuthorizationError",
+                                                     "message": "Reset is disabled by config"}
+        with pytest.raises(cerr.AuthorizationError, match="Reset is disabled"):
             chromadb.HttpClient(host="127.0.0.1", port=s.port,
                                 settings=chromadb.Settings(anonymized_telemetry=False, allow_reset=True)).reset()
         assert col.count() == 1

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 from gleandb.api import validation as v
 from gleandb.api.collection import Collection
-from gleandb.api.errors import InvalidArgumentError, NotFoundError
+from gleandb.api.errors import AuthorizationError, InvalidArgumentError, NotFoundError
 from gleandb.api.settings import Settings
 from gleandb.catalog.catalog import DEFAULT_DATABASE, DEFAULT_TENANT, CollectionRecord
 from gleandb.embeddings.functions import DefaultEmbeddingFunction, build_ef, describe_ef, ef_name
@@ -21,7 +21,10 @@ from gleandb.engine.database import Engine, clear_engines, open_engine, release_
 from gleandb.engine.store import CollectionStore, StoreParams
 from gleandb.index.fulltext import FullTextConfig
 
-VERSION = "0.1.0"
+VERSION = "0.1.0"  # gleandb's own version: gleandb.__version__
+# what get_version() reports: chromadb 1.5.9's embedded client returns its package version, and
+# code written for chromadb compares it (e.g. ">= 0.4"); gleandb implements that version's API
+CHROMA_COMPAT_VERSION = "1.5.9"
 
 HNSW_DEFAULTS = {
     "space": "l2",
@@ -120,7 +123,9 @@ class ClientAPI(_EngineUser):
         return time.time_ns()
 
     def get_version(self) -> str:
-        return VERSION
+        """The chromadb version whose API this implements (as chromadb's embedded client
+        reports its own); gleandb's version is ``gleandb.__version__``."""
+        return CHROMA_COMPAT_VERSION
 
     def get_settings(self) -> Settings:
         return self._settings
@@ -146,7 +151,9 @@ class ClientAPI(_EngineUser):
 
     def reset(self) -> bool:
         if not self._settings.allow_reset:
-            raise ValueError("Resetting is not allowed by this configuration (to enable it, set `allow_reset` to `True` in your Settings() or include `ALLOW_RESET=TRUE` in your environment variables)")
+            # chromadb's class and message; the hint after it says how to enable reset
+            raise AuthorizationError("Reset is disabled by config (to enable it, set `allow_reset` to `True` in "
+                                     "your Settings() or include `ALLOW_RESET=TRUE` in your environment variables)")
         for cid in self._catalog.reset():
             self.engine.drop_store(cid)
         return True
@@ -370,7 +377,9 @@ class AdminClient(_EngineUser):
         return {"name": self._catalog.get_tenant(name)}
 
     def create_database(self, name: str, tenant: str = DEFAULT_TENANT) -> None:
-        v.validate_database_name(name)
+        v.validate_database_name(name, creating=True)
+        if not self._catalog.has_tenant(tenant):  # as chromadb, this creates the tenant: check its name
+            v.validate_tenant_name(tenant)
         self._catalog.create_database(name, tenant)
 
     def get_database(self, name: str, tenant: str = DEFAULT_TENANT) -> dict:

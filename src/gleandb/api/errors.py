@@ -183,6 +183,19 @@ class CorruptStoreError(ChromaError):
         return "CorruptStoreError"
 
 
+class InsufficientStorageError(ChromaError):
+    """The disk holding the store is full: the write was not applied (reads keep working).
+    Over HTTP: 507 Insufficient Storage, body ``{"error": "ChromaError", ...}`` so chromadb's
+    client raises its ChromaError with the message."""
+
+    def code(self) -> int:
+        return 507
+
+    @classmethod
+    def name(cls) -> str:
+        return "InsufficientStorageError"
+
+
 error_types: dict[str, type[ChromaError]] = {
     "InvalidDimension": InvalidDimensionException,
     "InvalidArgumentError": InvalidArgumentError,
@@ -201,6 +214,7 @@ error_types: dict[str, type[ChromaError]] = {
     "InternalError": InternalError,
     "StoreLockedError": StoreLockedError,
     "CorruptStoreError": CorruptStoreError,
+    "InsufficientStorageError": InsufficientStorageError,
     # Catch-all for any other errors
     "ChromaError": ChromaError,
 }

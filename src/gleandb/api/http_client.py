@@ -55,7 +55,7 @@ import numpy as np
 from gleandb.api import validation as v
 from gleandb.api.client import VERSION, ClientAPI
 from gleandb.api.collection import DEFAULT_GET_INCLUDE, DEFAULT_QUERY_INCLUDE, Collection
-from gleandb.api.errors import ChromaError, error_types
+from gleandb.api.errors import ChromaError, InsufficientStorageError, error_types
 from gleandb.api.results import GetResult, QueryResult
 from gleandb.api.settings import Settings
 from gleandb.catalog.catalog import DEFAULT_DATABASE, DEFAULT_TENANT, CollectionRecord
@@ -190,7 +190,10 @@ def _raise_for_response(resp: httpx.Response) -> None:
     except ValueError:
         body = None
     if isinstance(body, dict) and body.get("error") in error_types:
-        err = error_types[body["error"]](body.get("message"))
+        cls = error_types[body["error"]]
+        if resp.status_code == 507:  # named ChromaError for chromadb's client; gleandb's says what it is
+            cls = InsufficientStorageError
+        err = cls(body.get("message"))
         if trace_id:
             err.trace_id = trace_id
         raise err
@@ -853,7 +856,7 @@ class _AdminPlans:
         return {"name": (yield _get(f"/tenants/{_seg(name)}"))["name"]}
 
     def _p_create_database(self, name: str, tenant: str = DEFAULT_TENANT) -> Plan:
-        v.validate_database_name(name)
+        v.validate_database_name(name, creating=True)
         yield _post(f"/tenants/{_seg(tenant)}/databases", {"name": name})
 
     def _p_get_database(self, name: str, tenant: str = DEFAULT_TENANT) -> Plan:

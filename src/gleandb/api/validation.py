@@ -39,7 +39,7 @@ validate_limit_offset(limit, offset) -> (int | None, int)
 validate_delete_args(ids, where, where_document, limit) -> (list[str] | None, int | None)
 validate_collection_name(name, field="name") -> str
 validate_collection_metadata(metadata, creating=True) -> dict | None
-validate_tenant_name(name) -> str ; validate_database_name(name) -> str
+validate_tenant_name(name) -> str ; validate_database_name(name, creating=False) -> str
 validate_ids(ids) / validate_metadata(metadata) / validate_embeddings(rows) / normalize_embeddings(x)
                                                  chromadb's own helpers (no suffix)
 
@@ -953,7 +953,7 @@ def validate_collection_metadata(metadata: Any, creating: bool = True) -> dict |
 
 
 def validate_tenant_name(name: Any) -> str:
-    """create_tenant: str, at least 3 characters."""
+    """create_tenant: str, at least 3 characters (chromadb's check), then the name rule."""
     _check_pystring("name", name)
     if len(name) < 3:
         raise _engine_error(
@@ -962,7 +962,24 @@ def validate_tenant_name(name: Any) -> str:
                 f'"value": String({_rust_debug_str(name)})}}]'
             )
         )
-    return name
+    return _check_scope_name("tenant", name)
+
+
+def _check_scope_name(kind: str, name: str) -> str:
+    """Tenant and database names follow the collection-name rule of Chroma's server (3-512
+    characters of [a-zA-Z0-9._-], alphanumeric at both ends, no ".."). chromadb's local engine
+    accepts any string of 3+ characters; gleandb refuses the rest, because a name with "/",
+    NUL, a newline or thousands of characters can never be addressed again over HTTP."""
+    if _NAME_RE.fullmatch(name) and ".." not in name:
+        return name
+    shown = repr(name[:64]) + (f"... ({len(name)} characters)" if len(name) > 64 else "")
+    raise _engine_error(
+        InvalidArgumentError(
+            f"Validation error: name: Expected a {kind} name containing 3-512 characters from "
+            f"[a-zA-Z0-9._-], starting and ending with a character in [a-zA-Z0-9], without two "
+            f"consecutive periods (..). Got: {shown}"
+        )
+    )
 
 
 def _rust_debug_str(s: str) -> str:
@@ -970,12 +987,13 @@ def _rust_debug_str(s: str) -> str:
     return f'"{escaped}"'
 
 
-def validate_database_name(name: Any) -> str:
-    """create_database/get_database: str, at least 3 characters."""
+def validate_database_name(name: Any, creating: bool = False) -> str:
+    """create_database/get_database: str, at least 3 characters; creating: the name rule too
+    (a lookup of an unusual name just finds nothing)."""
     _check_pystring("name", name)
     if len(name) < 3:
         raise _engine_error(InvalidArgumentError("database name must be at least 3 characters"))
-    return name
+    return _check_scope_name("database", name) if creating else name
 
 
 __all__ = [

@@ -184,19 +184,36 @@ class Segment:
     # -- persistence -------------------------------------------------------
 
     def write(self, storage: Storage, key_prefix: str) -> None:
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_file(sink, self.table.schema) as w:
-            w.write_table(self.table)
-        storage.put(f"{key_prefix}records.arrow", sink.getvalue().to_pybytes())
-        if self.index is not None:
-            storage.put_from_file(f"{key_prefix}vectors.faiss", self.index.write_faiss_file)
-        else:
-            vec = self._vectors if self._vectors is not None else np.zeros((self.n, 0), np.float32)
-            storage.put(f"{key_prefix}vectors.f32", np.ascontiguousarray(vec, dtype="<f4").tobytes())
-        if self._fulltext is not None:
-            storage.put(f"{key_prefix}{FULLTEXT_FILE}", self._fulltext.to_bytes())
-        if self._trigram is not None:
-            storage.put(f"{key_prefix}{TRIGRAM_FILE}", self._trigram.to_bytes())
+        """Write the segment's files; if one fails (a full disk), remove those already written:
+        no manifest names the segment yet, and its rows stay in the memtable and the WAL."""
+        written: list[str] = []
+
+        def put(name: str, data: bytes) -> None:
+            written.append(f"{key_prefix}{name}")
+            storage.put(written[-1], data)
+
+        try:
+            sink = pa.BufferOutputStream()
+            with pa.ipc.new_file(sink, self.table.schema) as w:
+                w.write_table(self.table)
+            put("records.arrow", sink.getvalue().to_pybytes())
+            if self.index is not None:
+                written.append(f"{key_prefix}vectors.faiss")
+                storage.put_from_file(written[-1], self.index.write_faiss_file)
+            else:
+                vec = self._vectors if self._vectors is not None else np.zeros((self.n, 0), np.float32)
+                put("vectors.f32", np.ascontiguousarray(vec, dtype="<f4").tobytes())
+            if self._fulltext is not None:
+                put(FULLTEXT_FILE, self._fulltext.to_bytes())
+            if self._trigram is not None:
+                put(TRIGRAM_FILE, self._trigram.to_bytes())
+        except BaseException:
+            for key in written:
+                try:
+                    storage.delete(key)
+                except Exception:  # the original error matters more
+                    pass
+            raise
 
     def _load_text_indexes(self, storage: Storage, key_prefix: str) -> None:
         """Map the text index files when present and consistent (older segments have

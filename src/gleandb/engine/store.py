@@ -554,33 +554,44 @@ class CollectionStore:
     def _persist(self, name: str | None, frozen_seq: int) -> None:
         if self._closed:
             return
+        # jobs run in order, so an older segment still frozen failed to persist (a full disk):
+        # try it again first, so the manifest and the WAL position move on once space is back
+        with self._lock:
+            retry = [v.seg.name for v in self._views
+                     if v.state == FROZEN and v.frozen_seq < frozen_seq and v.seg.name != name]
+        for older in retry:
+            self._persist_segment(older)
         if name is not None:
-            view = self._view_by_name().get(name)
-            if view is None:
-                return
-            seg = view[1].seg
-            if seg.n >= self.params.index_min_rows and seg.index is None and seg.dim > 0:
-                index = VectorIndex.build(
-                    seg.vectors(), self.params.space, M=self.params.M, ef_construction=self.params.ef_construction
-                )
-                seg = seg.with_index(index)
-            seg.build_text_indexes(self.params.fulltext)
-            if self._durable:
-                seg.write(self.storage, self._seg_prefix(name))
-                self._cache_segment(seg)
-            with self._lock:
-                views = list(self._views)
-                for i, v in enumerate(views):
-                    if v.seg.name == name:
-                        views[i] = SegView(seg, v.deleted, v.n_deleted, PERSISTED)
-                self._views = tuple(views)
-                self.stats["flushes"] += 1
-                self.stats["rows_flushed"] += seg.n
+            self._persist_segment(name)
         with self._lock:
             if self._closed:
                 return
             self._publish(max(self.persisted_position, frozen_seq))
         self._maybe_schedule_compaction()
+
+    def _persist_segment(self, name: str) -> None:
+        """Index and write frozen segment ``name``, then mark its view persisted."""
+        view = self._view_by_name().get(name)
+        if view is None:
+            return
+        seg = view[1].seg
+        if seg.n >= self.params.index_min_rows and seg.index is None and seg.dim > 0:
+            index = VectorIndex.build(
+                seg.vectors(), self.params.space, M=self.params.M, ef_construction=self.params.ef_construction
+            )
+            seg = seg.with_index(index)
+        seg.build_text_indexes(self.params.fulltext)
+        if self._durable:
+            seg.write(self.storage, self._seg_prefix(name))
+            self._cache_segment(seg)
+        with self._lock:
+            views = list(self._views)
+            for i, v in enumerate(views):
+                if v.seg.name == name:
+                    views[i] = SegView(seg, v.deleted, v.n_deleted, PERSISTED)
+            self._views = tuple(views)
+            self.stats["flushes"] += 1
+            self.stats["rows_flushed"] += seg.n
 
     def _publish(self, wal_position: int) -> None:
         """Write a manifest of the persisted segments (call with the lock held)."""

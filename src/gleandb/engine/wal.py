@@ -136,9 +136,15 @@ class WriteAheadLog:
         if self._writer is None:
             self._key = log_key(self.prefix, batch.seq)
             self._writer = self.storage.open_log(self._key)
-        self._writer.append(encode_batch(batch))
-        if self.sync_enabled:
-            self._writer.sync()
+        before = self._writer.size
+        try:
+            self._writer.append(encode_batch(batch))
+            if self.sync_enabled:
+                self._writer.sync()
+        except BaseException:
+            # not acknowledged, so it must not come back on replay: cut the record off
+            self._writer.truncate(before)
+            raise
         self._current_max_seq = batch.seq
 
     def rotate(self) -> None:

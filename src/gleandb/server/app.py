@@ -30,6 +30,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import gleandb
 from gleandb import errors as gerr
@@ -40,6 +41,8 @@ log = logging.getLogger("gleandb.server")
 API = "/api/v2"
 TRACE_HEADER = "chroma-trace-id"
 U32_MAX = 2**32 - 1
+# Chroma's Rust server hard-codes this for GET /api/v2/version
+CHROMA_SERVER_VERSION = "1.0.0"
 
 try:  # faster serialisation of large results when available
     import orjson
@@ -72,9 +75,33 @@ class HTTPError(Exception):
 _NAME_BY_STATUS = {400: "InvalidArgumentError", 404: "NotFoundError", 500: "InternalError"}
 
 
-def _error_response(status: int, name: str, message: str, trace_id: str | None = None) -> FastJSON:
-    headers = {TRACE_HEADER: trace_id} if trace_id else None
-    return FastJSON({"error": name, "message": message}, status_code=status, headers=headers)
+def _error_response(status: int, name: str, message: str, trace_id: str | None = None,
+                    headers: dict | None = None) -> FastJSON:
+    headers = dict(headers or {})
+    if trace_id:
+        headers[TRACE_HEADER] = trace_id
+    return FastJSON({"error": name, "message": message}, status_code=status, headers=headers or None)
+
+
+def _framework_message(request: Request, exc: StarletteHTTPException) -> tuple[int, str, str]:
+    """Chroma's ``{"error", "message"}`` for errors Starlette/FastAPI raise themselves."""
+    status = exc.status_code
+    cause = exc.__cause__
+    if isinstance(cause, UnicodeDecodeError):
+        return 400, "InvalidArgumentError", (f"Failed to parse the request body as JSON: invalid UTF-8 "
+                                             f"at byte {cause.start}")
+    if isinstance(cause, RecursionError):
+        return 400, "InvalidArgumentError", ("Failed to parse the request body as JSON: it is nested too "
+                                             "deeply for this server")
+    if status == 400 and exc.detail == "There was an error parsing the body":
+        reason = f": {type(cause).__name__}" if cause is not None else ""
+        return 400, "InvalidArgumentError", f"Failed to parse the request body as JSON{reason}"
+    if status == 404:
+        return 404, "NotFoundError", f"Not found: no route {request.method} {request.url.path}"
+    if status == 405:
+        return 405, "ChromaError", f"Method not allowed: {request.method} {request.url.path}"
+    detail = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail, default=str)
+    return status, _NAME_BY_STATUS.get(status, "ChromaError"), detail
 
 
 def _from_exception(exc: BaseException) -> tuple[int, str, str]:
@@ -546,9 +573,16 @@ def create_app(path: str, settings: ServerSettings | None = None) -> FastAPI:
     async def _on_validation(request: Request, exc: RequestValidationError):
         return _error_response(*_validation_message(exc))
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _on_framework_error(request: Request, exc: StarletteHTTPException):
+        # unknown route, method not allowed, a body FastAPI could not parse: Chroma's shape too
+        return _error_response(*_framework_message(request, exc), headers=exc.headers)
+
     async def _on_error(request: Request, exc: Exception):
         status, name, message = _from_exception(exc)
-        if status >= 500:
+        if isinstance(exc, gerr.InsufficientStorageError):
+            log.warning("%s %s: %s", request.method, request.url.path, message)  # no traceback: expected
+        elif status >= 500:
             log.exception("error in %s %s", request.method, request.url.path, exc_info=exc)
         return _error_response(status, name, message)
 
@@ -571,7 +605,15 @@ def create_app(path: str, settings: ServerSettings | None = None) -> FastAPI:
 
     @app.get(API + "/version", tags=["system"])
     def version() -> str:
-        return "1.0.0"
+        return CHROMA_SERVER_VERSION  # what Chroma's server reports; clients compare it
+
+    @app.get(API + "/gleandb/version", tags=["system"])
+    def gleandb_version() -> dict:
+        """gleandb extension: this server's own version beside the Chroma versions it reports."""
+        from gleandb.api.client import CHROMA_COMPAT_VERSION
+
+        return {"gleandb": gleandb.__version__, "chroma_server": CHROMA_SERVER_VERSION,
+                "chromadb_api": CHROMA_COMPAT_VERSION}
 
     @app.get(API + "/pre-flight-checks", tags=["system"])
     def pre_flight_checks() -> dict:
@@ -591,7 +633,9 @@ def create_app(path: str, settings: ServerSettings | None = None) -> FastAPI:
     @app.post(API + "/reset", tags=["system"])
     def reset() -> bool:
         if not settings.allow_reset:
-            raise HTTPError(403, "ChromaError", "Reset is disabled by config")
+            # Chroma's status and message; named AuthorizationError (Chroma's server says ChromaError)
+            # so chromadb's HTTP client raises the class its embedded client raises
+            raise HTTPError(403, "AuthorizationError", "Reset is disabled by config")
         client = state.client(gleandb.DEFAULT_TENANT, gleandb.DEFAULT_DATABASE)
         client.reset()
         state.forget()

@@ -93,11 +93,21 @@ def parse_token_entry(entry: Any) -> TokenGrant:
     return TokenGrant(token, tenant, dbs)
 
 
+def check_basic_credential(index: int, entry: Any) -> str:
+    """A ``user:password`` pair with a non-empty user; ValueError otherwise, never quoting the
+    value (it is a secret: without a colon the whole password would become the user name)."""
+    if not isinstance(entry, str) or ":" not in entry or entry.startswith(":"):
+        raise ValueError(f"auth_basic entry {index + 1} is not of the form user:password (a non-empty user, "
+                         f"a colon, then the password); the value is not shown because it is a secret")
+    return entry
+
+
 def token_grants(settings: "ServerSettings") -> list[TokenGrant]:
     return [parse_token_entry(e) for e in settings.auth_tokens]
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(ServerSettings)}
+_SECRET_FIELDS = {"auth_tokens", "auth_basic"}
 _LIST_FIELDS = {"auth_tokens", "auth_basic", "cors_allow_origins", "rerank_base_urls", "rerank_cross_encoders"}
 
 
@@ -109,7 +119,7 @@ def _coerce(name: str, value: Any) -> Any:
         if value is None:
             return []
         if isinstance(value, str):
-            return [p.strip() for p in value.split(",") if p.strip()]
+            value = [p.strip() for p in value.split(",") if p.strip()]
         if isinstance(value, (list, tuple)):
             if name == "auth_tokens":
                 out = []
@@ -119,8 +129,11 @@ def _coerce(name: str, value: Any) -> Any:
                                {"token": g.token, "tenant": g.tenant,
                                 "databases": None if g.databases is None else list(g.databases)})
                 return out
+            if name == "auth_basic":
+                return [check_basic_credential(i, p) for i, p in enumerate(value)]
             return [str(p) for p in value]
-        raise ValueError(f"server setting {name!r} must be a list or a comma-separated string, got {value!r}")
+        shown = "a secret, not shown" if name in _SECRET_FIELDS else repr(value)
+        raise ValueError(f"server setting {name!r} must be a list or a comma-separated string, got {shown}")
     default = _FIELDS[name].default
     if isinstance(default, bool):
         if isinstance(value, bool):

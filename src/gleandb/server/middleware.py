@@ -14,7 +14,7 @@ import time
 import uuid
 from typing import Any
 
-from gleandb.server.config import ServerSettings, TokenGrant, token_grants
+from gleandb.server.config import ServerSettings, TokenGrant, check_basic_credential, token_grants
 
 log = logging.getLogger("gleandb.server")
 access_log = logging.getLogger("gleandb.access")
@@ -124,7 +124,9 @@ class GleanMiddleware:
         self.metrics = metrics
         self.grants = token_grants(settings)
         self.tokens = [g.token.encode() for g in self.grants]
-        self.basic = [b.encode() for b in settings.auth_basic]
+        # settings built in code skip load_settings: check here too (a credential without a colon
+        # would make the whole secret the user name in the access log)
+        self.basic = [check_basic_credential(i, b).encode() for i, b in enumerate(settings.auth_basic)]
 
     async def _reply(self, send: Any, status: int, body: dict, trace: bytes, extra: list | None = None) -> None:
         data = _json_bytes(body)

@@ -34,6 +34,9 @@ class LogWriter(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    def truncate(self, size: int) -> None:
+        """Cut the log back to ``size`` bytes after a failed append or sync (best effort)."""
+
     @property
     @abstractmethod
     def size(self) -> int: ...

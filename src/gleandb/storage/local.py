@@ -3,18 +3,66 @@
 Durability rules (the ones SQLite and LevelDB follow): a new object is written
 to a temporary file, fsync'd, then renamed (or hard-linked, for the conditional
 put) into place, and the directory is fsync'd so the name survives a crash.
+
+A failed write leaves nothing behind: its temporary file is removed at once, a log
+append is cut back to the last whole record, and a full disk (ENOSPC, EDQUOT) is
+raised as ``InsufficientStorageError`` naming the store and its free space.
 """
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
+import shutil
 import threading
 import uuid
+from contextlib import contextmanager
+from typing import Iterator
 
+from gleandb.api.errors import InsufficientStorageError
 from gleandb.storage.base import KeyNotFound, LogWriter, Storage, StorageError
 
 _TMP_SUFFIX = ".tmp-"
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
+
+
+def _human(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} bytes"  # pragma: no cover
+
+
+def disk_full_error(root: str, exc: BaseException) -> InsufficientStorageError:
+    """The error a write that hit a full disk raises: what happened, where, how much is free."""
+    try:
+        free = _human(shutil.disk_usage(root).free)
+    except OSError:
+        free = "unknown"
+    what = "quota exceeded" if getattr(exc, "errno", None) == errno.EDQUOT else "no space left on device"
+    return InsufficientStorageError(
+        f"Insufficient storage: the disk holding the gleandb store at {root} is full ({what}; "
+        f"{free} free). The write was not applied; free some disk space and retry. Reads keep working."
+    )
+
+
+@contextmanager
+def _writing(root: str, tmp: str | None = None) -> Iterator[None]:
+    """Remove ``tmp`` if the write fails; turn a full disk into InsufficientStorageError."""
+    try:
+        yield
+    except BaseException as exc:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        if (isinstance(exc, OSError) and exc.errno in _DISK_FULL) or (
+                isinstance(exc, RuntimeError) and "No space left on device" in str(exc)):  # faiss
+            raise disk_full_error(root, exc) from exc
+        raise
 
 
 def _fsync_dir(path: str) -> None:
@@ -26,21 +74,38 @@ def _fsync_dir(path: str) -> None:
 
 
 class _LocalLog(LogWriter):
-    def __init__(self, path: str):
+    def __init__(self, path: str, root: str):
+        self._root = root
         # O_EXCL: a log is never reopened for append; a torn tail stays a tail.
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        with _writing(root):
+            self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
         self._size = 0
-        _fsync_dir(os.path.dirname(path))
+        with _writing(root):
+            _fsync_dir(os.path.dirname(path))
 
     def append(self, data: bytes) -> None:
         view = memoryview(data)
-        while view:
-            n = os.write(self._fd, view)
-            view = view[n:]
+        try:
+            with _writing(self._root):
+                while view:
+                    n = os.write(self._fd, view)
+                    view = view[n:]
+        except BaseException:
+            self.truncate(self._size)  # no partial record stays behind
+            raise
         self._size += len(data)
 
     def sync(self) -> None:
-        os.fdatasync(self._fd)
+        with _writing(self._root):
+            os.fdatasync(self._fd)
+
+    def truncate(self, size: int) -> None:
+        """Cut the log back to ``size`` bytes (best effort: a torn tail is also detected on replay)."""
+        try:
+            os.ftruncate(self._fd, size)
+            self._size = size
+        except OSError:
+            pass
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -68,6 +133,12 @@ class LocalStorage(Storage):
         d = os.path.dirname(path)
         if d in self._made_dirs:
             return
+        with _writing(self.root):
+            self._make_dir(d)
+        with self._lock:
+            self._made_dirs.add(d)
+
+    def _make_dir(self, d: str) -> None:
         if not os.path.isdir(d):
             os.makedirs(d, exist_ok=True)
             # make the new directory entries themselves durable
@@ -75,8 +146,6 @@ class LocalStorage(Storage):
             while parent != self.root and parent.startswith(self.root):
                 parent = os.path.dirname(parent)
                 _fsync_dir(parent)
-        with self._lock:
-            self._made_dirs.add(d)
 
     def get(self, key: str) -> bytes:
         try:
@@ -110,23 +179,26 @@ class LocalStorage(Storage):
     def _write_tmp(self, path: str, data: bytes) -> str:
         self._ensure_dir(path)
         tmp = f"{path}{_TMP_SUFFIX}{uuid.uuid4().hex}"
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        with _writing(self.root, tmp):
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
         return tmp
 
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
         tmp = self._write_tmp(path, data)
-        os.replace(tmp, path)
-        _fsync_dir(os.path.dirname(path))
+        with _writing(self.root, tmp):
+            os.replace(tmp, path)
+        with _writing(self.root):
+            _fsync_dir(os.path.dirname(path))
 
     def put_from_file(self, key: str, write) -> None:
         path = self._path(key)
         self._ensure_dir(path)
         tmp = f"{path}{_TMP_SUFFIX}{uuid.uuid4().hex}"
-        try:
+        with _writing(self.root, tmp):
             write(tmp)
             fd = os.open(tmp, os.O_RDONLY)
             try:
@@ -134,22 +206,24 @@ class LocalStorage(Storage):
             finally:
                 os.close(fd)
             os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        _fsync_dir(os.path.dirname(path))
+        with _writing(self.root):
+            _fsync_dir(os.path.dirname(path))
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
         path = self._path(key)
         tmp = self._write_tmp(path, data)
         try:
-            os.link(tmp, path)  # atomic, and fails if the name exists
+            with _writing(self.root):
+                os.link(tmp, path)  # atomic, and fails if the name exists
         except FileExistsError:
             return False
         finally:
-            os.unlink(tmp)
-        _fsync_dir(os.path.dirname(path))
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        with _writing(self.root):
+            _fsync_dir(os.path.dirname(path))
         return True
 
     def exists(self, key: str) -> bool:
@@ -193,7 +267,7 @@ class LocalStorage(Storage):
     def open_log(self, key: str) -> LogWriter:
         path = self._path(key)
         self._ensure_dir(path)
-        return _LocalLog(path)
+        return _LocalLog(path, self.root)
 
     def read_log(self, key: str) -> bytes:
         return self.get(key)
