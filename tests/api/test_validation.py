@@ -611,16 +611,25 @@ def test_collection_metadata_modify_ok():
 
 
 def test_tenant_and_database_names():
-    assert v.validate_tenant_name("a b c") == "a b c"
-    assert v.validate_tenant_name("-abc") == "-abc"
+    # chromadb's length check first (its messages), then the Chroma server's name rule (gleandb refuses
+    # names that could never be addressed over HTTP: spaces, "/", "..", control characters, > 512 chars)
+    assert v.validate_tenant_name("a.b-c_1") == "a.b-c_1"
+    for bad in ("a b c", "-abc", "../../etc", "a/b/c", "ab\x00c", "ab\nc", "x" * 5000):
+        with pytest.raises(InvalidArgumentError, match="Expected a tenant name containing 3-512 characters"):
+            v.validate_tenant_name(bad)
     with raises(InvalidArgumentError, 'Validation error: name: Validation error: length [{"min": Number(3), "value": String("ab")}]'):
         v.validate_tenant_name("ab")
     with raises(InvalidArgumentError, 'Validation error: name: Validation error: length [{"min": Number(3), "value": String("éé")}]'):
         v.validate_tenant_name("éé")
     with raises(TypeError, "argument 'name': 'int' object cannot be converted to 'PyString'"):
         v.validate_tenant_name(5)
-    for ok in ("abc", "a b c", "-abc", "a..b", "1.2.3.4", "x" * 600):
+    for ok in ("abc", "a b c", "-abc", "a..b", "1.2.3.4", "x" * 600):  # lookups: any name of 3+ characters
         assert v.validate_database_name(ok) == ok
+    for ok in ("abc", "1.2.3.4", "x" * 512):
+        assert v.validate_database_name(ok, creating=True) == ok
+    for bad in ("a b c", "-abc", "a..b", "x" * 513):
+        with pytest.raises(InvalidArgumentError, match="Expected a database name containing 3-512 characters"):
+            v.validate_database_name(bad, creating=True)
     for bad in ("ab", ""):
         with raises(InvalidArgumentError, "database name must be at least 3 characters"):
             v.validate_database_name(bad)
