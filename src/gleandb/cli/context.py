@@ -62,6 +62,7 @@ def _reranker(args: argparse.Namespace):
 
 def cmd_context(args: argparse.Namespace) -> int:
     import gleandb
+    from gleandb.cli.main import _require_store
     from gleandb.retrieval.context import RerankWarning
     from gleandb.retrieval.llm import ChatError
     from gleandb.retrieval.rerank import RerankError
@@ -71,6 +72,7 @@ def cmd_context(args: argparse.Namespace) -> int:
     except (ValueError, ChatError) as exc:
         print(f"glean context: {exc}", file=sys.stderr)
         return 2
+    _require_store(args.path)  # read-only: never create a store
     client = gleandb.PersistentClient(args.path)
     try:
         try:
