@@ -369,7 +369,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             metas.append({"source": source, "chunk": n})
     what = f"files matching {args.glob!r}" if args.glob else "text files (see glean ingest --help)"
     if not docs:
-        found = f"{len(sources)} files hold no text" if sources else f"no {what}"
+        found = (f"{len(sources)} file{' holds' if len(sources) == 1 else 's hold'} no text" if sources
+                 else f"no {what}")
         raise CommandError(f"{found} in {' '.join(args.inputs)}; {_skipped_summary(skipped)}; nothing was created")
 
     ef = DefaultEmbeddingFunction()
