@@ -444,7 +444,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="glean", description="gleandb command line")
-    parser.add_argument("--debug", action="store_true", default=bool(os.environ.get("GLEAN_DEBUG")),
+    parser.add_argument("--debug", action="store_true", default=os.environ.get("GLEAN_DEBUG", "") not in ("", "0"),
                         help="show the traceback of every error (GLEAN_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser(
