@@ -62,7 +62,9 @@ def _one_line(err: str, *needles: str) -> None:
 
 # ----------------------------------------------------------------- read-only commands
 
-@pytest.mark.parametrize("argv", [["info", "{p}"], ["vacuum", "{p}"], ["context", "docs", "a question", "--path", "{p}"]])
+@pytest.mark.parametrize("argv", [
+    ["info", "{p}"], ["vacuum", "{p}"], ["context", "docs", "a question", "--path", "{p}"],
+])
 def test_read_only_commands_create_nothing(tmp_path, capsys, argv):
     missing = tmp_path / "nonexistent"
     assert main([a.format(p=missing) for a in argv]) == 1

@@ -276,7 +276,8 @@ class ChatClient:
                     failure = ChatTimeoutError(f"{self.provider} {self.model}: no answer from {url} "
                                                f"within {timeout:.3g} s")
                 except httpx.TransportError as exc:
-                    failure = ChatError(f"{self.provider} {self.model}: cannot reach {url}: {type(exc).__name__}: {exc}")
+                    failure = ChatError(f"{self.provider} {self.model}: cannot reach {url}: "
+                                        f"{type(exc).__name__}: {exc}")
                 else:
                     if resp.status_code < 300:
                         try:
