@@ -71,3 +71,14 @@ def test_context_errors(store, fake, capsys):
     assert main(args + ["--on-rerank-error", "warn"]) == 0
     out, err = capsys.readouterr()
     assert out.startswith("[1] ") and "-- warning: re-ranking failed" in err
+
+
+def test_context_deadline(store, fake, capsys):
+    fake.rule = lambda req: Reply(text='{"grades": []}', delay=6)
+    args = ["context", "docs", Q, "--path", store, "--reranker", "llm", "--model", "m", "--base-url", fake.openai_url,
+            "--deadline", "2"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "gave up at the 2 s deadline of this call after 1 attempt over" in err
+    assert main(args[:-1] + ["0"]) == 1
+    assert "deadline must be a positive number of seconds or None, got 0.0" in capsys.readouterr().err

@@ -34,7 +34,7 @@ def corpus(tmp_path, monkeypatch):
     (root / "sub").mkdir(parents=True)
     (root / "a.txt").write_text("First paragraph of a.\n\nSecond paragraph of a.\n", encoding="utf-8")
     (root / "sub" / "b.txt").write_text("b " * 150, encoding="utf-8")  # 300 chars, one paragraph
-    (root / "notes.md").write_text("# not taken by the default glob\n", encoding="utf-8")
+    (root / "notes.md").write_text("# Notes in Markdown\n", encoding="utf-8")
     (root / "empty.txt").write_text("", encoding="utf-8")
     monkeypatch.chdir(tmp_path)
     return root
@@ -55,11 +55,13 @@ def test_ingest_ids_metadatas_and_summary(fake_model, corpus, tmp_path, capsys):
     assert rc == 0
     out, err = capsys.readouterr()
     assert err == ""  # stderr is not a TTY: no progress bar
-    assert "ingested 4 chunks from 3 files into 'notes'" in out and "docs/s" in out
+    assert "ingested 5 chunks from 4 files into 'notes'" in out and "docs/s" in out
+    assert "skipped no files" in out
     recs = _records(store, "notes")
     # a.txt: both paragraphs fit one 120-char chunk; b.txt (299 chars) is cut at whitespace;
-    # notes.md is not *.txt; empty.txt has no chunks
+    # notes.md is Markdown, taken by default; empty.txt has no chunks
     assert recs == {
+        "corpus/notes.md#0": ("# Notes in Markdown", {"source": "corpus/notes.md", "chunk": 0}),
         "corpus/a.txt#0": ("First paragraph of a.\n\nSecond paragraph of a.", {"source": "corpus/a.txt", "chunk": 0}),
         "corpus/sub/b.txt#0": (" ".join(["b"] * 60), {"source": "corpus/sub/b.txt", "chunk": 0}),
         "corpus/sub/b.txt#1": (" ".join(["b"] * 60), {"source": "corpus/sub/b.txt", "chunk": 1}),
@@ -90,7 +92,9 @@ def test_ingest_errors(fake_model, corpus, tmp_path, capsys):
     assert main(["ingest", "--path", store, "--collection", "notes", "missing-dir"]) == 2
     assert "missing-dir" in capsys.readouterr().err
     assert main(["ingest", "--path", store, "--collection", "notes", "--glob", "*.pdf", "corpus"]) == 1
-    assert "no files" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "no files matching '*.pdf' in corpus; skipped 4 files: 4 not matching *.pdf" in err
+    assert not (tmp_path / "store").exists()
 
 
 def test_chunk_text():

@@ -257,3 +257,23 @@ def test_collection_round_trip(server, monkeypatch, tmp_path):
     assert isinstance(col2._embedding_function, OpenAIEmbeddingFunction)
     assert col2.query(query_texts=["beta"], n_results=1)["ids"] == [["b"]]
     client2.close()
+
+
+def test_close_context_manager_and_collection(server, monkeypatch):
+    """A dropped or exited function closes its pooled sockets (no 'unclosed socket' warning)."""
+    import gc
+    import warnings
+
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    server.server.RequestHandlerClass.protocol_version = "HTTP/1.1"  # connections stay pooled
+    with OpenAIEmbeddingFunction(model_name="m", api_base=server.base) as f:
+        f(["a"])
+        assert f._client is not None and not f._client.is_closed
+    assert f._client is None
+    with warnings.catch_warnings(record=True) as ws:
+        warnings.simplefilter("always")
+        g = OpenAIEmbeddingFunction(model_name="m", api_base=server.base)
+        g(["b"])
+        del g
+        gc.collect()
+    assert [w for w in ws if issubclass(w.category, ResourceWarning) and "unclosed" in str(w.message)] == []

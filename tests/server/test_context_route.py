@@ -88,6 +88,8 @@ def test_bm25_needs_no_embedding_and_hybrid_does(srv, fake):
     ({"order": "shuffle"}, 400, "order must be one of"),
     ({"candidates": 10**9}, 400, "candidates is 1000000000"),
     ({"question": ""}, 400, "question must be a non-empty string"),
+    ({"deadline": 10**6}, 400, "deadline must be a number of seconds up to 120"),
+    ({"deadline": 0}, 400, "deadline must be a positive number of seconds"),
 ])
 def test_bad_requests(srv, fake, body, status, needle):
     body = {"mode": "bm25", **body}
@@ -106,6 +108,19 @@ def test_rerank_failure_is_502_or_degrades(srv, fake):
     r = post(srv, mode="bm25", reranker=spec, on_rerank_error="warn")
     assert r.status_code == 200
     assert r.json()["usage"]["degraded"] and "HTTP 400" in r.json()["usage"]["warnings"][0]
+
+
+def test_partial_grades_are_reported(srv, fake):
+    fake.rule = lambda req: Reply(text="not json" if "Tea" in req.passages[0] else
+                                  __import__("fake_llm").default_answer(req))
+    spec = {"type": "llm", "model": "m", "base_url": fake.openai_url, "batch_size": 1}
+    r = post(srv, query_embedding=srv.emb[0].tolist(), reranker=spec, dedupe=None)
+    assert r.status_code == 200, r.text
+    u = r.json()["usage"]
+    assert u["reranked"] == 4 and u["graded"] == 3 and u["degraded"]
+    assert "scored 3 of 4" in u["warnings"][0]
+    tea = [c for c in r.json()["chunks"] if c["id"] == "f1"]
+    assert tea and tea[0]["rerank_score"] is None
 
 
 def test_http_client_collection_context_runs_in_the_client(srv, fake):

@@ -501,9 +501,12 @@ class Collection:
         on_rerank_error: str = "raise",
         query_embedding=None,
         truncate: bool = False,
+        deadline: float | None = 120.0,
     ):
         """Retrieve ``candidates``, re-rank, keep ``top_n`` and pack them into ``max_tokens``:
         a ``Context`` with ``.text`` (chunks with [n] citation markers), ``.chunks`` and ``.usage``.
+        ``deadline`` (seconds, None = none) bounds the whole call, model retries included; an
+        exception raised here carries the usage spent so far as ``exc.usage``.
         The pipeline lives in ``gleandb.retrieval.context``; docs/context.md explains the options."""
         from gleandb.retrieval.context import build_context
 
@@ -511,7 +514,7 @@ class Collection:
             self, question, candidates=candidates, where=where, where_document=where_document, mode=mode,
             reranker=reranker, top_n=top_n, max_tokens=max_tokens, threshold=threshold, order=order,
             dedupe=dedupe, tokenizer=tokenizer, on_rerank_error=on_rerank_error,
-            query_embedding=query_embedding, truncate=truncate,
+            query_embedding=query_embedding, truncate=truncate, deadline=deadline,
         )
 
     def fork(self, new_name: str, version: int | None = None) -> "Collection":

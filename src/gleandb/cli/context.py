@@ -40,6 +40,8 @@ def add_parser(sub: "argparse._SubParsersAction") -> None:
     p.add_argument("--where", type=json.loads, help="metadata filter as JSON")
     p.add_argument("--where-document", type=json.loads, help="document filter as JSON")
     p.add_argument("--on-rerank-error", choices=["raise", "warn"], default="raise")
+    p.add_argument("--deadline", type=float, default=120.0,
+                   help="seconds for the whole call, model retries included (default 120)")
     p.add_argument("--json", action="store_true", help="print the whole Context as JSON")
     p.set_defaults(func=cmd_context)
 
@@ -62,6 +64,7 @@ def _reranker(args: argparse.Namespace):
 
 def cmd_context(args: argparse.Namespace) -> int:
     import gleandb
+    from gleandb.cli.main import _require_store
     from gleandb.retrieval.context import RerankWarning
     from gleandb.retrieval.llm import ChatError
     from gleandb.retrieval.rerank import RerankError
@@ -71,6 +74,7 @@ def cmd_context(args: argparse.Namespace) -> int:
     except (ValueError, ChatError) as exc:
         print(f"glean context: {exc}", file=sys.stderr)
         return 2
+    _require_store(args.path)  # read-only: never create a store
     client = gleandb.PersistentClient(args.path)
     try:
         try:
@@ -86,6 +90,7 @@ def cmd_context(args: argparse.Namespace) -> int:
                     where_document=args.where_document, mode=args.mode, reranker=reranker, top_n=args.top_n,
                     max_tokens=args.max_tokens, threshold=args.threshold, order=args.order,
                     dedupe=args.dedupe or None, tokenizer=args.tokenizer, on_rerank_error=args.on_rerank_error,
+                    deadline=args.deadline,
                 )
         except (ValueError, RerankError, ChatError, ImportError) as exc:
             print(f"glean context: {exc}", file=sys.stderr)

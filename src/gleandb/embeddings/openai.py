@@ -14,6 +14,8 @@ OpenAI-compatible servers (vLLM, llama.cpp, Ollama's /v1, LiteLLM, TEI, LM Studi
 - The API key is read from the environment variable named ``api_key_env_var`` when the
   function is called; only that *name* is persisted (``get_config``), never the key.
   A key passed directly as ``api_key`` is used but not persisted (as in chromadb).
+- It holds an HTTP connection pool: ``close()`` it or use it as a context manager (it is
+  also closed when collected).
 
 Constructor and config keys follow chromadb's ``OpenAIEmbeddingFunction`` so a
 collection configured by chromadb is rebuilt here, plus ``base_url`` (alias of
@@ -200,9 +202,23 @@ class OpenAIEmbeddingFunction:
         return self._client
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
+        """Close the HTTP connection pool; a later call opens a new one."""
+        client = getattr(self, "_client", None)  # absent when __init__ raised
+        if client is not None:
+            client.close()
             self._client = None
+
+    def __enter__(self) -> "OpenAIEmbeddingFunction":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:  # a dropped function must not keep its sockets open
+        try:
+            self.close()
+        except Exception:  # pragma: no cover - interpreter shutdown
+            pass
 
     def _retry_wait(self, attempt: int, headers: Any) -> float:
         wait = None

@@ -8,8 +8,15 @@ Stages, each timed into ``Context.usage.latency_ms`` (retrieve, dedupe, rerank, 
    not paid to judge the same text twice; the first-stage better copy stays);
 3. rerank: score with the re-ranker, sort (ties keep first-stage order), drop scores under
    the threshold, keep ``top_n``. A failing re-ranker raises, or with
-   ``on_rerank_error="warn"`` degrades to first-stage order with a warning;
+   ``on_rerank_error="warn"`` degrades to first-stage order with a warning. When only some
+   candidates could be scored (a pointwise batch failed), the scored ones are sorted and
+   the unscored keep their first-stage slots among them: a failed batch costs its own
+   grades, not everyone's (``usage.graded`` says how many were scored);
 4. pack: fill ``max_tokens`` by relevance, arrange by ``order``, number the citations.
+
+One ``deadline`` bounds the whole call (model calls, retries and their waits): a dead
+endpoint costs at most that long. Whatever raises carries the usage spent so far as
+``exc.usage`` (a :class:`ContextUsage`), since the calls were paid for either way.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from gleandb.retrieval.llm import Usage
 
 MODES = ("hybrid", "dense", "bm25")
 ON_ERROR = ("raise", "warn")
+DEFAULT_DEADLINE = 120.0   # seconds for one context() call; a listwise pass over 200 candidates fits
 
 
 class RerankWarning(UserWarning):
@@ -60,6 +68,7 @@ class ContextUsage:
     latency_ms: dict = field(default_factory=dict)    # retrieve, dedupe, rerank, pack, total
     candidates: int = 0                               # first-stage results
     reranked: int = 0                                 # sent to the re-ranker
+    graded: int = 0                                   # of those, how many got a score back
     dropped: dict = field(default_factory=dict)       # duplicates, no_document, threshold, top_n, budget
     tokens: int = 0                                   # of Context.text
     max_tokens: int = 0
@@ -121,8 +130,12 @@ def _int_arg(name: str, value: Any, low: int) -> int:
 
 
 def validate_args(question: Any, candidates: Any, top_n: Any, max_tokens: Any, threshold: Any, order: Any,
-                  dedupe: Any, mode: Any, on_rerank_error: Any, reranker: Any) -> None:
+                  dedupe: Any, mode: Any, on_rerank_error: Any, reranker: Any,
+                  deadline: Any = DEFAULT_DEADLINE) -> None:
     """All argument checks, before any work, each error naming the argument and the value."""
+    if deadline is not None and (isinstance(deadline, bool) or not isinstance(deadline, (int, float))
+                                 or not deadline > 0 or math.isinf(deadline)):
+        raise ValueError(f"deadline must be a positive number of seconds or None, got {deadline!r}")
     if not isinstance(question, str) or not question.strip():
         raise ValueError(f"question must be a non-empty string, got {question!r}")
     _int_arg("candidates", candidates, 1)
@@ -203,21 +216,54 @@ def build_context(
     query_embedding: Any = None,
     truncate: bool = False,
     first_stage_results: Candidates | None = None,
+    deadline: float | None = DEFAULT_DEADLINE,
 ) -> Context:
     """See :meth:`gleandb.Collection.context`."""
     validate_args(question, candidates, top_n, max_tokens, threshold, order, dedupe, mode, on_rerank_error,
-                  reranker)
+                  reranker, deadline)
     usage = ContextUsage(max_tokens=max_tokens, dropped={"no_document": 0, "duplicates": 0, "threshold": 0,
                                                          "top_n": 0, "budget": 0})
     calls = Usage()
+    calls.set_deadline(deadline)
+    marks = {"start": time.perf_counter()}
+    try:
+        return _run(col, question, candidates, where, where_document, mode, reranker, top_n, max_tokens, threshold,
+                    order, dedupe, tokenizer, on_rerank_error, query_embedding, truncate, first_stage_results,
+                    usage, calls, marks)
+    except Exception as exc:
+        _settle(usage, calls, marks)
+        try:
+            exc.usage = usage  # type: ignore[attr-defined]  # the calls were paid for: say so
+        except AttributeError:  # pragma: no cover - an exception type with __slots__
+            pass
+        raise
+
+
+def _settle(usage: ContextUsage, calls: Usage, marks: dict) -> None:
+    """Copy the model accounting into ``usage`` and time the stages that ran."""
+    usage.model_calls, usage.input_tokens, usage.output_tokens = calls.calls, calls.input_tokens, calls.output_tokens
+    usage.cost, usage.retries, usage.failed_calls = calls.cost, calls.retries, calls.failed_calls
+    now, prev = time.perf_counter(), marks["start"]
+    latency = {}
+    for stage in ("retrieve", "dedupe", "rerank", "pack"):
+        if stage in marks:
+            latency[stage] = (marks[stage] - prev) * 1000
+            prev = marks[stage]
+    latency["total"] = (marks.get("pack", now) - marks["start"]) * 1000
+    usage.latency_ms = latency
+
+
+def _run(col: Any, question: str, candidates: int, where: Any, where_document: Any, mode: str, reranker: Any,
+         top_n: int, max_tokens: int, threshold: float | None, order: str, dedupe: float | None, tokenizer: Any,
+         on_rerank_error: str, query_embedding: Any, truncate: bool, first_stage_results: Candidates | None,
+         usage: ContextUsage, calls: Usage, marks: dict) -> Context:
     model = getattr(getattr(reranker, "client", None), "model", None)
     count, usage.tokenizer = packing.token_counter(tokenizer, model)
-    t_start = time.perf_counter()
 
     # 1. retrieve
     cands = first_stage_results or first_stage(col, question, query_embedding, candidates, where, where_document,
                                                mode, dedupe is not None)
-    t_retrieved = time.perf_counter()
+    marks["retrieve"] = time.perf_counter()
     usage.first_stage = cands.source
     usage.candidates = len(cands.ids)
     pool = [i for i, d in enumerate(cands.documents) if d is not None]
@@ -228,7 +274,7 @@ def build_context(
         keep = packing.dedupe(cands.embeddings[pool], float(dedupe))
         usage.dropped["duplicates"] = len(pool) - len(keep)
         pool = [pool[k] for k in keep]
-    t_deduped = time.perf_counter()
+    marks["dedupe"] = time.perf_counter()
 
     # 3. rerank
     rerank_scores: dict[int, float] = {}
@@ -239,22 +285,30 @@ def build_context(
             scores = reranker.rerank(question, [cands.documents[i] for i in pool], calls)
             if len(scores) != len(pool):
                 raise RuntimeError(f"re-ranker returned {len(scores)} scores for {len(pool)} documents")
+            rerank_scores = {i: float(s) for i, s in zip(pool, scores) if s is not None}
+            if not rerank_scores:
+                raise RuntimeError(f"re-ranker scored none of the {len(pool)} candidates")
         except Exception as exc:
+            rerank_scores = {}
             if on_rerank_error == "raise":
                 raise
-            msg = f"re-ranking failed, using first-stage order: {type(exc).__name__}: {exc}"
-            warnings.warn(msg, RerankWarning, stacklevel=3)
-            usage.degraded = True
-            usage.warnings.append(msg)
+            _warn(usage, f"re-ranking failed, using first-stage order: {type(exc).__name__}: {exc}")
         else:
-            rerank_scores = dict(zip(pool, (float(s) for s in scores)))
-            pool = sorted(pool, key=lambda i: -rerank_scores[i])  # stable: ties keep first-stage order
+            usage.graded = len(rerank_scores)
+            if usage.graded < len(pool):
+                why = "; ".join(calls.errors[:3]) or "no score returned"
+                _warn(usage, f"re-ranking scored {usage.graded} of {len(pool)} candidates; the other "
+                             f"{len(pool) - usage.graded} keep their first-stage positions: {why}")
+            # graded candidates sorted by score (stable: ties keep first-stage order) fill the
+            # slots of graded ones; an ungraded candidate keeps its first-stage slot
+            by_score = iter(sorted((i for i in pool if i in rerank_scores), key=lambda i: -rerank_scores[i]))
+            pool = [next(by_score) if i in rerank_scores else i for i in pool]
             limit = threshold if threshold is not None else getattr(reranker, "threshold", None)
-            if limit is not None:
-                kept = [i for i in pool if rerank_scores[i] >= limit]
+            if limit is not None:  # an ungraded candidate cannot be judged under the threshold: it stays
+                kept = [i for i in pool if i not in rerank_scores or rerank_scores[i] >= limit]
                 usage.dropped["threshold"] = len(pool) - len(kept)
                 pool = kept
-    t_reranked = time.perf_counter()
+    marks["rerank"] = time.perf_counter()
     usage.dropped["top_n"] = max(0, len(pool) - top_n)
     pool = pool[:top_n]
 
@@ -273,17 +327,16 @@ def build_context(
                          "scores": cands.ranker_scores[i]},
             tokens=tok, truncated=cut,
         ))
-    t_packed = time.perf_counter()
-
+    marks["pack"] = time.perf_counter()
     usage.tokens = packed.total_tokens
-    usage.model_calls, usage.input_tokens, usage.output_tokens = calls.calls, calls.input_tokens, calls.output_tokens
-    usage.cost, usage.retries, usage.failed_calls = calls.cost, calls.retries, calls.failed_calls
-    usage.latency_ms = {
-        "retrieve": (t_retrieved - t_start) * 1000, "dedupe": (t_deduped - t_retrieved) * 1000,
-        "rerank": (t_reranked - t_deduped) * 1000,
-        "pack": (t_packed - t_reranked) * 1000, "total": (t_packed - t_start) * 1000,
-    }
+    _settle(usage, calls, marks)
     return Context(question=question, text=packed.text, chunks=chunks, usage=usage)
+
+
+def _warn(usage: ContextUsage, msg: str) -> None:
+    warnings.warn(msg, RerankWarning, stacklevel=5)
+    usage.degraded = True
+    usage.warnings.append(msg)
 
 
 def candidates_from_lists(ids: Sequence[str], documents: Sequence[str | None], *, metadatas=None, embeddings=None,

@@ -13,8 +13,15 @@ owning the retry loop lets every client share the same rules and the same accoun
 - every answer's ``usage`` is added to a :class:`Usage` (calls, input/output tokens, cost
   when a price is given or the server reports one, retries).
 
+- an overall deadline (``Usage.deadline``, set by ``Collection.context``) bounds every
+  attempt, retry wait and queueing for the semaphore, so a dead endpoint costs at most the
+  deadline rather than (retries + 1) x timeout plus backoff; every final error says how many
+  attempts were made over how long.
+
 API keys come from the argument or the environment (``OPENAI_API_KEY`` /
 ``ANTHROPIC_API_KEY``) and are never logged, put in an error message or a ``repr``.
+A client owns an HTTP connection pool: ``close()`` it or use it as a context manager
+(it is also closed when collected).
 """
 
 from __future__ import annotations
@@ -53,7 +60,11 @@ class ChatTimeoutError(ChatError, TimeoutError):
 
 @dataclass
 class Usage:
-    """Model calls and tokens, added to from several threads."""
+    """Model calls and tokens, added to from several threads.
+
+    It travels with every model call of one pipeline run, so it also carries that run's
+    ``deadline`` (a ``time.monotonic()`` instant, or None) and collects ``errors``: the
+    failures that cost part of a result without failing all of it."""
 
     calls: int = 0
     input_tokens: int = 0
@@ -61,7 +72,23 @@ class Usage:
     cost: float | None = None
     retries: int = 0
     failed_calls: int = 0
+    deadline: float | None = field(default=None, compare=False)
+    deadline_s: float | None = field(default=None, compare=False)   # the budget, for messages
+    errors: list = field(default_factory=list, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def set_deadline(self, seconds: float | None) -> None:
+        """Every model call made with this Usage gives up ``seconds`` from now."""
+        self.deadline_s = seconds
+        self.deadline = None if seconds is None else time.monotonic() + seconds
+
+    def remaining(self) -> float | None:
+        """Seconds left before the deadline (may be <= 0), or None without one."""
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+    def note(self, message: str) -> None:
+        with self._lock:
+            self.errors.append(message)
 
     def add(self, *, calls: int = 0, input_tokens: int = 0, output_tokens: int = 0,
             cost: float | None = None, retries: int = 0, failed_calls: int = 0) -> None:
@@ -173,7 +200,22 @@ class ChatClient:
         return f"{type(self).__name__}(model={self.model!r}, base_url={self.base_url!r})"
 
     def close(self) -> None:
-        self._http.close()
+        """Close the connection pool (idempotent)."""
+        http = getattr(self, "_http", None)  # absent when __init__ raised
+        if http is not None:
+            http.close()
+
+    def __enter__(self) -> "ChatClient":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:  # a dropped client must not keep its sockets open
+        try:
+            self.close()
+        except Exception:  # pragma: no cover - interpreter shutdown
+            pass
 
     # subclasses: request shape and answer parsing
     def _request(self, system: str, messages: list[dict], max_tokens: int) -> tuple[str, dict, dict]:
@@ -191,35 +233,62 @@ class ChatClient:
 
     def complete(self, system: str, messages: list[dict], usage: Usage | None = None,
                  max_tokens: int | None = None) -> ChatReply:
-        """One chat turn (``messages``: [{"role": "user"|"assistant", "content": str}])."""
+        """One chat turn (``messages``: [{"role": "user"|"assistant", "content": str}]).
+
+        Bounded by ``usage.deadline`` when set: no attempt starts after it, each attempt's
+        timeout and each retry wait is cut to the time left."""
         url, headers, payload = self._request(system, messages, max_tokens or self.max_output_tokens)
         headers = {**headers, **self._extra_headers}
         attempt = 0
-        with self._sem:
-            t0 = time.perf_counter()
+        t0 = time.perf_counter()
+
+        def account(failed: bool, **kw: Any) -> None:  # one logical call, its retries counted apart
+            if usage is not None:
+                usage.add(calls=1, failed_calls=int(failed), retries=attempt, **kw)
+
+        def spent(n: int) -> str:
+            return f"{n} attempt{'s' if n != 1 else ''} over {time.perf_counter() - t0:.1f} s"
+
+        def past_deadline(made: int, last: ChatError | None) -> ChatTimeoutError:
+            budget = f"{usage.deadline_s:g} s " if usage is not None and usage.deadline_s is not None else ""
+            why = f"; last error: {last}" if last is not None else ""
+            return ChatTimeoutError(f"{self.provider} {self.model}: gave up at the {budget}deadline of this "
+                                    f"call after {spent(made)}{why}")
+
+        remaining = usage.remaining() if usage is not None else None
+        if not self._sem.acquire(timeout=None if remaining is None else max(0.0, remaining)):
+            raise past_deadline(0, None)
+        try:
             while True:
                 resp = None
                 failure: ChatError
+                remaining = usage.remaining() if usage is not None else None
+                if remaining is not None and remaining <= 0:
+                    if attempt:  # the sleep overran the deadline: the previous attempt was the last
+                        attempt -= 1
+                        account(True)
+                        raise past_deadline(attempt + 1, last_failure)
+                    raise past_deadline(0, None)
+                timeout = self.timeout if remaining is None else min(self.timeout, remaining)
                 try:
-                    resp = self._http.post(url, json=payload, headers=headers)
+                    resp = self._http.post(url, json=payload, headers=headers, timeout=httpx.Timeout(timeout))
                 except httpx.TimeoutException:
                     failure = ChatTimeoutError(f"{self.provider} {self.model}: no answer from {url} "
-                                               f"within {self.timeout:g} s")
+                                               f"within {timeout:.3g} s")
                 except httpx.TransportError as exc:
-                    failure = ChatError(f"{self.provider} {self.model}: cannot reach {url}: {type(exc).__name__}: {exc}")
+                    failure = ChatError(f"{self.provider} {self.model}: cannot reach {url}: "
+                                        f"{type(exc).__name__}: {exc}")
                 else:
                     if resp.status_code < 300:
                         try:
                             body = resp.json()
                             text, tin, tout, reported = self._parse(body)
                         except (ValueError, KeyError, IndexError, TypeError) as exc:
-                            if usage is not None:
-                                usage.add(calls=1, failed_calls=1, retries=attempt)
+                            account(True)
                             raise ChatError(f"{self.provider} {self.model}: unexpected answer shape from {url}: "
                                             f"{type(exc).__name__}: {exc}", resp.status_code) from None
                         cost = self._cost(tin, tout, reported)
-                        if usage is not None:
-                            usage.add(calls=1, input_tokens=tin, output_tokens=tout, cost=cost, retries=attempt)
+                        account(False, input_tokens=tin, output_tokens=tout, cost=cost)
                         return ChatReply(text, tin, tout, cost, time.perf_counter() - t0)
                     msg = f"{self.provider} {self.model}: HTTP {resp.status_code} from {url}: {_server_message(resp)}"
                     if resp.status_code in (401, 403):
@@ -227,18 +296,24 @@ class ChatClient:
                     else:
                         failure = ChatError(msg, resp.status_code)
                     if resp.status_code not in _RETRY_STATUS:
-                        if usage is not None:
-                            usage.add(calls=1, failed_calls=1, retries=attempt)
+                        account(True)
                         raise failure
+                last_failure: ChatError = failure
                 if attempt >= self.max_retries:
-                    if usage is not None:
-                        usage.add(calls=1, failed_calls=1, retries=attempt)
-                    raise failure
+                    account(True)
+                    raise type(failure)(f"{failure} ({spent(attempt + 1)})", failure.status_code)
                 wait = _retry_after(resp)
                 if wait is None:
                     wait = self.backoff_base * (2 ** attempt) * (0.5 + random.random() / 2)
-                time.sleep(min(wait, self.max_retry_wait))
+                wait = min(wait, self.max_retry_wait)
+                remaining = usage.remaining() if usage is not None else None
+                if remaining is not None and wait >= remaining:  # the retry could not start in time
+                    account(True)
+                    raise past_deadline(attempt + 1, failure)
+                time.sleep(wait)
                 attempt += 1
+        finally:
+            self._sem.release()
 
 
 class OpenAIChat(ChatClient):

@@ -8,6 +8,12 @@ hurt a model most, so a re-ranker may remove, not only reorder.
 LLM answers are parsed strictly (JSON of an exact shape, every id once, grades in range);
 an answer that does not parse gets one repair turn that quotes the error, and a second
 failure raises :class:`RerankError` for the pipeline to handle (``on_rerank_error``).
+The pointwise re-ranker grades batches independently, so one failed batch costs only its
+own grades: its candidates come back as ``None`` (ungraded) and the pipeline places them
+by first-stage position; only when every batch fails does it raise.
+
+The LLM re-rankers hold an HTTP connection pool: ``close()`` them, or use them as context
+managers (``with gleandb.rerank.LLM(...) as rr:``); they also close when collected.
 """
 
 from __future__ import annotations
@@ -37,8 +43,9 @@ def _check_threshold(threshold: Any) -> float | None:
 class Reranker(Protocol):
     threshold: float | None
 
-    def rerank(self, query: str, documents: Sequence[str], usage: Usage) -> list[float]:
-        """One score per document, higher = more relevant."""
+    def rerank(self, query: str, documents: Sequence[str], usage: Usage) -> list[float | None]:
+        """One score per document, higher = more relevant (``None``: this one could not be
+        scored while others were; raise when none could)."""
 
     def describe(self) -> dict:
         """What to report in ``Context.usage`` (kind, model...)."""
@@ -146,20 +153,34 @@ class _LLMBase:
     def __init__(self, model: str | None = None, *, provider: str = "openai", base_url: str | None = None,
                  api_key: str | None = None, client: ChatClient | None = None, max_doc_chars: int = 2000,
                  threshold: float | None = None, repair: bool = True, **client_kw: Any) -> None:
+        if not isinstance(max_doc_chars, int) or isinstance(max_doc_chars, bool) or max_doc_chars < 1:
+            raise ValueError(f"max_doc_chars must be an integer >= 1, got {max_doc_chars!r}")
+        _check_threshold(threshold)
+        owns_client = client is None  # a client passed in may be shared: closing it is its owner's business
         if client is None:
             if model is None:
                 raise ValueError("model is required (or pass client=)")
             client = make_chat_client(provider, model, base_url=base_url, api_key=api_key, **client_kw)
-        if not isinstance(max_doc_chars, int) or isinstance(max_doc_chars, bool) or max_doc_chars < 1:
-            raise ValueError(f"max_doc_chars must be an integer >= 1, got {max_doc_chars!r}")
-        _check_threshold(threshold)
         self.client = client
+        self._owns_client = owns_client
         self.max_doc_chars = max_doc_chars
         self.threshold = threshold
         self.repair = repair
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.client!r})"
+
+    def close(self) -> None:
+        """Close the HTTP connections of the chat client this re-ranker created (not of a
+        ``client=`` passed in, which may be shared)."""
+        if getattr(self, "_owns_client", False):
+            self.client.close()
+
+    def __enter__(self) -> "_LLMBase":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
     def describe(self) -> dict:
         return {"kind": self.kind, "provider": self.client.provider, "model": self.client.model}
@@ -216,22 +237,38 @@ class LLM(_LLMBase):
     def describe(self) -> dict:
         return {**super().describe(), "batch_size": self.batch_size}
 
-    def rerank(self, query: str, documents: Sequence[str], usage: Usage) -> list[float]:
+    def rerank(self, query: str, documents: Sequence[str], usage: Usage) -> list[float | None]:
+        """Grades, or ``None`` for the candidates of a batch that failed (reported in
+        ``usage.errors``); :class:`RerankError` only when every batch failed."""
         n = len(documents)
         if n == 0:
             return []
         starts = list(range(0, n, self.batch_size))
 
-        def grade(s: int) -> list[int]:
-            return self._ask(query, documents[s : s + self.batch_size], parse_grades, usage)
+        def grade(s: int) -> list[int] | RerankError:
+            try:
+                return self._ask(query, documents[s : s + self.batch_size], parse_grades, usage)
+            except RerankError as exc:  # this batch only: the others' grades are still good
+                return exc
 
         workers = min(len(starts), self.client.max_concurrency)
         if workers == 1:
             parts = [grade(s) for s in starts]
         else:
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="glean-rerank") as ex:
-                parts = list(ex.map(grade, starts))  # the first failure propagates
-        return [float(g) for part in parts for g in part]
+                parts = list(ex.map(grade, starts))
+        failed = [(s, p) for s, p in zip(starts, parts) if isinstance(p, RerankError)]
+        if len(failed) == len(parts):
+            raise failed[0][1]
+        scores: list[float | None] = []
+        for s, part in zip(starts, parts):
+            if isinstance(part, RerankError):
+                size = min(self.batch_size, n - s)
+                usage.note(f"batch of candidates {s}..{s + size - 1} is ungraded: {part}")
+                scores.extend([None] * size)
+            else:
+                scores.extend(float(g) for g in part)
+        return scores
 
 
 class LLMListwise(_LLMBase):

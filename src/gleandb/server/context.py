@@ -16,12 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from gleandb.retrieval.context import build_context
+from gleandb.retrieval.context import DEFAULT_DEADLINE, build_context
 from gleandb.retrieval.llm import ANTHROPIC_BASE_URL, OPENAI_BASE_URL
 from gleandb.retrieval.rerank import reranker_from_spec
 
 FIELDS = ("question", "query_embedding", "candidates", "where", "where_document", "mode", "reranker", "top_n",
-          "max_tokens", "threshold", "order", "dedupe", "tokenizer", "on_rerank_error", "truncate")
+          "max_tokens", "threshold", "order", "dedupe", "tokenizer", "on_rerank_error", "truncate", "deadline")
 DEFAULT_BASE_URLS = [OPENAI_BASE_URL, ANTHROPIC_BASE_URL]
 
 
@@ -34,6 +34,12 @@ def run_context(col: Any, body: dict, settings: Any) -> dict:
     if unknown:
         raise ValueError(f"context: unknown field {unknown[0]!r}; expected some of {', '.join(FIELDS)}")
     args = {k: v for k, v in body.items() if v is not None or k in ("threshold", "dedupe")}
+    # the request may shorten the deadline, never lift it past the server's default
+    limit = DEFAULT_DEADLINE
+    dl = args.get("deadline", limit)
+    if dl is None or (isinstance(dl, (int, float)) and not isinstance(dl, bool) and dl > limit):
+        raise ValueError(f"context: deadline must be a number of seconds up to {limit:g}, got {dl!r}")
+    args["deadline"] = dl
     if "question" not in args:
         raise ValueError("context: question is required")
     cand = args.get("candidates", 200)
