@@ -51,6 +51,7 @@ except ImportError:  # pragma: no cover
     import sre_constants as _sre_constants, sre_parse as _sre_parser  # type: ignore
 
 from gleandb.api.errors import InvalidArgumentError
+from gleandb.index.depth import MAX_FILTER_DEPTH, check_depth, filter_depth  # noqa: F401 (re-exported)
 from gleandb.index.trigram import literal_query, regex_query
 
 __all__ = [
@@ -65,6 +66,8 @@ __all__ = [
     "TAGS",
     "compile_regex",
     "translate_regex",
+    "check_depth",
+    "MAX_FILTER_DEPTH",
 ]
 
 # ---------------------------------------------------------------------------
@@ -923,6 +926,7 @@ def compile_search_filter(where: Any) -> "Filter | None":
     """Validate and compile a Search API ``filter`` (None when empty)."""
     if not where:
         return None
+    check_depth(where, "filter")
     return Filter(where, None, _build_search_where(where))
 
 
@@ -962,6 +966,8 @@ def compile_filter(where: Any, where_document: Any) -> Filter | None:
     """
     if where is None and where_document is None:
         return None
+    check_depth(where, "where")
+    check_depth(where_document, "where_document")
     if where is not None:
         validate_where(where)
     if where_document is not None:

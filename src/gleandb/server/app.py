@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, Stri
 
 import gleandb
 from gleandb import errors as gerr
+from gleandb.index.depth import check_depth
 from gleandb.server.config import ServerSettings
 
 log = logging.getLogger("gleandb.server")
@@ -389,21 +390,28 @@ def _forbidden() -> HTTPError:
 
 
 def _regex_patterns(clause: Any) -> Any:
-    """The ``$regex`` / ``$not_regex`` operands anywhere in a filter."""
-    if isinstance(clause, dict):
-        for k, v in clause.items():
-            if k in ("$regex", "$not_regex") and isinstance(v, str):
-                yield v
-            else:
-                yield from _regex_patterns(v)
-    elif isinstance(clause, list):
-        for v in clause:
-            yield from _regex_patterns(v)
+    """The ``$regex`` / ``$not_regex`` operands anywhere in a filter (explicit stack: no
+    recursion, whatever the nesting)."""
+    stack = [clause]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k in ("$regex", "$not_regex") and isinstance(v, str):
+                    yield v
+                elif isinstance(v, (dict, list)):
+                    stack.append(v)
+        elif isinstance(node, list):
+            stack.extend(v for v in node if isinstance(v, (dict, list)))
 
 
 def check_limits(settings: ServerSettings, *, where: Any = None, where_document: Any = None,
-                 n_results: int | None = None, n_queries: int | None = None) -> None:
-    """The server's per-request limits: 400 InvalidArgumentError naming the limit and the value."""
+                 n_results: int | None = None, n_queries: int | None = None, nesting: bool = True) -> None:
+    """The server's per-request limits: 400 InvalidArgumentError naming the limit and the value.
+    ``nesting``: check the filters' depth (the search route checks each search's parts itself)."""
+    if nesting:
+        check_depth(where, "where")
+        check_depth(where_document, "where_document")
     if n_results is not None and n_results > settings.max_query_results:
         raise HTTPError(400, "InvalidArgumentError",
                         f"n_results is {n_results}, more than this server's limit of {settings.max_query_results} "
@@ -423,19 +431,22 @@ def check_limits(settings: ServerSettings, *, where: Any = None, where_document:
 
 
 def check_rank_limits(settings: ServerSettings, clause: Any) -> None:
-    """Each ``$knn`` / ``$bm25`` limit of a search within ``max_query_results``."""
-    if isinstance(clause, dict):
-        for k, v in clause.items():
-            if k in ("$knn", "$bm25") and isinstance(v, dict):
-                limit = v.get("limit")
-                if isinstance(limit, int) and limit > settings.max_query_results:
-                    raise HTTPError(400, "InvalidArgumentError",
-                                    f"{k} limit is {limit}, more than this server's limit of "
-                                    f"{settings.max_query_results} (max_query_results / GLEAN_MAX_QUERY_RESULTS)")
-            check_rank_limits(settings, v)
-    elif isinstance(clause, list):
-        for v in clause:
-            check_rank_limits(settings, v)
+    """Each ``$knn`` / ``$bm25`` limit of a search within ``max_query_results`` (explicit stack)."""
+    stack = [clause]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k in ("$knn", "$bm25") and isinstance(v, dict):
+                    limit = v.get("limit")
+                    if isinstance(limit, int) and limit > settings.max_query_results:
+                        raise HTTPError(400, "InvalidArgumentError",
+                                        f"{k} limit is {limit}, more than this server's limit of "
+                                        f"{settings.max_query_results} (max_query_results / GLEAN_MAX_QUERY_RESULTS)")
+                if isinstance(v, (dict, list)):
+                    stack.append(v)
+        elif isinstance(node, list):
+            stack.extend(v for v in node if isinstance(v, (dict, list)))
 
 
 class ServerState:
@@ -822,7 +833,13 @@ def create_app(path: str, settings: ServerSettings | None = None) -> FastAPI:
                             f"searches has {len(searches)} searches, more than this server's limit of "
                             f"{settings.max_query_embeddings} per request (max_query_embeddings / "
                             f"GLEAN_MAX_QUERY_EMBEDDINGS); split the batch")
-        check_limits(settings, where=searches)
+        for i, one in enumerate(searches):
+            if isinstance(one, dict):
+                for key in ("filter", "where", "rank"):
+                    check_depth(one.get(key), f"searches[{i}].{key}")
+            else:
+                check_depth(one, f"searches[{i}]")
+        check_limits(settings, where=searches, nesting=False)
         check_rank_limits(settings, searches)
         return dict(state.collection(tenant, database, collection_id).search(searches))
 
