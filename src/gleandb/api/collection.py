@@ -19,6 +19,7 @@ from gleandb.api.errors import InvalidArgumentError
 from gleandb.api.results import GetResult, QueryResult
 from gleandb.engine.store import CollectionStore, Hydrated, SegView
 from gleandb.engine.wal import WalBatch
+from gleandb import deadlines
 from gleandb.index.filters import compile_filter, parse_column_name
 
 if TYPE_CHECKING:
@@ -414,6 +415,7 @@ class Collection:
         for vi, (view, mask) in enumerate(zip(snap, masks)):
             if mask is not None and not mask.any():
                 continue
+            deadlines.check()
             d, r = view.seg.search(queries, k, mask, store.params.ef_search)
             cand_d.append(d)
             cand_r.append(r)

@@ -183,6 +183,18 @@ class CorruptStoreError(ChromaError):
         return "CorruptStoreError"
 
 
+class DeadlineExceededError(ChromaError):
+    """A read ran past its deadline (``gleandb.deadline``; the server's request timeout)
+    and was stopped; nothing was changed."""
+
+    def code(self) -> int:
+        return 504
+
+    @classmethod
+    def name(cls) -> str:
+        return "DeadlineExceededError"
+
+
 error_types: dict[str, type[ChromaError]] = {
     "InvalidDimension": InvalidDimensionException,
     "InvalidArgumentError": InvalidArgumentError,
@@ -201,6 +213,7 @@ error_types: dict[str, type[ChromaError]] = {
     "InternalError": InternalError,
     "StoreLockedError": StoreLockedError,
     "CorruptStoreError": CorruptStoreError,
+    "DeadlineExceededError": DeadlineExceededError,
     # Catch-all for any other errors
     "ChromaError": ChromaError,
 }

@@ -39,6 +39,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from gleandb import deadlines
 from gleandb.api.errors import InvalidArgumentError
 from gleandb.engine import gc
 from gleandb.engine import manifest as mf
@@ -757,6 +758,7 @@ class CollectionStore:
     @staticmethod
     def allowed_mask(view: SegView, filt, ids_set: pa.Array | None) -> np.ndarray | None:
         """Rows of ``view`` that are live and pass the filters; None means all rows."""
+        deadlines.check()
         mask = view.live_mask()
         if ids_set is not None:
             m = pc.is_in(view.seg.table.column("id"), value_set=ids_set).to_numpy(zero_copy_only=False)
@@ -791,6 +793,7 @@ class CollectionStore:
         bounds = list(starts[1:]) + [n]
         parts = []
         for vi, lo, hi in zip(groups.tolist(), starts.tolist(), bounds):
+            deadlines.check()
             positions = order[lo:hi]
             seg = snapshot[vi].seg
             part_rows = rows[positions]

@@ -87,6 +87,8 @@ def _from_exception(exc: BaseException) -> tuple[int, str, str]:
             name = "VersionMismatchError"
         elif isinstance(exc, gerr.ChromaAuthError):
             name = "AuthError"
+        elif isinstance(exc, gerr.DeadlineExceededError):
+            name = exc.name()
         else:
             name = _NAME_BY_STATUS.get(status, "ChromaError")
         msg = str(exc) if exc.args else exc.message()
@@ -405,6 +407,22 @@ def _regex_patterns(clause: Any) -> Any:
             stack.extend(v for v in node if isinstance(v, (dict, list)))
 
 
+def _contains_operands(clause: Any, document: bool) -> Any:
+    """The document substring operands in a filter: ``$contains`` / ``$not_contains`` in a
+    ``where_document`` (``document``), else under a ``#document`` key (where, Search filter)."""
+    stack: list[tuple[Any, bool]] = [(clause, document)]
+    while stack:
+        node, doc = stack.pop()
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if doc and k in ("$contains", "$not_contains") and isinstance(v, str):
+                    yield v
+                elif isinstance(v, (dict, list)):
+                    stack.append((v, doc or k == "#document"))
+        elif isinstance(node, list):
+            stack.extend((v, doc) for v in node if isinstance(v, (dict, list)))
+
+
 def check_limits(settings: ServerSettings, *, where: Any = None, where_document: Any = None,
                  n_results: int | None = None, n_queries: int | None = None, nesting: bool = True) -> None:
     """The server's per-request limits: 400 InvalidArgumentError naming the limit and the value.
@@ -422,6 +440,12 @@ def check_limits(settings: ServerSettings, *, where: Any = None, where_document:
                         f"{settings.max_query_embeddings} per request (max_query_embeddings / "
                         f"GLEAN_MAX_QUERY_EMBEDDINGS); split the query into smaller requests")
     for name, clause in (("where_document", where_document), ("where", where)):
+        for needle in _contains_operands(clause, name == "where_document"):
+            if len(needle) > settings.max_contains_length:
+                raise HTTPError(400, "InvalidArgumentError",
+                                f"$contains operand in {name} is {len(needle)} characters long, more than this "
+                                f"server's limit of {settings.max_contains_length} (max_contains_length / "
+                                f"GLEAN_MAX_CONTAINS_LENGTH)")
         for pattern in _regex_patterns(clause):
             if len(pattern) > settings.max_regex_length:
                 raise HTTPError(400, "InvalidArgumentError",

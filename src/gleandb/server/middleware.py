@@ -14,6 +14,7 @@ import time
 import uuid
 from typing import Any
 
+from gleandb.deadlines import deadline
 from gleandb.server.config import ServerSettings, TokenGrant, token_grants
 
 log = logging.getLogger("gleandb.server")
@@ -25,6 +26,7 @@ FORBIDDEN = "Forbidden: this token is not allowed to access the requested tenant
 _TENANT_PATH = re.compile(r"^/api/v2/tenants/(?P<tenant>[^/]+)(?:/databases/(?P<database>[^/]+))?(?:/.*)?$")
 TRACE_HEADER = b"chroma-trace-id"
 # reachable without credentials when auth is on (Chroma's legacy server exempts the same)
+TIMEOUT_SETTING = "request_timeout_s / GLEAN_REQUEST_TIMEOUT_S"
 AUTH_EXEMPT = {"/api/v2", "/api/v2/", "/api/v2/heartbeat", "/api/v2/healthcheck", "/api/v2/version"}
 
 
@@ -234,7 +236,10 @@ class GleanMiddleware:
                     await self._reply(send_wrapper, 413, {"error": "ChromaError", "message": _too_large(n, limit)}, trace)
                     return
             try:
-                await self.app(scope, _limited(receive, limit, too_big), send_wrapper)
+                # reads check it cooperatively (gleandb.deadlines); it follows the request into
+                # the thread pool, so a stopped request frees its worker thread
+                with deadline(self.settings.request_timeout_s, TIMEOUT_SETTING):
+                    await self.app(scope, _limited(receive, limit, too_big), send_wrapper)
             except Exception as exc:
                 if not too_big[0]:
                     log.exception("error in %s %s", scope.get("method"), path, exc_info=exc)
