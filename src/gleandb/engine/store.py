@@ -39,7 +39,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from gleandb import deadlines
+from gleandb import budgets, deadlines
 from gleandb.api.errors import InvalidArgumentError
 from gleandb.engine import gc
 from gleandb.engine import manifest as mf
@@ -52,6 +52,17 @@ from gleandb.index.vector import VectorIndex
 log = logging.getLogger("gleandb.engine")
 
 MEM, FROZEN, PERSISTED = "mem", "frozen", "persisted"
+
+
+def _json_floor(table: pa.Table, rows: pa.Array, names: list[str], n_floats: int) -> int:
+    """A lower bound of the JSON size of ``rows`` of ``table``, computed before they are
+    copied: their string bytes (ids, documents, uris; JSON adds quotes) and two bytes a
+    float (a digit and a separator)."""
+    n = 2 * n_floats
+    for name in ("id", "document", "uri"):
+        if name in names:
+            n += pc.sum(pc.binary_length(table.column(name)).take(rows)).as_py() or 0
+    return n
 
 
 @dataclass
@@ -797,7 +808,11 @@ class CollectionStore:
             positions = order[lo:hi]
             seg = snapshot[vi].seg
             part_rows = rows[positions]
-            parts.append(seg.table.select(wanted).take(pa.array(part_rows, pa.int64())))
+            taken = pa.array(part_rows, pa.int64())
+            if budgets.active():  # the server's response limit: count before copying anything
+                budgets.charge(_json_floor(seg.table, taken, wanted,
+                                           len(part_rows) * (dim or 0) if emb is not None else 0))
+            parts.append(seg.table.select(wanted).take(taken))
             if emb is not None and len(part_rows):
                 emb[positions] = seg.embeddings(part_rows)
         if not parts:

@@ -33,7 +33,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, Stri
 
 import gleandb
 from gleandb import errors as gerr
+from gleandb.budgets import too_large
 from gleandb.index.depth import check_depth
+from gleandb.server.responses import SETTING as RESPONSE_SETTING, json_response, predicted_query_bytes
 from gleandb.server.config import ServerSettings
 
 log = logging.getLogger("gleandb.server")
@@ -827,7 +829,7 @@ def create_app(path: str, settings: ServerSettings | None = None) -> FastAPI:
         col = state.collection(tenant, database, collection_id)
         res = col.get(ids=body.ids, where=body.where, limit=body.limit, offset=body.offset,
                       where_document=body.where_document, include=list(body.include), order_by=body.order_by)
-        return _get_response(res, body.include)
+        return json_response(_get_response(res, body.include), settings.max_response_bytes, depth=1)
 
     @app.post(COL + "/query", tags=["records"])
     def query(tenant: str, database: str, collection_id: str, body: QueryRecords) -> dict:
@@ -839,10 +841,18 @@ def create_app(path: str, settings: ServerSettings | None = None) -> FastAPI:
             return {"ids": [], "embeddings": None if "embeddings" not in include else [],
                     **{k: ([] if k in include else None) for k in ("documents", "uris", "metadatas", "distances")},
                     "include": include}
+        # unfiltered, each query answers min(n_results, count) rows: refuse before the work
+        # when even their smallest JSON is over the limit (filters: the budget and sizing catch it)
+        unfiltered = body.ids is None and body.where is None and body.where_document is None
+        rows = min(body.n_results, col.count()) if unfiltered else 0
+        least = predicted_query_bytes(len(body.query_embeddings), rows, include, len(body.query_embeddings[0]))
+        if least > settings.max_response_bytes:
+            raise too_large(f"at least {least} bytes for {len(body.query_embeddings)} queries x {rows} results",
+                            settings.max_response_bytes, RESPONSE_SETTING)
         q = _decode_embeddings(body.query_embeddings)
         res = col.query(query_embeddings=q, n_results=body.n_results, ids=body.ids, where=body.where,
                         where_document=body.where_document, include=include)
-        return _query_response(res, include)
+        return json_response(_query_response(res, include), settings.max_response_bytes, depth=2)
 
     # ------------------------------------------------- not served locally (Cloud)
 

@@ -14,6 +14,7 @@ import time
 import uuid
 from typing import Any
 
+from gleandb.budgets import result_budget
 from gleandb.deadlines import deadline
 from gleandb.server.config import ServerSettings, TokenGrant, token_grants
 
@@ -27,6 +28,7 @@ _TENANT_PATH = re.compile(r"^/api/v2/tenants/(?P<tenant>[^/]+)(?:/databases/(?P<
 TRACE_HEADER = b"chroma-trace-id"
 # reachable without credentials when auth is on (Chroma's legacy server exempts the same)
 TIMEOUT_SETTING = "request_timeout_s / GLEAN_REQUEST_TIMEOUT_S"
+RESPONSE_SETTING = "max_response_bytes / GLEAN_MAX_RESPONSE_BYTES"
 AUTH_EXEMPT = {"/api/v2", "/api/v2/", "/api/v2/heartbeat", "/api/v2/healthcheck", "/api/v2/version"}
 
 
@@ -238,7 +240,8 @@ class GleanMiddleware:
             try:
                 # reads check it cooperatively (gleandb.deadlines); it follows the request into
                 # the thread pool, so a stopped request frees its worker thread
-                with deadline(self.settings.request_timeout_s, TIMEOUT_SETTING):
+                with deadline(self.settings.request_timeout_s, TIMEOUT_SETTING), \
+                        result_budget(self.settings.max_response_bytes, RESPONSE_SETTING):
                     await self.app(scope, _limited(receive, limit, too_big), send_wrapper)
             except Exception as exc:
                 if not too_big[0]:
