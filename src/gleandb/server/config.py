@@ -35,8 +35,8 @@ class ServerSettings:
     max_regex_length: int = 4_096
     # longest $contains / $not_contains operand on documents, in characters
     max_contains_length: int = 65_536
-    # largest JSON response of get / query (predicted before the work where possible):
-    # 413 naming the limit; responses are streamed, never built whole in memory
+    # largest response (predicted before the work where possible, rows charged as they are
+    # fetched): 400 naming the limit; get / query JSON is streamed, never built whole
     max_response_bytes: int = 256 * 1024 * 1024
     # seconds a request may run before its reads stop (cooperatively) and it is answered
     # 504 DeadlineExceededError; 0 = no deadline
