@@ -117,3 +117,36 @@ def test_every_filter_kind_and_read_path_checks_the_deadline(col, filt):
     # stopped reads changed nothing, and the same reads work without a deadline
     assert col.count() == 200
     assert col.get(**filt)["ids"] == expected
+
+
+def test_a_slow_kernel_call_does_not_hold_the_caller_past_the_deadline():
+    """One kernel call cannot be interrupted (e.g. a costly regex over one large document):
+    the caller stops waiting at the deadline and raises while that call is still running."""
+    import threading
+
+    release, returned = threading.Event(), threading.Event()
+
+    def stuck_match(a):
+        release.wait(timeout=30)  # a long, uninterruptible kernel call
+        returned.set()
+        return np.zeros(len(a), dtype=bool)
+
+    docs = pa.chunked_array([pa.array(["one large document"])])
+    try:
+        with gleandb.deadline(0.05):
+            with pytest.raises(DeadlineExceededError):
+                filters._scan(docs, stuck_match)
+        assert not returned.is_set()  # raised while the call was still running
+    finally:
+        release.set()
+    assert returned.wait(timeout=30)  # and the pool thread finishes it afterwards
+
+
+def test_costly_regex_over_one_large_document_stops_at_the_deadline(col):
+    """A regex whose RE2 search is slow on one big row: stopped with DeadlineExceededError."""
+    big = "".join(np.random.default_rng(1).choice(list("ab"), size=300_000))
+    col.add(ids=["big"], embeddings=[[0.1, 0.2, 0.3, 0.4]], documents=[big])
+    with gleandb.deadline(0.01):
+        with pytest.raises(DeadlineExceededError):
+            col.get(where_document={"$regex": "a[ab]{200}x"}, include=[])
+    assert "big" in col.get(ids=["big"], include=[])["ids"]

@@ -11,8 +11,11 @@ thread pool; embedded callers have none unless they ask for one::
         col.get(where_document={"$contains": needle})
 
 Work handed to other threads (the scan pool) carries it with :func:`bind`. A single
-pyarrow kernel call is not interruptible, so scans are cut into chunks of bounded size
-(see ``index/filters.py``) and the check runs between them.
+pyarrow kernel call is not interruptible, so scans are cut into slices of bounded size
+(see ``index/filters.py``), the check runs between them, and under a deadline the caller
+waits for a slice only until the deadline: a slow kernel call (a costly regex over one
+large document) then finishes in a scan-pool thread while the request has already been
+answered and its thread freed.
 """
 
 from __future__ import annotations

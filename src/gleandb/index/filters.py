@@ -650,26 +650,59 @@ def _slice_bounds(doc: pa.ChunkedArray | pa.Array, min_slices: int) -> np.ndarra
 def _scan(doc: pa.ChunkedArray | pa.Array, match) -> np.ndarray:
     """``match`` (array -> bool mask) over a document column, in slices of bounded size
     with a deadline check between them, split across the cores for large columns
-    (pyarrow's kernels release the GIL, so slices run in parallel)."""
+    (pyarrow's kernels release the GIL, so slices run in parallel).
+
+    Under a deadline every slice runs in the scan pool and is waited for only until the
+    deadline: one kernel call cannot be interrupted (a costly regex over one large
+    document), so the caller stops waiting, raises, and its thread is free; the pool
+    thread finishes that one call and nothing after it."""
     n = len(doc)
     deadline.check()
+    if n == 0:
+        return np.zeros(0, dtype=bool)
     parts = _scan_parts() if n >= _PARALLEL_MIN_ROWS else 1
     bounds = _slice_bounds(doc, parts)
-    if len(bounds) <= 2:
-        out = match(doc)
-        deadline.check()
-        return out
+    count = len(bounds) - 1
+    limit = deadline.current()
 
     def run(i: int) -> np.ndarray:
         deadline.check()
-        return match(doc.slice(int(bounds[i]), int(bounds[i + 1] - bounds[i])))
+        return match(doc if count == 1 else doc.slice(int(bounds[i]), int(bounds[i + 1] - bounds[i])))
 
-    if parts > 1:
-        results = list(_scan_pool().map(deadline.bind(run), range(len(bounds) - 1)))
+    if limit is not None:
+        results = _run_until(limit, deadline.bind(run), count, parallel=parts > 1)
+    elif count == 1:
+        results = [match(doc)]
+    elif parts > 1:
+        results = list(_scan_pool().map(run, range(count)))
     else:
-        results = [run(i) for i in range(len(bounds) - 1)]
+        results = [run(i) for i in range(count)]
     deadline.check()
-    return np.concatenate(results)
+    return results[0] if count == 1 else np.concatenate(results)
+
+
+def _run_until(limit: "deadline.Deadline", task, count: int, parallel: bool) -> list:
+    """``task(0..count-1)`` in the scan pool (all at once when ``parallel``, else one after
+    the other), waiting for each only until ``limit``; DeadlineExceededError after it."""
+    import concurrent.futures as cf
+    import time as _time
+
+    pool = _scan_pool()
+    pending = [pool.submit(task, i) for i in range(count)] if parallel else []
+    results = []
+    try:
+        for i in range(count):
+            fut = pending[i] if parallel else pool.submit(task, i)
+            if not parallel:
+                pending.append(fut)
+            try:
+                results.append(fut.result(timeout=max(0.0, limit.at - _time.monotonic())))
+            except cf.TimeoutError:
+                raise limit.error() from None
+    finally:
+        for fut in pending:
+            fut.cancel()  # slices not started yet never run
+    return results
 
 
 def _regex_matcher(re2: str):
