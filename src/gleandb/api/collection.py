@@ -435,7 +435,9 @@ class Collection:
         else:
             dists_out = [[] for _ in range(nq)]
             picks_out = [[] for _ in range(nq)]
-        hyd = [CollectionStore.hydrate(snap, p, set(include), dim) for p in picks_out]
+        # every query's rows count against a response budget before any is built
+        CollectionStore.charge_budget(snap, picks_out, set(include), dim)
+        hyd = [CollectionStore.hydrate(snap, p, set(include), dim, charged=True) for p in picks_out]
         data = [self._load_data(h, include) for h in hyd]
         return QueryResult.build(hyd, dists_out, data, include)
 

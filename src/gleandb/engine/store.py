@@ -781,14 +781,30 @@ class CollectionStore:
         return mask
 
     @staticmethod
+    def charge_budget(snapshot: Sequence[SegView], picks_list, include: set[str], dim: int | None) -> None:
+        """Count the rows of several results (e.g. every query's picks) against the request's
+        byte budget at once, before any is hydrated (``hydrate(..., charged=True)`` then)."""
+        if not budgets.active():
+            return
+        wanted = ["id"] + [name for name, inc in (("document", "documents"), ("uri", "uris")) if inc in include]
+        per_float = (dim or 0) if "embeddings" in include else 0
+        for picks in picks_list:
+            P = (picks if isinstance(picks, np.ndarray) else np.asarray(picks, dtype=np.int64)).reshape(-1, 2)
+            for vi in np.unique(P[:, 0]).tolist():
+                rows = P[P[:, 0] == vi, 1]
+                budgets.charge(_json_floor(snapshot[vi].seg.table, pa.array(rows, pa.int64()), wanted,
+                                           len(rows) * per_float))
+
+    @staticmethod
     def hydrate(
-        snapshot: Sequence[SegView], picks, include: set[str], dim: int | None
+        snapshot: Sequence[SegView], picks, include: set[str], dim: int | None, charged: bool = False
     ) -> Hydrated:
         """Columns of rows ``picks`` = [(view index, row)] (or an (n, 2) int array), in that order.
 
         Vectorised: one Arrow ``take`` per segment, then one reordering ``take`` of their
         concatenation, so large results cost no Python work per row except building the
-        lists (and unpacking metadata)."""
+        lists (and unpacking metadata). The rows are charged against the request's byte
+        budget (``gleandb.budgets``) before they are copied, unless ``charged``."""
         out = Hydrated()
         P = picks if isinstance(picks, np.ndarray) else np.asarray(picks, dtype=np.int64)
         P = P.reshape(-1, 2)
@@ -809,7 +825,7 @@ class CollectionStore:
             seg = snapshot[vi].seg
             part_rows = rows[positions]
             taken = pa.array(part_rows, pa.int64())
-            if budgets.active():  # the server's response limit: count before copying anything
+            if not charged and budgets.active():  # the server's response limit: count before copying
                 budgets.charge(_json_floor(seg.table, taken, wanted,
                                            len(part_rows) * (dim or 0) if emb is not None else 0))
             parts.append(seg.table.select(wanted).take(taken))
