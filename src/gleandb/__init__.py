@@ -46,6 +46,7 @@ from gleandb.embeddings.functions import (
     register_embedding_function,
 )
 from gleandb import errors, rerank
+from gleandb.deadlines import deadline
 
 __all__ = [
     "AdminClient",
@@ -79,6 +80,7 @@ __all__ = [
     "PersistentClient",
     "QueryResult",
     "Settings",
+    "deadline",
     "errors",
     "rerank",
     "register_embedding_function",

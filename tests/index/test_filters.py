@@ -844,3 +844,21 @@ def test_regex_prefilter_agrees_with_full_scan(pattern):
     rust_like = pattern.replace("[[:alpha:]]", "[A-Za-z]").replace(r"\d", "[0-9]")
     want = [d is not None and _re.search(rust_like, d) is not None for d in docs]
     assert got.tolist() == want
+
+
+def test_long_contains_needles_use_the_linear_matcher_with_the_same_answers():
+    """Needles over RE2_LITERAL_MAX_BYTES go through Arrow's KMP match_substring; the
+    answers equal Python's ``in`` (metacharacters, NUL and non-ASCII included)."""
+    from gleandb.index import filters as F
+
+    base = "a.b*c(d)[e]{f}|g^h$i\\j\x00é漢" * 40
+    docs = [base, base[:-1], "x" + base + "y", None, "a" * 2_000, "a" * 2_000 + "b"]
+    table = make_table([None] * len(docs), documents=docs)
+    for needle in (base[: F.RE2_LITERAL_MAX_BYTES + 50], base, "a" * 600 + "b", "a" * 600):
+        node = F._DocContains(needle)
+        assert node.long == (len(needle.encode()) > F.RE2_LITERAL_MAX_BYTES)
+        want = [i for i, d in enumerate(docs) if d is not None and needle in d]
+        got = np.flatnonzero(compile_filter(None, {"$contains": needle}).evaluate(table)).tolist()
+        assert got == want, needle[:20]
+        got = np.flatnonzero(compile_filter(None, {"$not_contains": needle}).evaluate(table)).tolist()
+        assert got == [i for i in range(len(docs)) if i not in want]

@@ -147,3 +147,28 @@ def test_sliced_and_chunked_columns():
 )
 def test_regex_literal_queries(pattern, query):
     assert regex_query(pattern) == query
+
+
+def test_long_literals_look_up_a_bounded_sample_and_stay_exact():
+    """A needle with more distinct trigrams than MAX_QUERY_TRIGRAMS is looked up by a
+    sample of them: candidates stay a superset, the filter result stays exact."""
+    import random
+
+    import pyarrow as pa
+
+    from gleandb.index import trigram
+    from gleandb.index.filters import compile_filter
+
+    rng = random.Random(3)
+    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789 "
+    docs = ["".join(rng.choices(alphabet, k=5_000)) for _ in range(30)]
+    docs[7] = docs[3][:2_500] + "Z" + docs[3][2_501:]  # shares most trigrams with doc 3
+    idx = trigram.TrigramIndex.build(pa.array(docs))
+    needle = docs[3][100:2_900]
+    assert len(trigram._codes(needle.encode())) > trigram.MAX_QUERY_TRIGRAMS
+    cand = idx.literal_candidates(needle.encode())
+    assert 3 in cand.tolist()
+    table = pa.table({"id": [str(i) for i in range(30)], "document": docs})
+    for op, want in (("$contains", [3]), ("$not_contains", [i for i in range(30) if i != 3])):
+        mask = compile_filter(None, {op: needle}).evaluate(table, lambda: idx)
+        assert np.flatnonzero(mask).tolist() == want

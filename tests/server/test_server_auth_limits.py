@@ -89,7 +89,7 @@ def test_token_entries_parse_and_validate(tmp_path):
     assert parse_token_entry(s.auth_tokens[2]) == TokenGrant(ACME_ANY, "acme", None)
     assert (s.max_query_results, s.max_query_embeddings, s.max_regex_length) == (50, 3, 16)
     d = ServerSettings()
-    assert (d.max_query_results, d.max_query_embeddings, d.max_regex_length, d.access_log) == (10_000, 1_000, 4_096, True)
+    assert (d.max_query_results, d.max_query_embeddings, d.max_regex_length, d.access_log) == (10_000, 1_000_000, 4_096, True)
     # the environment keeps plain comma-separated tokens
     assert load_settings({}, None, environ={"GLEAN_AUTH_TOKENS": "a,b"}).auth_tokens == ["a", "b"]
     for bad in ("{token: t, databases: [prod]}", "{token: t, tenant: acme, role: admin}", "{tenant: acme}",
@@ -226,9 +226,8 @@ def test_default_limits(server):
     r = query(n_results=10_001)
     assert r.status_code == 400 and r.json()["error"] == "InvalidArgumentError"
     assert "10001" in r.json()["message"] and "10000" in r.json()["message"]
-    assert query(query_embeddings=[[1.0, 0.0]] * 1_000, n_results=1).status_code == 200
-    r = query(query_embeddings=[[1.0, 0.0]] * 1_001, n_results=1)
-    assert r.status_code == 400 and "1001" in r.json()["message"] and "max_query_embeddings" in r.json()["message"]
+    # chromadb has no query-embedding limit (its own tests send 1,585); body and response size bound it
+    assert query(query_embeddings=[[1.0, 0.0]] * 1_585, n_results=1).status_code == 200
     assert query(where_document={"$regex": "x" * 4_096}).status_code == 200
     r = query(where_document={"$regex": "x" * 4_097})
     assert r.status_code == 400 and "4097" in r.json()["message"] and "4096" in r.json()["message"]

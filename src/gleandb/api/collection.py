@@ -19,6 +19,7 @@ from gleandb.api.errors import InvalidArgumentError
 from gleandb.api.results import GetResult, QueryResult
 from gleandb.engine.store import CollectionStore, Hydrated, SegView
 from gleandb.engine.wal import WalBatch
+from gleandb import deadlines
 from gleandb.index.filters import compile_filter, parse_column_name
 
 if TYPE_CHECKING:
@@ -414,6 +415,7 @@ class Collection:
         for vi, (view, mask) in enumerate(zip(snap, masks)):
             if mask is not None and not mask.any():
                 continue
+            deadlines.check()
             d, r = view.seg.search(queries, k, mask, store.params.ef_search)
             cand_d.append(d)
             cand_r.append(r)
@@ -433,7 +435,9 @@ class Collection:
         else:
             dists_out = [[] for _ in range(nq)]
             picks_out = [[] for _ in range(nq)]
-        hyd = [CollectionStore.hydrate(snap, p, set(include), dim) for p in picks_out]
+        # every query's rows count against a response budget before any is built
+        CollectionStore.charge_budget(snap, picks_out, set(include), dim)
+        hyd = [CollectionStore.hydrate(snap, p, set(include), dim, charged=True) for p in picks_out]
         data = [self._load_data(h, include) for h in hyd]
         return QueryResult.build(hyd, dists_out, data, include)
 

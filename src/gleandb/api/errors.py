@@ -196,6 +196,18 @@ class InsufficientStorageError(ChromaError):
         return "InsufficientStorageError"
 
 
+class DeadlineExceededError(ChromaError):
+    """A read ran past its deadline (``gleandb.deadline``; the server's request timeout)
+    and was stopped; nothing was changed."""
+
+    def code(self) -> int:
+        return 504
+
+    @classmethod
+    def name(cls) -> str:
+        return "DeadlineExceededError"
+
+
 error_types: dict[str, type[ChromaError]] = {
     "InvalidDimension": InvalidDimensionException,
     "InvalidArgumentError": InvalidArgumentError,
@@ -215,6 +227,7 @@ error_types: dict[str, type[ChromaError]] = {
     "StoreLockedError": StoreLockedError,
     "CorruptStoreError": CorruptStoreError,
     "InsufficientStorageError": InsufficientStorageError,
+    "DeadlineExceededError": DeadlineExceededError,
     # Catch-all for any other errors
     "ChromaError": ChromaError,
 }

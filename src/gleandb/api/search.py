@@ -32,6 +32,8 @@ from typing import Any, Iterable, Optional, Sequence, Union
 
 import numpy as np
 
+from gleandb.index.depth import check_depth
+
 __all__ = [
     "Abs", "Aggregate", "And", "Bm25", "Contains", "Div", "Eq", "Exp", "GroupBy", "Gt", "Gte", "In", "K",
     "Key", "Knn", "Limit", "Log", "Lt", "Lte", "Max", "MaxK", "Min", "MinK", "Mul", "Ne", "Nin", "NotContains",
@@ -51,6 +53,7 @@ class Where:
     @staticmethod
     def from_dict(data: dict[str, Any]) -> "Where":
         """chromadb's ``Where.from_dict`` (same checks, same messages)."""
+        check_depth(data, "where")  # before recursing: a deep clause is a 400, not RecursionError
         if not isinstance(data, dict):
             raise TypeError(f"Expected dict for Where, got {type(data).__name__}")
         if not data:
@@ -298,6 +301,7 @@ class Rank:
     @staticmethod
     def from_dict(data: dict[str, Any]) -> "Rank":
         """chromadb's ``Rank.from_dict`` plus the ``$bm25`` and ``$weighted`` extensions."""
+        check_depth(data, "rank")
         if not isinstance(data, dict):
             raise TypeError(f"Expected dict for Rank, got {type(data).__name__}")
         if not data:

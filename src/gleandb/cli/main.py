@@ -432,7 +432,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cli = {k: getattr(args, k) for k in (
         "path", "host", "port", "allow_reset", "max_body_bytes", "auth_tokens", "auth_basic",
-        "cors_allow_origins", "log_level", "access_log",
+        "cors_allow_origins", "log_level", "access_log", "max_response_bytes", "request_timeout_s",
     )}
     try:
         settings = load_settings(cli, args.config)
@@ -513,6 +513,11 @@ def main(argv: list[str] | None = None) -> int:
                      help="allow POST /api/v2/reset to delete everything (GLEAN_ALLOW_RESET)")
     run.add_argument("--max-body-bytes", type=int, default=None,
                      help="largest request body accepted, else 413 (GLEAN_MAX_BODY_BYTES, default 64 MiB)")
+    run.add_argument("--max-response-bytes", type=int, default=None,
+                     help="largest get/query response, else 413 (GLEAN_MAX_RESPONSE_BYTES, default 256 MiB)")
+    run.add_argument("--request-timeout", type=float, default=None, dest="request_timeout_s",
+                     help="seconds before a request's reads stop with 504; 0 = none "
+                          "(GLEAN_REQUEST_TIMEOUT_S, default 30)")
     run.add_argument("--auth-token", action="append", default=None, dest="auth_tokens",
                      help="accept this static token (repeatable; GLEAN_AUTH_TOKENS, comma-separated)")
     run.add_argument("--auth-basic", action="append", default=None,

@@ -39,6 +39,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from gleandb import budgets, deadlines
 from gleandb.api.errors import InvalidArgumentError
 from gleandb.engine import gc
 from gleandb.engine import manifest as mf
@@ -51,6 +52,17 @@ from gleandb.index.vector import VectorIndex
 log = logging.getLogger("gleandb.engine")
 
 MEM, FROZEN, PERSISTED = "mem", "frozen", "persisted"
+
+
+def _json_floor(table: pa.Table, rows: pa.Array, names: list[str], n_floats: int) -> int:
+    """A lower bound of the JSON size of ``rows`` of ``table``, computed before they are
+    copied: their string bytes (ids, documents, uris; JSON adds quotes) and two bytes a
+    float (a digit and a separator)."""
+    n = 2 * n_floats
+    for name in ("id", "document", "uri"):
+        if name in names:
+            n += pc.sum(pc.binary_length(table.column(name)).take(rows)).as_py() or 0
+    return n
 
 
 @dataclass
@@ -768,6 +780,7 @@ class CollectionStore:
     @staticmethod
     def allowed_mask(view: SegView, filt, ids_set: pa.Array | None) -> np.ndarray | None:
         """Rows of ``view`` that are live and pass the filters; None means all rows."""
+        deadlines.check()
         mask = view.live_mask()
         if ids_set is not None:
             m = pc.is_in(view.seg.table.column("id"), value_set=ids_set).to_numpy(zero_copy_only=False)
@@ -779,14 +792,30 @@ class CollectionStore:
         return mask
 
     @staticmethod
+    def charge_budget(snapshot: Sequence[SegView], picks_list, include: set[str], dim: int | None) -> None:
+        """Count the rows of several results (e.g. every query's picks) against the request's
+        byte budget at once, before any is hydrated (``hydrate(..., charged=True)`` then)."""
+        if not budgets.active():
+            return
+        wanted = ["id"] + [name for name, inc in (("document", "documents"), ("uri", "uris")) if inc in include]
+        per_float = (dim or 0) if "embeddings" in include else 0
+        for picks in picks_list:
+            P = (picks if isinstance(picks, np.ndarray) else np.asarray(picks, dtype=np.int64)).reshape(-1, 2)
+            for vi in np.unique(P[:, 0]).tolist():
+                rows = P[P[:, 0] == vi, 1]
+                budgets.charge(_json_floor(snapshot[vi].seg.table, pa.array(rows, pa.int64()), wanted,
+                                           len(rows) * per_float))
+
+    @staticmethod
     def hydrate(
-        snapshot: Sequence[SegView], picks, include: set[str], dim: int | None
+        snapshot: Sequence[SegView], picks, include: set[str], dim: int | None, charged: bool = False
     ) -> Hydrated:
         """Columns of rows ``picks`` = [(view index, row)] (or an (n, 2) int array), in that order.
 
         Vectorised: one Arrow ``take`` per segment, then one reordering ``take`` of their
         concatenation, so large results cost no Python work per row except building the
-        lists (and unpacking metadata)."""
+        lists (and unpacking metadata). The rows are charged against the request's byte
+        budget (``gleandb.budgets``) before they are copied, unless ``charged``."""
         out = Hydrated()
         P = picks if isinstance(picks, np.ndarray) else np.asarray(picks, dtype=np.int64)
         P = P.reshape(-1, 2)
@@ -802,10 +831,15 @@ class CollectionStore:
         bounds = list(starts[1:]) + [n]
         parts = []
         for vi, lo, hi in zip(groups.tolist(), starts.tolist(), bounds):
+            deadlines.check()
             positions = order[lo:hi]
             seg = snapshot[vi].seg
             part_rows = rows[positions]
-            parts.append(seg.table.select(wanted).take(pa.array(part_rows, pa.int64())))
+            taken = pa.array(part_rows, pa.int64())
+            if not charged and budgets.active():  # the server's response limit: count before copying
+                budgets.charge(_json_floor(seg.table, taken, wanted,
+                                           len(part_rows) * (dim or 0) if emb is not None else 0))
+            parts.append(seg.table.select(wanted).take(taken))
             if emb is not None and len(part_rows):
                 emb[positions] = seg.embeddings(part_rows)
         if not parts:

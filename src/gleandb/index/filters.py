@@ -50,7 +50,9 @@ try:  # Python 3.11+: the parser moved under re
 except ImportError:  # pragma: no cover
     import sre_constants as _sre_constants, sre_parse as _sre_parser  # type: ignore
 
+from gleandb import deadlines as deadline
 from gleandb.api.errors import InvalidArgumentError
+from gleandb.index.depth import MAX_FILTER_DEPTH, check_depth, filter_depth  # noqa: F401 (re-exported)
 from gleandb.index.trigram import literal_query, regex_query
 
 __all__ = [
@@ -65,6 +67,8 @@ __all__ = [
     "TAGS",
     "compile_regex",
     "translate_regex",
+    "check_depth",
+    "MAX_FILTER_DEPTH",
 ]
 
 # ---------------------------------------------------------------------------
@@ -488,6 +492,7 @@ class _And(_Node):
         saved = ctx.within
         try:
             for child in self.children:
+                deadline.check()
                 out &= child.eval(ctx)
                 ctx.within = out if saved is None else (saved & out)
         finally:
@@ -502,6 +507,7 @@ class _Or(_Node):
     def eval(self, ctx: _Ctx) -> np.ndarray:
         out = np.zeros(ctx.n, dtype=bool)
         for child in self.children:
+            deadline.check()
             out |= child.eval(ctx)
         return out
 
@@ -619,25 +625,96 @@ def _scan_pool() -> ThreadPoolExecutor:
     return _pool
 
 
-def _doc_regex(doc: pa.ChunkedArray, pattern: str) -> np.ndarray:
-    """Regex search over a document column, split across the cores for large columns
-    (pyarrow's kernels release the GIL, so slices run in parallel)."""
+# largest slice of a document column one kernel call scans: the deadline is checked
+# between slices (a single kernel call cannot be interrupted; one row is never split)
+SCAN_SLICE_BYTES = 4 << 20
+
+
+def _slice_bounds(doc: pa.ChunkedArray | pa.Array, min_slices: int) -> np.ndarray:
+    """Row offsets ``[0, ..., n]`` cutting ``doc`` into at least ``min_slices`` slices of at
+    most ``SCAN_SLICE_BYTES`` plus one row (cuts at each multiple of it; a row is never split)."""
     n = len(doc)
-    parts = _scan_parts()
-    if n < _PARALLEL_MIN_ROWS or parts < 2:
-        return _to_bool(pc.match_substring_regex(doc, pattern))
-    step = -(-n // parts)
-    slices = [doc.slice(i, step) for i in range(0, n, step)]
-    results = _scan_pool().map(lambda a: _to_bool(pc.match_substring_regex(a, pattern)), slices)
-    return np.concatenate(list(results))
+    lens = pc.fill_null(pc.binary_length(doc), 0).to_numpy(zero_copy_only=False).astype(np.int64)
+    ends = np.cumsum(lens)
+    total = int(ends[-1]) if n else 0
+    cuts = [np.array([0, n], dtype=np.int64)]
+    if total > SCAN_SLICE_BYTES:
+        marks = np.arange(SCAN_SLICE_BYTES, total, SCAN_SLICE_BYTES, dtype=np.int64)
+        cuts.append(np.searchsorted(ends, marks, side="left") + 1)
+    if min_slices > 1:
+        step = -(-n // min_slices)
+        cuts.append(np.arange(step, n, step, dtype=np.int64))
+    return np.unique(np.clip(np.concatenate(cuts), 0, n))
+
+
+def _scan(doc: pa.ChunkedArray | pa.Array, match) -> np.ndarray:
+    """``match`` (array -> bool mask) over a document column, in slices of bounded size
+    with a deadline check between them, split across the cores for large columns
+    (pyarrow's kernels release the GIL, so slices run in parallel).
+
+    Under a deadline every slice runs in the scan pool and is waited for only until the
+    deadline: one kernel call cannot be interrupted (a costly regex over one large
+    document), so the caller stops waiting, raises, and its thread is free; the pool
+    thread finishes that one call and nothing after it."""
+    n = len(doc)
+    deadline.check()
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    parts = _scan_parts() if n >= _PARALLEL_MIN_ROWS else 1
+    bounds = _slice_bounds(doc, parts)
+    count = len(bounds) - 1
+    limit = deadline.current()
+
+    def run(i: int) -> np.ndarray:
+        deadline.check()
+        return match(doc if count == 1 else doc.slice(int(bounds[i]), int(bounds[i + 1] - bounds[i])))
+
+    if limit is not None:
+        results = _run_until(limit, deadline.bind(run), count, parallel=parts > 1)
+    elif count == 1:
+        results = [match(doc)]
+    elif parts > 1:
+        results = list(_scan_pool().map(run, range(count)))
+    else:
+        results = [run(i) for i in range(count)]
+    deadline.check()
+    return results[0] if count == 1 else np.concatenate(results)
+
+
+def _run_until(limit: "deadline.Deadline", task, count: int, parallel: bool) -> list:
+    """``task(0..count-1)`` in the scan pool (all at once when ``parallel``, else one after
+    the other), waiting for each only until ``limit``; DeadlineExceededError after it."""
+    import concurrent.futures as cf
+    import time as _time
+
+    pool = _scan_pool()
+    pending = [pool.submit(task, i) for i in range(count)] if parallel else []
+    results = []
+    try:
+        for i in range(count):
+            fut = pending[i] if parallel else pool.submit(task, i)
+            if not parallel:
+                pending.append(fut)
+            try:
+                results.append(fut.result(timeout=max(0.0, limit.at - _time.monotonic())))
+            except cf.TimeoutError:
+                raise limit.error() from None
+    finally:
+        for fut in pending:
+            fut.cancel()  # slices not started yet never run
+    return results
+
+
+def _regex_matcher(re2: str):
+    return lambda a: _to_bool(pc.match_substring_regex(a, re2))
 
 
 # above this fraction of a segment's rows as candidates, a full (parallel) scan is as cheap
 INDEX_MAX_FRACTION = 0.5
 
 
-def _verify(ctx: _Ctx, doc: pa.ChunkedArray, query, re2: str) -> np.ndarray | None:
-    """Rows matching ``re2``, checking only candidates: the trigram index's rows for
+def _verify(ctx: _Ctx, doc: pa.ChunkedArray, query, match) -> np.ndarray | None:
+    """Rows accepted by ``match``, checking only candidates: the trigram index's rows for
     ``query``, narrowed to ``ctx.within``. None when neither narrows the scan enough
     (the caller then scans the whole column)."""
     cand = None
@@ -651,33 +728,35 @@ def _verify(ctx: _Ctx, doc: pa.ChunkedArray, query, re2: str) -> np.ndarray | No
         return None
     out = np.zeros(ctx.n, dtype=bool)
     if len(cand):
-        out[cand] = _match_rows(doc, cand, re2)
+        out[cand] = _match_rows(doc, cand, match)
     return out
 
 
-def _match_rows(doc: pa.ChunkedArray, rows: np.ndarray, re2: str) -> np.ndarray:
-    """Regex search over ``doc[rows]``, split across the cores when there are many rows
-    (take and match are pyarrow kernels that release the GIL)."""
-    parts = _scan_parts()
+def _match_rows(doc: pa.ChunkedArray, rows: np.ndarray, match) -> np.ndarray:
+    """``match`` over ``doc[rows]`` (take is a pyarrow kernel that releases the GIL)."""
+    deadline.check()
+    return _scan(doc.take(pa.array(rows, pa.int64())), match)
 
-    def match(part: np.ndarray) -> np.ndarray:
-        return _to_bool(pc.match_substring_regex(doc.take(pa.array(part, pa.int64())), re2))
 
-    if len(rows) < _PARALLEL_MIN_ROWS or parts < 2:
-        return match(rows)
-    return np.concatenate(list(_scan_pool().map(match, np.array_split(rows, parts))))
+# longest needle searched as an RE2 literal: RE2's DFA for a literal of m bytes has at most
+# m + 1 states (each up to m instructions), which always fits its memory budget here, so
+# the search stays linear; a longer needle could overflow the budget and send RE2 to its
+# O(document x pattern) NFA, so it goes to Arrow's match_substring (Knuth-Morris-Pratt,
+# O(document + pattern) by construction, several times slower than RE2 on typical text)
+RE2_LITERAL_MAX_BYTES = 256
 
 
 class _DocContains(_Node):
-    """Case-sensitive substring.  Candidates come from the segment's trigram index
-    (needles of >= 3 bytes); otherwise it runs as an escaped RE2 literal, whose
-    memchr-accelerated search is several times faster than ``pc.match_substring``
-    on long documents."""
+    """Case-sensitive substring, in time linear in the documents' length. Candidates come
+    from the segment's trigram index (needles of >= 3 bytes); short needles then run as an
+    escaped RE2 literal (memchr-accelerated, several times faster than
+    ``pc.match_substring`` on long documents), long ones through ``pc.match_substring``."""
 
     def __init__(self, needle: str) -> None:
         self.needle = needle
-        self.re2 = _re2_literal(needle)
         self.query = literal_query(needle)
+        self.long = len(needle.encode()) > RE2_LITERAL_MAX_BYTES
+        self.re2 = None if self.long else _re2_literal(needle)
 
     def eval(self, ctx: _Ctx) -> np.ndarray:
         doc = ctx.document()
@@ -685,8 +764,13 @@ class _DocContains(_Node):
             return ctx.false()
         if not self.needle:
             return _to_bool(pc.is_valid(doc))
-        out = _verify(ctx, doc, self.query, self.re2)
-        return out if out is not None else _doc_regex(doc, self.re2)
+        out = _verify(ctx, doc, self.query, self.matcher)
+        return out if out is not None else _scan(doc, self.matcher)
+
+    def matcher(self, docs: pa.ChunkedArray | pa.Array) -> np.ndarray:
+        if self.long:
+            return _to_bool(pc.match_substring(docs, self.needle))
+        return _to_bool(pc.match_substring_regex(docs, self.re2))
 
 
 def required_literal(pattern: str) -> str | None:
@@ -726,22 +810,23 @@ class _DocRegex(_Node):
     def __init__(self, pattern: str, re2: str) -> None:
         self.pattern, self.re2 = pattern, re2
         lit = required_literal(pattern)
-        self.prefilter = None if lit is None else _re2_literal(lit)
+        self.prefilter = None if lit is None else _DocContains(lit)
         self.query = regex_query(pattern)
 
     def eval(self, ctx: _Ctx) -> np.ndarray:
         doc = ctx.document()
         if doc is None:
             return ctx.false()
-        out = _verify(ctx, doc, self.query, self.re2)
+        match = _regex_matcher(self.re2)
+        out = _verify(ctx, doc, self.query, match)
         if out is not None:
             return out
         if self.prefilter is None:
-            return _doc_regex(doc, self.re2)
-        candidates = np.flatnonzero(_doc_regex(doc, self.prefilter))
+            return _scan(doc, match)
+        candidates = np.flatnonzero(_scan(doc, self.prefilter.matcher))
         out = np.zeros(len(doc), dtype=bool)
         if len(candidates):
-            out[candidates] = _match_rows(doc, candidates, self.re2)
+            out[candidates] = _match_rows(doc, candidates, match)
         return out
 
 
@@ -923,6 +1008,7 @@ def compile_search_filter(where: Any) -> "Filter | None":
     """Validate and compile a Search API ``filter`` (None when empty)."""
     if not where:
         return None
+    check_depth(where, "filter")
     return Filter(where, None, _build_search_where(where))
 
 
@@ -944,7 +1030,9 @@ class Filter:
         ``within``: rows the caller will keep (e.g. live rows); the result is exact on
         them and unspecified elsewhere, so AND it with ``within``.
         """
+        deadline.check()
         out = self._root.eval(_Ctx(table, trigrams, within))
+        deadline.check()
         return np.ascontiguousarray(out, dtype=bool)
 
     def __repr__(self) -> str:
@@ -962,6 +1050,8 @@ def compile_filter(where: Any, where_document: Any) -> Filter | None:
     """
     if where is None and where_document is None:
         return None
+    check_depth(where, "where")
+    check_depth(where_document, "where_document")
     if where is not None:
         validate_where(where)
     if where_document is not None:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 import pyarrow as pa
 
+from gleandb import deadlines
 from gleandb.index import arrays
 from gleandb.index.tokenize import FullTextConfig, analyze, analyze_query
 
@@ -194,6 +195,7 @@ def bm25_top_k(
     df = np.zeros(len(terms), dtype=np.int64)
     per_view = []
     for view in snapshot:
+        deadlines.check()
         idx = view.seg.fulltext(config)
         live = view.live_mask()
         n_docs, tl = _live_stats(idx, live)
@@ -221,6 +223,7 @@ def bm25_top_k(
     for vi, (idx, live, posts) in enumerate(per_view):
         if all(p is None for p in posts):
             continue
+        deadlines.check()
         scores = np.zeros(idx.n, dtype=np.float64)
         touched = np.zeros(idx.n, dtype=bool)
         norm = k1 * (1.0 - b + b * (idx.doc_len / avgdl))

@@ -41,6 +41,9 @@ except ImportError:  # pragma: no cover
 __all__ = ["TrigramIndex", "regex_query", "literal_query", "Query"]
 
 FORMAT = 1
+# most trigrams of one literal looked up: a long needle's candidates are narrowed enough by
+# these, and the lookup (a Python loop) stays short whatever the needle's length
+MAX_QUERY_TRIGRAMS = 512
 
 # ---------------------------------------------------------------------------
 # the index
@@ -148,8 +151,11 @@ class TrigramIndex:
         short (< 3 bytes) to narrow anything."""
         if len(s) < 3:
             return None
+        codes = _codes(s)
+        if len(codes) > MAX_QUERY_TRIGRAMS:  # any subset still gives a superset of the matches
+            codes = codes[np.linspace(0, len(codes) - 1, MAX_QUERY_TRIGRAMS).astype(np.int64)]
         lists = []
-        for code in _codes(s):
+        for code in codes:
             p = self._posting(int(code))
             if p is None:
                 return np.zeros(0, np.int64)

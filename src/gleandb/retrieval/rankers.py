@@ -13,6 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
+from gleandb import deadlines
 from gleandb.api.errors import InvalidArgumentError
 from gleandb.engine.store import CollectionStore, SegView
 
@@ -39,6 +40,7 @@ def dense_top_k(
             continue
         # never ask a segment for more rows than it can give (a huge limit must not allocate)
         kk = min(int(k), n_ok)
+        deadlines.check()
         d, r = view.seg.search(queries, kk, mask, store.params.ef_search)
         rids = view.seg.rids
         for qi in range(nq):

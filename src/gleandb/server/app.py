@@ -34,6 +34,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import gleandb
 from gleandb import errors as gerr
+from gleandb.budgets import too_large
+from gleandb.index.depth import check_depth
+from gleandb.server.responses import SETTING as RESPONSE_SETTING, json_response, predicted_query_bytes
 from gleandb.server.config import ServerSettings
 
 log = logging.getLogger("gleandb.server")
@@ -113,6 +116,8 @@ def _from_exception(exc: BaseException) -> tuple[int, str, str]:
             name = "VersionMismatchError"
         elif isinstance(exc, gerr.ChromaAuthError):
             name = "AuthError"
+        elif isinstance(exc, gerr.DeadlineExceededError):
+            name = exc.name()
         else:
             name = _NAME_BY_STATUS.get(status, "ChromaError")
         msg = str(exc) if exc.args else exc.message()
@@ -416,21 +421,44 @@ def _forbidden() -> HTTPError:
 
 
 def _regex_patterns(clause: Any) -> Any:
-    """The ``$regex`` / ``$not_regex`` operands anywhere in a filter."""
-    if isinstance(clause, dict):
-        for k, v in clause.items():
-            if k in ("$regex", "$not_regex") and isinstance(v, str):
-                yield v
-            else:
-                yield from _regex_patterns(v)
-    elif isinstance(clause, list):
-        for v in clause:
-            yield from _regex_patterns(v)
+    """The ``$regex`` / ``$not_regex`` operands anywhere in a filter (explicit stack: no
+    recursion, whatever the nesting)."""
+    stack = [clause]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k in ("$regex", "$not_regex") and isinstance(v, str):
+                    yield v
+                elif isinstance(v, (dict, list)):
+                    stack.append(v)
+        elif isinstance(node, list):
+            stack.extend(v for v in node if isinstance(v, (dict, list)))
+
+
+def _contains_operands(clause: Any, document: bool) -> Any:
+    """The document substring operands in a filter: ``$contains`` / ``$not_contains`` in a
+    ``where_document`` (``document``), else under a ``#document`` key (where, Search filter)."""
+    stack: list[tuple[Any, bool]] = [(clause, document)]
+    while stack:
+        node, doc = stack.pop()
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if doc and k in ("$contains", "$not_contains") and isinstance(v, str):
+                    yield v
+                elif isinstance(v, (dict, list)):
+                    stack.append((v, doc or k == "#document"))
+        elif isinstance(node, list):
+            stack.extend((v, doc) for v in node if isinstance(v, (dict, list)))
 
 
 def check_limits(settings: ServerSettings, *, where: Any = None, where_document: Any = None,
-                 n_results: int | None = None, n_queries: int | None = None) -> None:
-    """The server's per-request limits: 400 InvalidArgumentError naming the limit and the value."""
+                 n_results: int | None = None, n_queries: int | None = None, nesting: bool = True) -> None:
+    """The server's per-request limits: 400 InvalidArgumentError naming the limit and the value.
+    ``nesting``: check the filters' depth (the search route checks each search's parts itself)."""
+    if nesting:
+        check_depth(where, "where")
+        check_depth(where_document, "where_document")
     if n_results is not None and n_results > settings.max_query_results:
         raise HTTPError(400, "InvalidArgumentError",
                         f"n_results is {n_results}, more than this server's limit of {settings.max_query_results} "
@@ -441,6 +469,12 @@ def check_limits(settings: ServerSettings, *, where: Any = None, where_document:
                         f"{settings.max_query_embeddings} per request (max_query_embeddings / "
                         f"GLEAN_MAX_QUERY_EMBEDDINGS); split the query into smaller requests")
     for name, clause in (("where_document", where_document), ("where", where)):
+        for needle in _contains_operands(clause, name == "where_document"):
+            if len(needle) > settings.max_contains_length:
+                raise HTTPError(400, "InvalidArgumentError",
+                                f"$contains operand in {name} is {len(needle)} characters long, more than this "
+                                f"server's limit of {settings.max_contains_length} (max_contains_length / "
+                                f"GLEAN_MAX_CONTAINS_LENGTH)")
         for pattern in _regex_patterns(clause):
             if len(pattern) > settings.max_regex_length:
                 raise HTTPError(400, "InvalidArgumentError",
@@ -450,19 +484,22 @@ def check_limits(settings: ServerSettings, *, where: Any = None, where_document:
 
 
 def check_rank_limits(settings: ServerSettings, clause: Any) -> None:
-    """Each ``$knn`` / ``$bm25`` limit of a search within ``max_query_results``."""
-    if isinstance(clause, dict):
-        for k, v in clause.items():
-            if k in ("$knn", "$bm25") and isinstance(v, dict):
-                limit = v.get("limit")
-                if isinstance(limit, int) and limit > settings.max_query_results:
-                    raise HTTPError(400, "InvalidArgumentError",
-                                    f"{k} limit is {limit}, more than this server's limit of "
-                                    f"{settings.max_query_results} (max_query_results / GLEAN_MAX_QUERY_RESULTS)")
-            check_rank_limits(settings, v)
-    elif isinstance(clause, list):
-        for v in clause:
-            check_rank_limits(settings, v)
+    """Each ``$knn`` / ``$bm25`` limit of a search within ``max_query_results`` (explicit stack)."""
+    stack = [clause]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k in ("$knn", "$bm25") and isinstance(v, dict):
+                    limit = v.get("limit")
+                    if isinstance(limit, int) and limit > settings.max_query_results:
+                        raise HTTPError(400, "InvalidArgumentError",
+                                        f"{k} limit is {limit}, more than this server's limit of "
+                                        f"{settings.max_query_results} (max_query_results / GLEAN_MAX_QUERY_RESULTS)")
+                if isinstance(v, (dict, list)):
+                    stack.append(v)
+        elif isinstance(node, list):
+            stack.extend(v for v in node if isinstance(v, (dict, list)))
 
 
 class ServerState:
@@ -836,7 +873,7 @@ def create_app(path: str, settings: ServerSettings | None = None) -> FastAPI:
         col = state.collection(tenant, database, collection_id)
         res = col.get(ids=body.ids, where=body.where, limit=body.limit, offset=body.offset,
                       where_document=body.where_document, include=list(body.include), order_by=body.order_by)
-        return _get_response(res, body.include)
+        return json_response(_get_response(res, body.include), settings.max_response_bytes, depth=1)
 
     @app.post(COL + "/query", tags=["records"])
     def query(tenant: str, database: str, collection_id: str, body: QueryRecords) -> dict:
@@ -848,10 +885,18 @@ def create_app(path: str, settings: ServerSettings | None = None) -> FastAPI:
             return {"ids": [], "embeddings": None if "embeddings" not in include else [],
                     **{k: ([] if k in include else None) for k in ("documents", "uris", "metadatas", "distances")},
                     "include": include}
+        # unfiltered, each query answers min(n_results, count) rows: refuse before the work
+        # when even their smallest JSON is over the limit (filters: the budget and sizing catch it)
+        unfiltered = body.ids is None and body.where is None and body.where_document is None
+        rows = min(body.n_results, col.count()) if unfiltered else 0
+        least = predicted_query_bytes(len(body.query_embeddings), rows, include, len(body.query_embeddings[0]))
+        if least > settings.max_response_bytes:
+            raise too_large(f"at least {least} bytes for {len(body.query_embeddings)} queries x {rows} results",
+                            settings.max_response_bytes, RESPONSE_SETTING)
         q = _decode_embeddings(body.query_embeddings)
         res = col.query(query_embeddings=q, n_results=body.n_results, ids=body.ids, where=body.where,
                         where_document=body.where_document, include=include)
-        return _query_response(res, include)
+        return json_response(_query_response(res, include), settings.max_response_bytes, depth=2)
 
     # ------------------------------------------------- not served locally (Cloud)
 
@@ -866,7 +911,13 @@ def create_app(path: str, settings: ServerSettings | None = None) -> FastAPI:
                             f"searches has {len(searches)} searches, more than this server's limit of "
                             f"{settings.max_query_embeddings} per request (max_query_embeddings / "
                             f"GLEAN_MAX_QUERY_EMBEDDINGS); split the batch")
-        check_limits(settings, where=searches)
+        for i, one in enumerate(searches):
+            if isinstance(one, dict):
+                for key in ("filter", "where", "rank"):
+                    check_depth(one.get(key), f"searches[{i}].{key}")
+            else:
+                check_depth(one, f"searches[{i}]")
+        check_limits(settings, where=searches, nesting=False)
         check_rank_limits(settings, searches)
         return dict(state.collection(tenant, database, collection_id).search(searches))
 

@@ -29,8 +29,18 @@ class ServerSettings:
     access_log: bool = True
     # per-request limits, answered with 400 InvalidArgumentError naming the limit
     max_query_results: int = 10_000
-    max_query_embeddings: int = 1_000
+    # chromadb has no such limit (its own tests send 1,585): the body and response size
+    # limits are what bound a request; this only stops absurd counts early
+    max_query_embeddings: int = 1_000_000
     max_regex_length: int = 4_096
+    # longest $contains / $not_contains operand on documents, in characters
+    max_contains_length: int = 65_536
+    # largest response (predicted before the work where possible, rows charged as they are
+    # fetched): 400 naming the limit; get / query JSON is streamed, never built whole
+    max_response_bytes: int = 256 * 1024 * 1024
+    # seconds a request may run before its reads stop (cooperatively) and it is answered
+    # 504 DeadlineExceededError; 0 = no deadline
+    request_timeout_s: float = 30.0
     # POST .../context (docs/server.md): where re-rankers may send requests (empty: the official
     # OpenAI and Anthropic endpoints), whether a request may carry its own API key, and the
     # cross-encoder models the server may load
@@ -144,6 +154,16 @@ def _coerce(name: str, value: Any) -> Any:
         if s in ("0", "false", "no", "off", ""):
             return False
         raise ValueError(f"server setting {name!r} must be a boolean, got {value!r}")
+    if isinstance(default, float):
+        if isinstance(value, bool):
+            raise ValueError(f"server setting {name!r} must be a number of seconds, got {value!r}")
+        try:
+            x = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"server setting {name!r} must be a number of seconds, got {value!r}") from None
+        if not (x >= 0) or x == float("inf"):
+            raise ValueError(f"server setting {name!r} must be a finite number >= 0 (0: none), got {value!r}")
+        return x
     if isinstance(default, int):
         if isinstance(value, bool):
             raise ValueError(f"server setting {name!r} must be an integer, got {value!r}")

@@ -14,6 +14,8 @@ import time
 import uuid
 from typing import Any
 
+from gleandb.budgets import result_budget
+from gleandb.deadlines import deadline
 from gleandb.server.config import ServerSettings, TokenGrant, check_basic_credential, token_grants
 
 log = logging.getLogger("gleandb.server")
@@ -24,6 +26,8 @@ current_grant: contextvars.ContextVar[TokenGrant | None] = contextvars.ContextVa
 FORBIDDEN = "Forbidden: this token is not allowed to access the requested tenant or database"
 _TENANT_PATH = re.compile(r"^/api/v2/tenants/(?P<tenant>[^/]+)(?:/databases/(?P<database>[^/]+))?(?:/.*)?$")
 TRACE_HEADER = b"chroma-trace-id"
+TIMEOUT_SETTING = "request_timeout_s / GLEAN_REQUEST_TIMEOUT_S"
+RESPONSE_SETTING = "max_response_bytes / GLEAN_MAX_RESPONSE_BYTES"
 # reachable without credentials when auth is on (Chroma's legacy server exempts the same)
 AUTH_EXEMPT = {"/api/v2", "/api/v2/", "/api/v2/heartbeat", "/api/v2/healthcheck", "/api/v2/version",
                # the labeling page's static HTML (no data; its /ui/label/api calls are authenticated)
@@ -238,7 +242,11 @@ class GleanMiddleware:
                     await self._reply(send_wrapper, 413, {"error": "ChromaError", "message": _too_large(n, limit)}, trace)
                     return
             try:
-                await self.app(scope, _limited(receive, limit, too_big), send_wrapper)
+                # reads check it cooperatively (gleandb.deadlines); it follows the request into
+                # the thread pool, so a stopped request frees its worker thread
+                with deadline(self.settings.request_timeout_s, TIMEOUT_SETTING), \
+                        result_budget(self.settings.max_response_bytes, RESPONSE_SETTING):
+                    await self.app(scope, _limited(receive, limit, too_big), send_wrapper)
             except Exception as exc:
                 if not too_big[0]:
                     log.exception("error in %s %s", scope.get("method"), path, exc_info=exc)
