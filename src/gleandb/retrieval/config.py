@@ -11,7 +11,7 @@ Weights follow their fusion: when neither the caller nor the stored block gives
 weights, the built-in weights apply only if the fusion is the built-in one too;
 any other fusion (``fusion="rrf"`` passed explicitly, say) gets equal weights,
 so naming a fusion means that fusion as documented, not a mix with the default's
-weights.
+weights. Stored or built-in weights are ignored when the mode is a single ranker.
 """
 
 from __future__ import annotations
@@ -112,6 +112,8 @@ def resolve(block: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any
             out[key] = BUILTIN[key]
     if given.get("weights", UNSET) is not UNSET:
         out["weights"] = given["weights"]
+    elif out["mode"] != "hybrid":
+        out["weights"] = None  # one ranker: stored fusion weights do not apply
     elif "weights" in block:
         out["weights"] = dict(block["weights"])
     elif given.get("fusion", UNSET) is UNSET and "fusion" not in block:
