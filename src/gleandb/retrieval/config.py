@@ -28,7 +28,7 @@ RANKERS = ("dense", "bm25")
 
 # chosen by bench/bench_fusion_default.py: the largest worst-case nDCG@10 margin over the
 # best single ranker on the tune queries of every benchmarked corpus (docs/ARCHITECTURE.md)
-BUILTIN: dict[str, Any] = {"mode": "hybrid", "fusion": "weighted", "weights": {"dense": 1.0, "bm25": 0.7},
+BUILTIN: dict[str, Any] = {"mode": "hybrid", "fusion": "zscore", "weights": {"dense": 1.0, "bm25": 0.7},
                            "candidates": None, "rrf_k": 60}
 
 
