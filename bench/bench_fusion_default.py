@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -87,12 +88,22 @@ def fuse(lists: dict[str, list[tuple[int, float]]], method: str, weights: dict[s
     return [k for k, _s in sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))[:10]]
 
 
-def metrics(ranked: list[list[int]], relevant: list[int]) -> dict[str, float]:
+def metrics(ranked: list[list[int]], relevant: list[int]) -> dict[str, Any]:
     ranks = [(r.index(rel) + 1) if rel in r[:10] else None for r, rel in zip(ranked, relevant)]
     n = len(ranks)
-    return {"nDCG@10": sum(1 / math.log2(r + 1) for r in ranks if r) / n,
+    per_query = [1 / math.log2(r + 1) if r else 0.0 for r in ranks]
+    return {"nDCG@10": sum(per_query) / n,
             "recall@10": sum(1 for r in ranks if r) / n,
-            "MRR@10": sum(1 / r for r in ranks if r) / n}
+            "MRR@10": sum(1 / r for r in ranks if r) / n,
+            "per_query": per_query}
+
+
+def paired_bootstrap(a: list[float], b: list[float], n: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """Mean of a - b over the same queries and its 95 % paired-bootstrap interval."""
+    d = np.asarray(a) - np.asarray(b)
+    idx = np.random.default_rng(seed).integers(0, len(d), size=(n, len(d)))
+    means = d[idx].mean(axis=1)
+    return float(d.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
 def configurations() -> list[tuple[str, str, dict | None, str]]:
@@ -206,6 +217,15 @@ def main() -> None:
     for label in fixed:
         lines.append(f"{label:<34}{min(margin(n, label, 'tune') for n in names):>+8.3f}"
                      f"{min(margin(n, label, 'test') for n in names):>+8.3f}")
+    lines.append("")
+    lines.append(f"shipped default ({shipped}) minus the best single ranker on each corpus's test queries, "
+                 "nDCG@10, 95 % paired bootstrap (2,000 resamples):")
+    for name in names:
+        r = results[name]
+        best = max(SINGLES, key=lambda sg: r[sg]["test"]["nDCG@10"])
+        if shipped in r:
+            mean, lo, hi = paired_bootstrap(r[shipped]["test"]["per_query"], r[best]["test"]["per_query"])
+            lines.append(f"  {name:<8} vs {best:<13} {mean:+.3f}  [{lo:+.3f}, {hi:+.3f}]")
     lines.append("")
     lines.append(f"chosen on the tune split (largest worst-case margin): {chosen}; "
                  f"held-out worst-case margin {min(margin(n, chosen, 'test') for n in names):+.3f}")
