@@ -8,8 +8,10 @@ man pages installed on the machine.
 
 * ``stdlib``: CPython standard-library docstrings; query = the summary paragraph,
   passage = the rest of the docstring; help-topic paragraphs as distractors.
-* ``debian``: Debian package descriptions (apt's ``Translation-en`` lists);
-  query = the short description, passage = the long description.
+* ``debian``: Debian package descriptions (apt's ``Translation-en`` lists, from
+  ``bench/.data/apt-lists`` or ``/var/lib/apt/lists``: bench/README.md says how to fetch
+  them once; else the ~700 packages of ``/var/lib/dpkg/status``); query = the short
+  description, passage = the long description; 2,500 sampled.
 * ``man``: section-1 man pages; query = the NAME line's description **without the
   command name** (with it, BM25 finds the page by the name alone), passage = the
   DESCRIPTION section (first 300 words), roff stripped minimally.

@@ -175,6 +175,9 @@ def test_stored_configuration_survives_reopen(tmp_path):
     after = col.retrieve(**ARGS)
     _same(before, after)
     _same(after, col.retrieve(**ARGS, fusion="zscore", weights={"dense": 1.0, "bm25": 0.25}))
+    fork = col.fork("persist-fork")  # a fork starts with its source's stored configuration
+    assert fork.configuration_json["retrieval"] == col.configuration_json["retrieval"]
+    _same(fork.retrieve(**ARGS), after)
     c.close()
 
 
