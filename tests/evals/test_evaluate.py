@@ -123,7 +123,8 @@ def test_llm_garbage_is_counted_not_fatal(col, golden, llm):
     r = evals.evaluate(col, g, configs=["rerank", first], reranker=_reranker(llm), progress=False)
     row = {x["config"]: x for x in r.summary()}["rerank"]
     assert row["failed_queries"] == 4 and row["degraded_queries"] == 4
-    assert row["llm"]["failed_calls"] == 0 and row["llm"]["calls_per_query"] == pytest.approx(3 * 2)  # + repair
+    # each batch asks, then repairs once; the first failing batch cancels batches not yet started
+    assert row["llm"]["failed_calls"] == 0 and 2 <= row["llm"]["calls_per_query"] <= 3 * 2
     assert "(4 queries failed)" in r.table()
     errs = r.to_json()["per_config"]["rerank"]["queries"][0]["error"]
     assert "unusable answer" in errs
