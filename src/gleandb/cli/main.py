@@ -1,5 +1,5 @@
 """The ``glean`` command: ``glean run`` (the server), ``glean demo``, ``glean info``, ``glean ingest``,
-``glean context``, ``glean vacuum``."""
+``glean context``, ``glean vacuum``, ``glean eval``."""
 
 from __future__ import annotations
 
@@ -308,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     from gleandb.cli.context import add_parser as add_context_parser
 
     add_context_parser(sub)
+    from gleandb.cli.evals import add_parser as add_eval_parser; add_eval_parser(sub)  # noqa: E702
     run = sub.add_parser(
         "run",
         help="serve Chroma's v2 HTTP API on a store directory",
