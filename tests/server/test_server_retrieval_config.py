@@ -73,6 +73,11 @@ def test_http_client_sends_only_given_arguments(hclient, server):
     raw = httpx.post(url, json={"query_texts": ["apple"], "query_embeddings": [Q], "n_results": 5})
     assert raw.status_code == 200, raw.text
     assert raw.json()["ids"] == r["ids"]
+    # the server's candidate limit applies to stored candidates too
+    other.modify(configuration={"retrieval": {"candidates": 20_000}})
+    raw = httpx.post(url, json={"query_texts": ["apple"], "query_embeddings": [Q], "n_results": 5})
+    assert raw.status_code == 400 and "candidates is 20000, more than this server's limit" in raw.json()["message"]
+    assert len(hcol.retrieve(**ARGS, candidates=5)["ids"][0]) == 5  # an explicit value wins
 
 
 def test_http_bad_blocks_are_refused(hclient, server):

@@ -532,7 +532,8 @@ class _HttpCollectionBase(Collection):
         body = {"query_texts": a["texts"], "query_embeddings": None if emb is None else emb.tolist(),
                 "n_results": a["n_results"], "where": where, "where_document": where_document,
                 "include": a["include"]}
-        body.update({k: val for k, val in given.items() if val is not UNSET})
+        normalised = {"weights": a["weights"], "candidates": a["candidates"]}  # plain floats / ints for JSON
+        body.update({k: normalised.get(k, val) for k, val in given.items() if val is not UNSET})
         resp = yield _post(f"{self._path}/retrieve", body)
         return hybrid.result_from_json(resp)
 
