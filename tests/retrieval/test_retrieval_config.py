@@ -52,6 +52,9 @@ def test_zscore_by_hand():
     s = math.sqrt(14 / 3)
     expected = {"p": 1 + 2 * (-2 / s), "q": -1 + 2 * (3 / s), "r": -1 + 2 * (-1 / s), "s": -1 + 2 * (-2 / s)}
     assert got == pytest.approx(expected, rel=1e-12)
+    # a lone match (no spread) still counts: 1 for it, 0 for what the ranker did not return
+    lone = fusion.zscore({"x": [("p", 0.0), ("q", 2.0)], "y": [("q", 4.0)]}, {"x": False, "y": True})
+    assert lone == pytest.approx({"p": 1.0, "q": -1.0 + 1.0})
 
 
 def test_confidence_and_adaptive_by_hand():

@@ -32,6 +32,8 @@ Z-score (CombSUM of standardised scores)::
     z_i(d) = min over ranker i's candidates of z_i   if ranker i did not return d
     zscore(d) = sum_i w_i * z_i(d)
 
+When a ranker's candidates all score the same (e.g. one BM25 hit), its z is 1 for
+them and 0 for the rest, as in min-max fusion, so a lone match still counts.
 Unlike min-max, one outlying best score does not squash the rest of the list.
 
 Adaptive (score-distribution-aware weighted fusion): per query, each ranker's
@@ -129,11 +131,14 @@ def zscore(
             continue
         u = _oriented([v for _k, v in pairs], higher_is_better[name])
         mean, std = _mean_std(u)
-        per[name] = {k: (x - mean) / std if std > 0 else 0.0 for (k, _v), x in zip(pairs, u)}
+        if std > 0:
+            per[name] = {k: (x - mean) / std for (k, _v), x in zip(pairs, u)}
+        else:  # one candidate, or all equal: returned ones 1, the rest 0 (as min-max does)
+            per[name] = {k: 1.0 for k, _v in pairs}
     keys = {k for z in per.values() for k in z}
     out: dict[Hashable, float] = {k: 0.0 for k in keys}
     for name, z in per.items():
-        floor = min(z.values())
+        floor = min(z.values()) if len(set(z.values())) > 1 else 0.0
         for k in keys:
             out[k] += w[name] * z.get(k, floor)
     return out
