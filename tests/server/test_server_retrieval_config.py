@@ -100,3 +100,16 @@ def test_official_chromadb_client_reads_a_collection_with_a_retrieval_block(hcli
     col = c.get_collection("rchroma", embedding_function=None)
     col.add(ids=["x"], embeddings=[[1.0, 2.0, 3.0]])
     assert col.count() == 1
+
+
+def test_context_route_uses_the_stored_mode(hclient, server):
+    col = _fill(hclient.create_collection("rctx", embedding_function=None, configuration={"retrieval": {"mode": "bm25"}}))
+    url = f"{server.url}{DB}/collections/{col.id}/context"
+    r = httpx.post(url, json={"question": "apple", "candidates": 5, "dedupe": None})
+    assert r.status_code == 200, r.text  # no query_embedding needed: the stored mode is bm25
+    body = r.json()
+    assert body["usage"]["first_stage"] == "retrieve bm25"
+    assert [c["id"] for c in body["chunks"]][:3] == ["b", "a", "d"]
+    col.modify(configuration={"retrieval": {}})  # built-in hybrid: the server cannot embed the question
+    r = httpx.post(url, json={"question": "apple", "candidates": 5})
+    assert r.status_code == 400 and "mode='hybrid' needs query_embedding" in r.json()["message"]
