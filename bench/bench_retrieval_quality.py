@@ -24,110 +24,17 @@ Writes bench/results-retrieval-quality.txt.
 from __future__ import annotations
 
 import argparse
-import importlib
-import inspect
 import math
-import pkgutil
 import random
-import re
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import gleandb
+from corpora import collect, distractors  # shared with bench_fusion_default.py
 
-SKIP = re.compile(r"^(_|test|idlelib|tkinter|turtle|antigravity|this|lib2to3|ensurepip|venv|pydoc_data|"
-                  r"distutils|msilib|winreg|winsound|_msi|encodings\.|multiprocessing\.popen|asyncio\.windows)")
 OUT = Path(__file__).with_name("results-retrieval-quality.txt")
-
-
-def _words(text: str) -> int:
-    return len(text.split())
-
-
-def _split(doc: str) -> tuple[str, str] | None:
-    doc = inspect.cleandoc(doc)
-    parts = re.split(r"\n\s*\n", doc, maxsplit=1)
-    if len(parts) != 2:
-        return None
-    summary = " ".join(parts[0].split())
-    body = " ".join(parts[1].split())
-    if not 4 <= _words(summary) <= 40 or _words(body) < 20:
-        return None
-    if summary.lower().rstrip(".") in body.lower():
-        return None
-    return summary, body
-
-
-def collect() -> list[tuple[str, str, str]]:
-    """[(qualified name, summary, body)] from the standard library's docstrings."""
-    stdlib = set(sys.stdlib_module_names)
-    seen_objs: set[int] = set()
-    items: list[tuple[str, str, str]] = []
-    names = ["builtins"] + sorted(m.name for m in pkgutil.iter_modules() if m.name in stdlib and not SKIP.match(m.name))
-    warnings.simplefilter("ignore")
-    for top in list(names):  # submodules of packages (email.*, xml.*, asyncio.*, ...)
-        try:
-            path = getattr(importlib.import_module(top), "__path__", None)
-        except Exception:
-            continue
-        if path:
-            names += [m.name for m in pkgutil.walk_packages(path, top + ".", onerror=lambda _n: None)
-                      if not SKIP.match(m.name) and ".test" not in m.name and "._" not in m.name]
-    for modname in names:
-        try:
-            mod = importlib.import_module(modname)
-        except Exception:
-            continue
-        if isinstance(mod.__doc__, str) and id(mod) not in seen_objs:
-            seen_objs.add(id(mod))
-            split = _split(mod.__doc__)
-            if split:
-                items.append((modname, *split))
-        for name, obj in vars(mod).items():
-            if name.startswith("_") or id(obj) in seen_objs:
-                continue
-            if getattr(obj, "__module__", None) != modname or not (inspect.isclass(obj) or inspect.isroutine(obj)):
-                continue
-            cands = [(f"{modname}.{name}", obj)]
-            if inspect.isclass(obj):
-                cands += [(f"{modname}.{name}.{k}", v) for k, v in vars(obj).items()
-                          if not k.startswith("_") and (inspect.isroutine(v) or isinstance(v, (property, classmethod, staticmethod)))]
-            for qual, o in cands:
-                if id(o) in seen_objs:
-                    continue
-                seen_objs.add(id(o))
-                doc = getattr(o, "__doc__", None)
-                if isinstance(o, (classmethod, staticmethod)):
-                    doc = getattr(o.__func__, "__doc__", None)
-                if not isinstance(doc, str):
-                    continue
-                split = _split(doc)
-                if split:
-                    items.append((qual, *split))
-    # one relevant passage per query: drop repeated summaries and repeated bodies entirely
-    by_summary: dict[str, int] = {}
-    by_body: dict[str, int] = {}
-    for _q, summ, body in items:
-        by_summary[summ.lower()] = by_summary.get(summ.lower(), 0) + 1
-        by_body[body] = by_body.get(body, 0) + 1
-    return [(q, s, b) for q, s, b in items if by_summary[s.lower()] == 1 and by_body[b] == 1]
-
-
-def distractors() -> list[tuple[str, str]]:
-    """Extra passages with no query: paragraphs (>= 30 words) of the language reference's
-    help topics (``pydoc_data.topics``), so the docstrings compete with related text."""
-    from pydoc_data.topics import topics
-
-    out = []
-    for name, text in sorted(topics.items()):
-        for j, para in enumerate(re.split(r"\n\s*\n", text)):
-            para = " ".join(para.split())
-            if _words(para) >= 30:
-                out.append((f"topic:{name}:{j}", para))
-    return out
 
 
 def metrics(ranks: list[int | None]) -> dict[str, float]:

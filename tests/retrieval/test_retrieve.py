@@ -33,7 +33,7 @@ Q = [1.0, 0.0, 0.0]
 
 
 def test_rrf_by_hand(col):
-    r = col.retrieve(query_texts=["apple"], query_embeddings=[Q], n_results=5, rrf_k=60)
+    r = col.retrieve(query_texts=["apple"], query_embeddings=[Q], n_results=5, fusion="rrf", rrf_k=60)
     dense = col.retrieve(query_texts=["apple"], query_embeddings=[Q], n_results=5, mode="dense")
     bm25 = col.retrieve(query_texts=["apple"], n_results=5, mode="bm25")
     d_rank = {i: n for n, i in enumerate(dense["ids"][0])}
@@ -57,9 +57,11 @@ def test_rrf_by_hand(col):
 
 
 def test_weights_shift_rrf(col):
-    only_bm25 = col.retrieve(query_texts=["apple"], query_embeddings=[Q], n_results=3, weights={"dense": 0, "bm25": 1})
+    only_bm25 = col.retrieve(query_texts=["apple"], query_embeddings=[Q], n_results=3, fusion="rrf",
+                             weights={"dense": 0, "bm25": 1})
     assert only_bm25["ids"][0] == ["b", "a", "d"]
-    only_dense = col.retrieve(query_texts=["apple"], query_embeddings=[Q], n_results=3, weights={"dense": 1, "bm25": 0})
+    only_dense = col.retrieve(query_texts=["apple"], query_embeddings=[Q], n_results=3, fusion="rrf",
+                              weights={"dense": 1, "bm25": 0})
     assert only_dense["ids"][0] == ["a", "c", "e"]
 
 
@@ -141,7 +143,7 @@ def test_dense_embeds_texts_with_the_collection_function():
     (dict(query_embeddings=[Q]), "mode='hybrid' needs query_texts"),
     (dict(query_embeddings=[Q], mode="bm25"), "mode='bm25' needs query_texts"),
     (dict(query_texts=["x"], mode="sparse"), "mode must be one of hybrid, dense, bm25, got 'sparse'"),
-    (dict(query_texts=["x"], fusion="max"), "fusion must be one of rrf, weighted, got 'max'"),
+    (dict(query_texts=["x"], fusion="max"), "fusion must be one of rrf, weighted, zscore, adaptive, got 'max'"),
     (dict(query_texts=["x"], weights={"dense": 1, "sparse": 1}), "weights keys must be 'dense' and/or 'bm25', got 'sparse'"),
     (dict(query_texts=["x"], weights={"dense": -1}), "weights['dense'] must be a finite number >= 0, got -1"),
     (dict(query_texts=["x"], weights={"dense": 0, "bm25": 0}), "weight 0"),

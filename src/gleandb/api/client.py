@@ -20,6 +20,7 @@ from gleandb.embeddings.functions import DefaultEmbeddingFunction, build_ef, des
 from gleandb.engine.database import Engine, clear_engines, open_engine, release_engine
 from gleandb.engine.store import CollectionStore, StoreParams
 from gleandb.index.fulltext import FullTextConfig
+from gleandb.retrieval import config as retrieval_config
 
 VERSION = "0.1.0"  # gleandb's own version: gleandb.__version__
 # what get_version() reports: chromadb 1.5.9's embedded client returns its package version, and
@@ -259,12 +260,16 @@ class ClientAPI(_EngineUser):
                 )
         chosen = cfg_ef if cfg_ef is not None else ef
         fulltext = FullTextConfig.from_dict(cfg.get("fulltext")).to_dict()
-        return {
+        out = {
             "hnsw": {k: hnsw[k] for k in HNSW_DEFAULTS},
             "spann": None,
             "embedding_function": describe_ef(chosen),
             "fulltext": fulltext,
         }
+        retrieval = retrieval_config.validate(cfg.get("retrieval"))
+        if retrieval:  # retrieve()'s stored defaults (gleandb.retrieval.config)
+            out["retrieval"] = retrieval
+        return out
 
     def _updated_configuration(self, rec: CollectionRecord, configuration: dict) -> dict:
         if configuration.get("fulltext") is not None:
@@ -285,6 +290,11 @@ class ClientAPI(_EngineUser):
         cfg["hnsw"] = hnsw
         if configuration.get("embedding_function") is not None:
             cfg["embedding_function"] = describe_ef(configuration["embedding_function"])
+        if configuration.get("retrieval") is not None:  # replaced as a whole; {} = the built-in default
+            retrieval = retrieval_config.validate(configuration["retrieval"])
+            cfg.pop("retrieval", None)
+            if retrieval:
+                cfg["retrieval"] = retrieval
         return cfg
 
     def _wrap(self, rec: CollectionRecord, embedding_function: Any, data_loader: Any) -> Collection:

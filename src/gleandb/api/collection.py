@@ -21,6 +21,7 @@ from gleandb.engine.store import CollectionStore, Hydrated, SegView
 from gleandb.engine.wal import WalBatch
 from gleandb import deadlines
 from gleandb.index.filters import compile_filter, parse_column_name
+from gleandb.retrieval.config import UNSET
 
 if TYPE_CHECKING:
     from gleandb.api.client import Client
@@ -469,9 +470,11 @@ class Collection:
         return run(self, searches)
 
     def retrieve(self, query_texts=None, query_embeddings=None, n_results=10, where=None, where_document=None,
-                 mode="hybrid", fusion="rrf", weights=None, candidates=None, rrf_k=60,
+                 mode=UNSET, fusion=UNSET, weights=UNSET, candidates=UNSET, rrf_k=UNSET,
                  include=["documents", "metadatas"]) -> Any:  # noqa: B006 - never mutated
-        """One-call hybrid retrieval (dense + BM25, fused by RRF or weights); see docs/search.md."""
+        """One-call hybrid retrieval (dense + BM25, fused); omitted mode / fusion / weights /
+        candidates / rrf_k come from ``configuration["retrieval"]``, else the built-in
+        default. See docs/search.md."""
         from gleandb.retrieval.hybrid import retrieve
 
         return retrieve(self, query_texts, query_embeddings, n_results, where, where_document, mode, fusion,
@@ -494,7 +497,7 @@ class Collection:
         candidates: int = 200,
         where=None,
         where_document=None,
-        mode: str = "hybrid",
+        mode: str | None = None,
         reranker=None,
         top_n: int = 20,
         max_tokens: int = 4000,

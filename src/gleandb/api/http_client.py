@@ -61,6 +61,7 @@ from gleandb.api.settings import Settings
 from gleandb.catalog.catalog import DEFAULT_DATABASE, DEFAULT_TENANT, CollectionRecord
 from gleandb.embeddings.functions import DefaultEmbeddingFunction, describe_ef
 from gleandb.index.filters import compile_filter
+from gleandb.retrieval.config import UNSET
 
 __all__ = [
     "AsyncHttpAdminClient",
@@ -515,22 +516,27 @@ class _HttpCollectionBase(Collection):
         return SearchResult(resp)
 
     def _p_retrieve(self, query_texts=None, query_embeddings=None, n_results=10, where=None, where_document=None,
-                    mode="hybrid", fusion="rrf", weights=None, candidates=None, rrf_k=60,
+                    mode=UNSET, fusion=UNSET, weights=UNSET, candidates=UNSET, rrf_k=UNSET,
                     include=["documents", "metadatas"]) -> Plan:  # noqa: B006 - never mutated
-        """Hybrid retrieval (see ``Collection.retrieve``); text queries are embedded here for the dense ranker."""
+        """Hybrid retrieval (see ``Collection.retrieve``); text queries are embedded here for the dense ranker.
+        Only the tunable arguments the caller gave are sent: the server fills the others from the
+        collection's stored configuration (checked here against the last known one)."""
         from gleandb.retrieval import hybrid
 
-        a = hybrid.validate_args(query_texts, query_embeddings, n_results, mode, fusion, weights, candidates,
-                                 rrf_k, include)
+        given = dict(mode=mode, fusion=fusion, weights=weights, candidates=candidates, rrf_k=rrf_k)
+        e = hybrid.effective(self._record.configuration, **given)
+        a = hybrid.validate_args(query_texts, query_embeddings, n_results, e["mode"], e["fusion"], e["weights"],
+                                 e["candidates"], e["rrf_k"], include)
         with v.validation_context("retrieve"):
             compile_filter(where, where_document)
         emb = a["embeddings"]
         if "dense" in a["active"] and emb is None:
             emb = hybrid.embed_texts(self, a["texts"])
         body = {"query_texts": a["texts"], "query_embeddings": None if emb is None else emb.tolist(),
-                "n_results": a["n_results"], "where": where, "where_document": where_document, "mode": mode,
-                "fusion": fusion, "weights": a["weights"], "candidates": a["candidates"], "rrf_k": rrf_k,
+                "n_results": a["n_results"], "where": where, "where_document": where_document,
                 "include": a["include"]}
+        normalised = {"weights": a["weights"], "candidates": a["candidates"]}  # plain floats / ints for JSON
+        body.update({k: normalised.get(k, val) for k, val in given.items() if val is not UNSET})
         resp = yield _post(f"{self._path}/retrieve", body)
         return hybrid.result_from_json(resp)
 
@@ -546,6 +552,8 @@ class _HttpCollectionBase(Collection):
         if configuration is not None:
             ClientAPI._updated_configuration(self._client, self._record, configuration)  # same checks as embedded
             new_config = {k: configuration.get(k) for k in ("hnsw", "spann")}
+            if configuration.get("retrieval") is not None:
+                new_config["retrieval"] = configuration["retrieval"]
             if configuration.get("embedding_function") is not None:
                 new_config["embedding_function"] = describe_ef(configuration["embedding_function"])
         yield ("PUT", self._path, {"new_name": name, "new_metadata": metadata, "new_configuration": new_config}, None)
@@ -711,6 +719,8 @@ class _ClientPlans:
         out = {"hnsw": hnsw, "spann": spann, "embedding_function": describe_ef(chosen) or {"type": "legacy"}}
         if cfg.get("fulltext") is not None:  # gleandb's text analysis settings (the server validates them too)
             out["fulltext"] = cfg["fulltext"]
+        if cfg.get("retrieval") is not None:  # retrieve()'s stored defaults (checked here and on the server)
+            out["retrieval"] = cfg["retrieval"]
         return out
 
     def _p_create_collection(

@@ -151,8 +151,9 @@ def validate_args(question: Any, candidates: Any, top_n: Any, max_tokens: Any, t
     if dedupe is not None and (isinstance(dedupe, bool) or not isinstance(dedupe, (int, float))
                                or not 0 < dedupe <= 1):
         raise ValueError(f"dedupe must be a cosine similarity in (0, 1] or None, got {dedupe!r}")
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if mode is not None and mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)} or None (the collection's stored retrieval "
+                         f"mode, else the built-in one), got {mode!r}")
     if on_rerank_error not in ON_ERROR:
         raise ValueError(f"on_rerank_error must be one of {', '.join(ON_ERROR)}, got {on_rerank_error!r}")
     if reranker is not None and not callable(getattr(reranker, "rerank", None)):
@@ -174,6 +175,8 @@ def first_stage(col: Any, question: str, query_embedding: Any, n: int, where: An
 
     The question is always sent as text (BM25 needs it); ``query_embedding``, when given,
     saves embedding it with the collection's function."""
+    if mode is None:  # the collection's stored retrieval mode, else the built-in default
+        mode = stored_mode(col)
     if query_embedding is None and mode != "bm25" and getattr(col, "_embedding_function", True) is None:
         raise ValueError(f"mode={mode!r} embeds the question with the collection's embedding function, and this "
                          "collection has none: pass query_embedding, or use mode='bm25'")
@@ -195,6 +198,14 @@ def first_stage(col: Any, question: str, query_embedding: Any, n: int, where: An
     )
 
 
+def stored_mode(col: Any) -> str:
+    """The retrieval mode a plain ``col.retrieve()`` uses (stored configuration, else built-in)."""
+    from gleandb.retrieval.hybrid import effective
+
+    record = getattr(col, "_record", None)
+    return effective(getattr(record, "configuration", None))["mode"]
+
+
 # ------------------------------------------------------------------------ pipeline
 
 
@@ -204,7 +215,7 @@ def build_context(
     candidates: int = 200,
     where: Any = None,
     where_document: Any = None,
-    mode: str = "hybrid",
+    mode: str | None = None,
     reranker: Any = None,
     top_n: int = 20,
     max_tokens: int = 4000,

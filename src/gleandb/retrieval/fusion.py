@@ -25,6 +25,25 @@ Weighted (min-max normalised)::
 so s_i is 1 for its best candidate and 0 for its worst: distances and BM25 scores,
 which live on unrelated scales and point in opposite directions, become comparable.
 The result lies in [0, sum(w)].
+
+Z-score (CombSUM of standardised scores)::
+
+    z_i(d) = (u_i(d) - mean_i) / std_i      u = v for "higher is better", -v for distances
+    z_i(d) = min over ranker i's candidates of z_i   if ranker i did not return d
+    zscore(d) = sum_i w_i * z_i(d)
+
+When a ranker's candidates all score the same (e.g. one BM25 hit), its z is 1 for
+them and 0 for the rest, as in min-max fusion, so a lone match still counts.
+Unlike min-max, one outlying best score does not squash the rest of the list.
+
+Adaptive (score-distribution-aware weighted fusion): per query, each ranker's
+weight is scaled by how much its best candidate stands out from its other
+candidates, ``c_i = max(0, (u_i(best) - mean_i) / std_i)``, then the lists are
+fused by ``weighted`` with weights ``w_i * c_i``. A ranker whose scores are flat
+(it cannot tell its candidates apart, e.g. BM25 on a query whose words are all
+common) counts for less on that query. When every ranker has c_i = 0, or some
+ranker returned fewer than 3 candidates (no distribution to judge), the weights
+stay ``w_i``.
 """
 
 from __future__ import annotations
@@ -32,7 +51,7 @@ from __future__ import annotations
 import math
 from typing import Hashable, Mapping, Sequence
 
-__all__ = ["minmax_normalize", "rrf", "weighted"]
+__all__ = ["adaptive", "confidence", "minmax_normalize", "rrf", "weighted", "zscore"]
 
 
 def _check_weights(names: Sequence[str], weights: Mapping[str, float] | None) -> dict[str, float]:
@@ -87,3 +106,67 @@ def weighted(
         for (key, _v), s in zip(pairs, norm):
             out[key] = out.get(key, 0.0) + w[name] * s
     return out
+
+
+def _oriented(values: Sequence[float], higher_is_better: bool) -> list[float]:
+    return [float(v) if higher_is_better else -float(v) for v in values]
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    n = len(values)
+    mean = sum(values) / n
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / n)
+
+
+def zscore(
+    scored: Mapping[str, Sequence[tuple[Hashable, float]]],
+    higher_is_better: Mapping[str, bool],
+    weights: Mapping[str, float] | None = None,
+) -> dict[Hashable, float]:
+    """Weighted sum of z-scores; a candidate missing from a ranker gets that ranker's lowest z."""
+    w = _check_weights(list(scored), weights)
+    per: dict[str, dict[Hashable, float]] = {}
+    for name, pairs in scored.items():
+        if not pairs:
+            continue
+        u = _oriented([v for _k, v in pairs], higher_is_better[name])
+        mean, std = _mean_std(u)
+        if std > 0:
+            per[name] = {k: (x - mean) / std for (k, _v), x in zip(pairs, u)}
+        else:  # one candidate, or all equal: returned ones 1, the rest 0 (as min-max does)
+            per[name] = {k: 1.0 for k, _v in pairs}
+    keys = {k for z in per.values() for k in z}
+    out: dict[Hashable, float] = {k: 0.0 for k in keys}
+    for name, z in per.items():
+        floor = min(z.values()) if len(set(z.values())) > 1 else 0.0
+        for k in keys:
+            out[k] += w[name] * z.get(k, floor)
+    return out
+
+
+def confidence(values: Sequence[float], higher_is_better: bool) -> float | None:
+    """How far the best of ``values`` stands above the rest, in standard deviations (>= 0);
+    None for fewer than 3 values. ``values`` are best first."""
+    if len(values) < 3:
+        return None
+    u = _oriented(values, higher_is_better)
+    mean, std = _mean_std(u)
+    if not std > 0:
+        return 0.0
+    return max(0.0, (max(u) - mean) / std)
+
+
+def adaptive(
+    scored: Mapping[str, Sequence[tuple[Hashable, float]]],
+    higher_is_better: Mapping[str, bool],
+    weights: Mapping[str, float] | None = None,
+) -> dict[Hashable, float]:
+    """``weighted`` fusion with each ranker's weight scaled by its ``confidence`` on this query."""
+    w = _check_weights(list(scored), weights)
+    conf = {n: confidence([v for _k, v in pairs], higher_is_better[n]) for n, pairs in scored.items()}
+    scaled = dict(w)
+    if all(c is not None for c in conf.values()):
+        trial = {n: w[n] * conf[n] for n in w}  # type: ignore[operator]
+        if any(x > 0 for x in trial.values()):
+            scaled = trial
+    return weighted(scored, higher_is_better, scaled)

@@ -3,10 +3,14 @@
 For each query, each active ranker returns its ``candidates`` best rows among those
 that pass ``where`` / ``where_document`` (dense: nearest by the collection's
 distance; BM25: highest score over the document text); the lists are fused by RRF
-or weighted min-max fusion (``gleandb.retrieval.fusion``) and the ``n_results``
+weighted min-max, z-score or adaptive fusion (``gleandb.retrieval.fusion``) and the ``n_results``
 best fused rows are returned with each ranker's rank and raw score, so a caller
 can see why a row is there. Fused scores are **higher = better** (unlike the
 Search API's values), sorted descending; ties go to the row inserted first.
+
+``mode``, ``fusion``, ``weights``, ``candidates`` and ``rrf_k`` the caller omits come
+from the collection's stored ``configuration["retrieval"]``, else from the built-in
+default chosen by measurement (``gleandb.retrieval.config``).
 
 The contract (argument names, defaults, result keys) is relied on by the
 re-ranking pipeline, so change it only together with its callers.
@@ -22,15 +26,18 @@ import numpy as np
 from gleandb.api import validation as v
 from gleandb.engine.store import CollectionStore
 from gleandb.index.filters import compile_filter
+from gleandb.retrieval import config as rconfig
 from gleandb.retrieval import fusion
 from gleandb.retrieval.rankers import bm25_ranked, dense_top_k
 
 if TYPE_CHECKING:
     from gleandb.api.collection import Collection
 
-MODES = ("hybrid", "dense", "bm25")
-FUSIONS = ("rrf", "weighted")
-RANKERS = ("dense", "bm25")
+MODES = rconfig.MODES
+FUSIONS = rconfig.FUSIONS
+RANKERS = rconfig.RANKERS
+UNSET = rconfig.UNSET
+TUNABLE = rconfig.KEYS  # retrieve() arguments a collection's stored configuration may supply
 INCLUDE = ("documents", "metadatas", "embeddings", "uris")
 DEFAULT_INCLUDE = ["documents", "metadatas"]
 RETRIEVE_ARGS = ("query_texts", "query_embeddings", "n_results", "where", "where_document", "mode", "fusion",
@@ -122,10 +129,19 @@ def embed_texts(collection: "Collection", texts: list[str]) -> np.ndarray:
         return v.normalize_query_embeddings(fn(texts))
 
 
+def effective(configuration: dict | None, mode=UNSET, fusion=UNSET, weights=UNSET, candidates=UNSET,
+              rrf_k=UNSET) -> dict[str, Any]:
+    """The tunable arguments in force: the caller's, else the stored block's, else the built-in ones."""
+    given = dict(mode=mode, fusion=fusion, weights=weights, candidates=candidates, rrf_k=rrf_k)
+    return rconfig.resolve(rconfig.stored(configuration), given)
+
+
 def retrieve(collection: "Collection", query_texts=None, query_embeddings=None, n_results=10, where=None,
-             where_document=None, mode="hybrid", fusion="rrf", weights=None, candidates=None, rrf_k=60,
+             where_document=None, mode=UNSET, fusion=UNSET, weights=UNSET, candidates=UNSET, rrf_k=UNSET,
              include=DEFAULT_INCLUDE) -> RetrieveResult:
-    a = validate_args(query_texts, query_embeddings, n_results, mode, fusion, weights, candidates, rrf_k, include)
+    e = effective(collection._record.configuration, mode, fusion, weights, candidates, rrf_k)
+    a = validate_args(query_texts, query_embeddings, n_results, e["mode"], e["fusion"], e["weights"],
+                      e["candidates"], e["rrf_k"], include)
     with v.validation_context("retrieve"):
         filt = compile_filter(where, where_document)
     emb = a["embeddings"]
@@ -158,8 +174,9 @@ def run(store: CollectionStore, a: dict[str, Any], filt: Any, emb: np.ndarray | 
         if a["fusion"] == "rrf":
             fused = fusion.rrf({r: [(vi, row) for vi, row, _s in l] for r, l in lists.items()}, a["rrf_k"], w)
         else:
-            fused = fusion.weighted({r: [((vi, row), s) for vi, row, s in l] for r, l in lists.items()},
-                                    {"dense": False, "bm25": True}, w)
+            by_score = {"weighted": fusion.weighted, "zscore": fusion.zscore, "adaptive": fusion.adaptive}
+            fused = by_score[a["fusion"]]({r: [((vi, row), s) for vi, row, s in l] for r, l in lists.items()},
+                                          {"dense": False, "bm25": True}, w)
         rank_of = {r: {(vi, row): (i, s) for i, (vi, row, s) in enumerate(l)} for r, l in lists.items()}
         order = sorted(fused.items(), key=lambda kv: (-kv[1], int(snap[kv[0][0]].seg.rids[kv[0][1]])))
         order = order[: a["n_results"]]

@@ -924,6 +924,7 @@ def create_app(path: str, settings: ServerSettings | None = None) -> FastAPI:
     @app.post(COL + "/retrieve", tags=["records"])
     def retrieve(tenant: str, database: str, collection_id: str, body: dict[str, Any]) -> dict:
         """gleandb extension: ``Collection.retrieve`` (hybrid dense + BM25); see docs/server.md."""
+        from gleandb.retrieval.config import stored
         from gleandb.retrieval.hybrid import RETRIEVE_ARGS, result_to_json
 
         unknown = sorted(set(body) - set(RETRIEVE_ARGS))
@@ -934,12 +935,13 @@ def create_app(path: str, settings: ServerSettings | None = None) -> FastAPI:
         check_limits(settings, where=body.get("where"), where_document=body.get("where_document"),
                      n_results=body.get("n_results") if isinstance(body.get("n_results"), int) else None,
                      n_queries=n_queries)
-        cand = body.get("candidates")
+        col = state.collection(tenant, database, collection_id)
+        # omitted candidates come from the collection's stored retrieval configuration
+        cand = body["candidates"] if "candidates" in body else stored(col.configuration_json).get("candidates")
         if isinstance(cand, int) and cand > settings.max_query_results:
             raise HTTPError(400, "InvalidArgumentError",
                             f"candidates is {cand}, more than this server's limit of {settings.max_query_results} "
                             f"(max_query_results / GLEAN_MAX_QUERY_RESULTS)")
-        col = state.collection(tenant, database, collection_id)
         return result_to_json(col.retrieve(**body))
 
     @app.post(COL + "/context", tags=["records"])

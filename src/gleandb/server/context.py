@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from gleandb.retrieval.context import DEFAULT_DEADLINE, build_context
+from gleandb.retrieval.context import DEFAULT_DEADLINE, build_context, stored_mode
 from gleandb.retrieval.llm import ANTHROPIC_BASE_URL, OPENAI_BASE_URL
 from gleandb.retrieval.rerank import reranker_from_spec
 
@@ -46,7 +46,7 @@ def run_context(col: Any, body: dict, settings: Any) -> dict:
     if isinstance(cand, int) and cand > settings.max_query_results:
         raise ValueError(f"candidates is {cand}, more than this server's limit of {settings.max_query_results} "
                          f"(max_query_results / GLEAN_MAX_QUERY_RESULTS)")
-    mode = args.get("mode", "hybrid")
+    mode = args.get("mode") or stored_mode(col)
     emb = args.get("query_embedding")
     if emb is None and mode in ("hybrid", "dense"):
         raise ValueError(f"context: mode={mode!r} needs query_embedding (the server does not embed text); "
