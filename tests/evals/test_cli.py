@@ -79,3 +79,20 @@ def test_eval_run_unknown_ids_and_collection(store, capsys):
     assert "empty" in capsys.readouterr().err
     assert main(["eval", "run", "nosuch", "--path", str(tmp / "data"), "--golden", str(golden)]) == 2
     assert "nosuch" in capsys.readouterr().err
+
+
+def test_eval_run_rerank_against_the_fake_llm(store, llm, capsys):
+    tmp, golden, records = store
+    small = tmp / "small.jsonl"
+    small.write_text("".join(json.dumps(r) + "\n" for r in records[:5]), encoding="utf-8")
+    rc = main(["eval", "run", "notes", "--path", str(tmp / "data"), "--golden", str(small), "--configs",
+               "bm25,rerank", "--llm-model", "fake-model", "--llm-base-url", llm.openai_url, "--no-progress",
+               "--json", str(tmp / "r.json")])
+    assert rc == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    row = next(ln for ln in out.splitlines() if ln.startswith("rerank"))
+    assert "3.0 calls" in row  # 30 candidates, 10 per call, no price known
+    data = json.loads((tmp / "r.json").read_text())
+    rr = next(s for s in data["summary"] if s["config"] == "rerank")
+    assert rr["llm"]["calls_per_query"] == 3.0 and rr["failed_queries"] == 0
+    assert len(llm.requests) == 15 and llm.requests[0].body["model"] == "fake-model"

@@ -61,7 +61,7 @@ def evaluate(col: Any, golden: Any, configs: Any = ("default", "dense", "bm25", 
             bar.set_postfix_str(cfg.name)
             t = time.perf_counter()
             try:
-                runs = run_config(col, cfg, texts, depth, batch_size, bar.update)
+                runs = run_config(col, cfg, texts, k, depth, batch_size, bar.update)
             except ValueError as exc:
                 raise ValueError(f"config {cfg.name!r}: {exc}") from exc
             wall = time.perf_counter() - t
@@ -70,12 +70,12 @@ def evaluate(col: Any, golden: Any, configs: Any = ("default", "dense", "bm25", 
             for q, r in zip(queries, runs):
                 for m, v in metrics.score_query(r.ids, q.relevant, k).items():
                     per_query[m].append(v)
-                curves.append(metrics.recall_curve(r.ids, q.relevant, curve_ks))
+                curves.append(metrics.recall_curve(r.deep_ids or r.ids, q.relevant, curve_ks))
             results.append(ConfigResult(
                 name=cfg.name, description=cfg.describe(), per_query=per_query, recall_curve=curves,
                 latency_ms=[r.latency_ms for r in runs], llm=[r.llm for r in runs],
                 errors=[r.error for r in runs], degraded=[r.degraded for r in runs],
-                rankings=[r.ids[:k] for r in runs], wall_s=wall))
+                rankings=[r.ids for r in runs], wall_s=wall))
     finally:
         bar.close()
     unscorable = [q.query_id for q in gs if not q.scorable]

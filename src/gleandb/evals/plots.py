@@ -56,8 +56,10 @@ def recall_curves_svg(report: "Report") -> str:
 def wins_losses_svg(report: "Report", a: str, b: str) -> str:
     """Per-query nDCG difference a - b, sorted: bars above zero are queries a wins."""
     plt = _pyplot()
-    d = np.sort(np.asarray(report.wins_losses(a, b)["diff"]))[::-1]
+    wl = report.wins_losses(a, b)
+    d = np.sort(np.asarray(wl["diff"]))[::-1]
     fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.set_title(f"{a} wins {wl['wins']}, loses {wl['losses']}, ties {wl['ties']} of {len(d)} queries", fontsize=9)
     colors = np.where(d > 0, "#2a9d8f", np.where(d < 0, "#e76f51", "#999999"))
     ax.bar(np.arange(len(d)), d, color=colors, width=1.0)
     ax.axhline(0, color="black", linewidth=0.6)

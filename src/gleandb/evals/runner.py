@@ -31,12 +31,13 @@ COPY_BATCH = 256
 
 @dataclass
 class QueryRun:
-    ids: list[str]
+    ids: list[str]                # what the config returns for n_results=k (scored)
     latency_ms: float
     llm: dict = field(default_factory=lambda: {"calls": 0, "input_tokens": 0, "output_tokens": 0,
                                                "cost": None, "failed_calls": 0})
     error: str | None = None      # the query failed (scored on what it returned, usually nothing)
     degraded: bool = False        # the re-ranker failed; first-stage order was used
+    deep_ids: list[str] | None = None  # a deeper list for the recall curve (None: ``ids``)
 
 
 def _embed(ef: Any, texts: list[str], query: bool) -> np.ndarray:
@@ -138,29 +139,40 @@ def _run_context(col: Any, config: Config, text: str, depth: int, ef: Any) -> Qu
                     degraded=u.degraded)
 
 
-def run_config(col: Any, config: Config, texts: list[str], depth: int, batch_size: int = 32,
+def run_config(col: Any, config: Config, texts: list[str], k: int, depth: int, batch_size: int = 32,
                progress: Callable[[int], None] | None = None) -> list[QueryRun]:
-    """Ranked ids (at most ``depth``) of every query text under ``config``."""
+    """The ``k`` ranked ids of every query text under ``config``, and a ``depth``-deep list
+    for recall curves.
+
+    ``retrieve`` derives its per-ranker candidates from ``n_results`` when none are given,
+    so the scored list is asked for with ``n_results=k``, exactly what a caller gets, and
+    the deeper list comes from a second call (not timed)."""
     if config.embedding_function is not None:
         with reembedded_copy(col, config.embedding_function) as copy:
-            return _run_on(copy, config, texts, depth, batch_size, progress, config.embedding_function)
-    return _run_on(col, config, texts, depth, batch_size, progress, None)
+            return _run_on(copy, config, texts, k, depth, batch_size, progress, config.embedding_function)
+    return _run_on(col, config, texts, k, depth, batch_size, progress, None)
 
 
-def _run_on(col: Any, config: Config, texts: list[str], depth: int, batch_size: int,
+def _run_on(col: Any, config: Config, texts: list[str], k: int, depth: int, batch_size: int,
             progress: Callable[[int], None] | None, ef: Any) -> list[QueryRun]:
     out: list[QueryRun] = []
     if config.kind == "context":
         for text in texts:
-            out.append(_run_context(col, config, text, depth, ef))
+            run = _run_context(col, config, text, depth, ef)
+            run.deep_ids, run.ids = run.ids, run.ids[:k]
+            out.append(run)
             if progress:
                 progress(1)
         return out
-    fn = _run_search if config.kind == "search" else _run_retrieve
     for s in range(0, len(texts), batch_size):
         part = texts[s : s + batch_size]
-        ids, ms = fn(col, config, part, depth, ef)
-        out += [QueryRun(list(i), ms / len(part)) for i in ids]
+        if config.kind == "search":
+            deep, ms = _run_search(col, config, part, depth, ef)
+            out += [QueryRun(list(i[:k]), ms / len(part), deep_ids=list(i)) for i in deep]
+        else:
+            ids, ms = _run_retrieve(col, config, part, k, ef)
+            deep = _run_retrieve(col, config, part, depth, ef)[0] if depth > k else ids
+            out += [QueryRun(list(i), ms / len(part), deep_ids=list(d)) for i, d in zip(ids, deep)]
         if progress:
             progress(len(part))
     return out
