@@ -73,8 +73,8 @@ def test_golden_records_follow_the_schema_with_complete_provenance(fake, tmp_pat
     assert len(golden) == 6 == golden.stats.queries
     assert golden.stats.collection_version == version
     ids = set(col.get()["ids"])
-    assert len({r["query_id"] for r in golden}) == 6
-    for r in golden:
+    assert len({r["query_id"] for r in golden.to_records()}) == 6
+    for r in golden.to_records():
         assert set(r) == {"query_id", "query", "relevant", "split", "source", "status", "provenance"}
         assert r["query"].strip() and r["source"] == "generated" and r["status"] == "unreviewed"
         (source_id, grade), = r["relevant"].items()
@@ -98,7 +98,7 @@ def test_records_do_not_depend_on_concurrency(fake, col):
 
     fake.rule = rule
     runs = [generate(col, llm_for(fake), n=9, seed=4, concurrency=c) for c in (1, 3, 8)]
-    strip = [[{**r, "provenance": {**r["provenance"], "created_at": None}} for r in g] for g in runs]
+    strip = [[{**r, "provenance": {**r["provenance"], "created_at": None}} for r in g.to_records()] for g in runs]
     assert strip[0] == strip[1] == strip[2] and len(strip[0]) == 9
 
 
@@ -111,7 +111,7 @@ def test_judge_decisions_are_honoured_and_kept(fake, col):
     fake.rule = rule
     golden = generate(col, llm_for(fake), n=30, seed=1)
     stats = golden.stats
-    sources = {r["provenance"]["source_id"] for r in golden}
+    sources = {r["provenance"]["source_id"] for r in golden.to_records()}
     # the fake judge drops the two short documents; the custom rule drops billing
     assert not sources & {"short-1", "short-2", "doc-004"}
     assert len(golden) == len(TOPICS) - 1
@@ -135,7 +135,7 @@ def test_criteria_and_examples_steer_the_prompts(fake, col):
         assert req.example_queries == examples
         assert "on-call engineers" in req.prompt
     # the fake writer matches the examples' mean length (5 words), as a model is asked to
-    assert all(len(r["query"].split()) == 5 for r in golden)
+    assert all(len(r["query"].split()) == 5 for r in golden.to_records())
     assert golden.stats.example_queries == 3 and golden.stats.criteria[0].startswith("Mentions")
 
 
@@ -144,7 +144,7 @@ def test_without_examples_a_default_style_and_default_criteria(fake, col):
     assert judge_calls(fake)[0].criteria == list(DEFAULT_CRITERIA)
     writer = writer_calls(fake)[0]
     assert writer.example_queries == [] and "search box" in writer.prompt
-    assert all(len(r["query"].split()) == 4 for r in golden)
+    assert all(len(r["query"].split()) == 4 for r in golden.to_records())
 
 
 def test_many_examples_show_a_bounded_handful_per_document(fake, col):
@@ -171,20 +171,20 @@ def test_near_duplicate_queries_are_removed(fake, col):
     fake.rule = rule
     text_only = generate(col, llm_for(fake), n=50, judge_multiple=3, dedupe_threshold=1.0)
     assert text_only.stats.duplicates == 1  # billing/quota: same normalised text
-    assert len({r["query"].lower() for r in text_only}) == len(text_only) == len(TOPICS) - 1
+    assert len({r["query"].lower() for r in text_only.to_records()}) == len(text_only) == len(TOPICS) - 1
     assert text_only.stats.dedupe == "text+embedding"
 
     # with the collection's embedding function, the one-word variants are within 0.8 cosine
     loose = generate(col, llm_for(fake), n=50, dedupe_threshold=0.8)
     assert loose.stats.generated == len(TOPICS) and len(loose) == len(TOPICS) - loose.stats.duplicates
     assert len(loose) == 2  # one billing/quota query, one of the variants
-    assert sorted(r["query"].split()[0] for r in loose) == ["billing", "how"]
+    assert sorted(r["query"].split()[0] for r in loose.to_records()) == ["billing", "how"]
 
 
 def test_split_is_deterministic_for_a_seed(fake, col):
     def splits(seed, share=0.2):
         g = generate(col, llm_for(fake), n=10, seed=seed, tune_share=share)
-        return [(r["provenance"]["source_id"], r["split"]) for r in g]
+        return [(r["provenance"]["source_id"], r["split"]) for r in g.to_records()]
 
     a, b = splits(5), splits(5)
     assert a == b
@@ -196,7 +196,7 @@ def test_split_is_deterministic_for_a_seed(fake, col):
 
 def test_where_filter_limits_the_sample(fake, col):
     golden = generate(col, llm_for(fake), n=50, where={"part": 1})
-    assert golden and all(int(r["provenance"]["source_id"].split("-")[1]) % 2 == 1 for r in golden)
+    assert golden and all(int(r["provenance"]["source_id"].split("-")[1]) % 2 == 1 for r in golden.to_records())
     assert golden.stats.sampled == len(TOPICS) // 2 + 1
 
 
@@ -216,7 +216,7 @@ def test_garbage_answers_are_repaired_once_then_counted(fake, col):
     fake.rule = rule
     golden = generate(col, llm_for(fake), n=50)
     s = golden.stats
-    sources = {r["provenance"]["source_id"] for r in golden}
+    sources = {r["provenance"]["source_id"] for r in golden.to_records()}
     assert "doc-001" in sources  # timeout: repaired
     assert not sources & {"doc-000", "doc-002", "doc-003"}
     assert s.judge_garbage == 1 and s.query_garbage == 2
@@ -230,7 +230,7 @@ def test_garbage_answers_are_repaired_once_then_counted(fake, col):
 def test_http_failures_are_counted_and_a_dead_endpoint_stops_the_run(fake, col, monkeypatch):
     fake.rule = lambda req: (Reply(status=400) if "webhook" in req.document.lower() else Reply(text=default_answer(req)))
     golden = generate(col, llm_for(fake, max_retries=0), n=50)
-    assert golden.stats.failed_calls == 1 and "doc-005" not in {r["provenance"]["source_id"] for r in golden}
+    assert golden.stats.failed_calls == 1 and "doc-005" not in {r["provenance"]["source_id"] for r in golden.to_records()}
     assert "HTTP 400" in golden.stats.errors[0]
 
     fake.rule = lambda req: Reply(status=400)
@@ -288,8 +288,8 @@ def test_anthropic_client_and_output_file(fake, col, tmp_path):
     golden = generate(col, Anthropic("claude-x", base_url=fake.url), n=3, output=out)
     assert fake.requests[0].provider == "anthropic"
     lines = out.read_text(encoding="utf-8").splitlines()
-    assert [json.loads(ln) for ln in lines] == list(golden)
-    assert golden[0]["provenance"]["provider"] == "anthropic"
+    assert [json.loads(ln) for ln in lines] == golden.to_records()
+    assert golden.to_records()[0]["provenance"]["provider"] == "anthropic"
 
 
 @pytest.mark.parametrize("kw, field", [

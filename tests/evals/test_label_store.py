@@ -120,7 +120,7 @@ def test_two_labelers_on_one_pair_are_both_kept(tmp_path):
     (lambda s: s.query_action("q1", "delete", "ann"), "action must be 'accept', 'edit' or 'reject', got 'delete'"),
     (lambda s: s.query_action("q1", "edit", "ann", "  "), "text must be a non-empty string"),
     (lambda s: s.add_query("x", "ann", query_id="q1"), "query_id 'q1' already exists"),
-    (lambda s: s.import_golden([{"query_id": "q9", "query": "x", "relevant": {"a": 5}}]), "grades 0-3"),
+    (lambda s: s.import_golden([{"query_id": "q9", "query": "x", "relevant": {"a": 5}}]), "grade of .a. must be an integer 0-3, got 5"),
     (lambda s: s.import_golden([{"query_id": "q9", "query": "x"}, {"query_id": "q9", "query": "y"}]), "appears twice"),
     (lambda s: s.import_golden([{"query_id": "q9", "query": "x", "status": "maybe"}]), "status must be one of"),
 ])

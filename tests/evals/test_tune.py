@@ -69,7 +69,6 @@ def test_tune_errors(col, golden):
         evals.tune(col, golden, metric="f1")
 
 
-@pytest.mark.xfail(strict=False, reason="the stored retrieval configuration lands with the evals-default branch")
 def test_apply_stores_the_configuration(col, golden):
     res = evals.tune(col, golden, apply=True, progress=False)
     assert res.applied

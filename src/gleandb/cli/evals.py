@@ -55,9 +55,9 @@ def add_parser(sub: "argparse._SubParsersAction") -> None:
                       help="share of queries put in the tune split when the set has no splits (default 0.5)")
     tune.set_defaults(func=cmd_tune)
 
-    # --- integrator: `glean eval generate` (evals-generate helper) registers here ---
-    # from gleandb.cli.eval_generate import add_parser as add_generate_parser
-    # add_generate_parser(esub)
+    from gleandb.cli.eval_generate import add_parser as add_generate_parser
+
+    add_generate_parser(esub)
 
 
 def _reranker(args: argparse.Namespace):

@@ -41,6 +41,7 @@ import numpy as np
 
 from gleandb.embeddings.progress import progress_bar
 from gleandb.errors import InvalidArgumentError
+from gleandb.evals.golden import GoldenSet
 from gleandb.retrieval.llm import ChatAuthError, ChatError, Usage
 
 PROMPT_VERSION = "gen-v1"
@@ -184,30 +185,17 @@ class GenerationReport:
         return "\n".join(lines)
 
 
-class GeneratedSet(list):
-    """The golden records (dicts in the golden-set schema), with ``stats`` and ``save``."""
+class GeneratedSet(GoldenSet):
+    """The generated golden set (a :class:`~gleandb.evals.golden.GoldenSet`), with ``stats``:
+    the :class:`GenerationReport` of the run (calls, tokens, cost, judge decisions)."""
 
     stats: GenerationReport
 
-    def save(self, path: str | Path) -> None:
-        _write_jsonl(self, path)
-
 
 def _golden(records: list[dict], report: GenerationReport) -> GeneratedSet:
-    # when gleandb.evals.golden is merged: golden = GoldenSet.from_records(records)
-    golden = GeneratedSet(records)
+    golden = GeneratedSet(GoldenSet.from_records(records).queries)
     golden.stats = report
     return golden
-
-
-def _write_jsonl(records: Sequence[dict], path: str | Path) -> None:
-    """One JSON object per line, UTF-8, written to a temporary file and renamed into place."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for rec in records:
-            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
-    tmp.replace(path)
 
 
 # --------------------------------------------------------------------------- answers

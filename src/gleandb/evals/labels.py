@@ -38,6 +38,7 @@ from typing import Any, Iterable, Iterator
 
 import msgpack
 
+from gleandb.evals.golden import GoldenQuery, GoldenSet, GoldenSetError
 from gleandb.storage.base import LogWriter, Storage
 
 _HEADER = struct.Struct("<II")
@@ -396,33 +397,17 @@ def agreement(labels: dict[tuple[str, str], dict[str, int]]) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------- golden files
-# A private reader/writer of the golden-set format (briefs: golden-schema). When
-# gleandb.evals.golden is available, ``read_golden``/``write_golden`` become
-# ``GoldenSet.load(path).to_records()`` / ``GoldenSet.from_records(lines).save(path)``.
+# The golden-set format is gleandb.evals.golden's; these helpers give the label store its
+# records as dicts (with split/source/status filled in) and turn format errors into LabelError.
 
 
 def _check_golden(r: Any, line: int) -> dict:
-    if not isinstance(r, dict):
-        raise LabelError(f"golden set line {line}: expected a JSON object, got {type(r).__name__}")
-    qid, text = r.get("query_id"), r.get("query")
-    if not isinstance(qid, str) or not qid:
-        raise LabelError(f"golden set line {line}: query_id must be a non-empty string, got {qid!r}")
-    if not isinstance(text, str) or not text.strip():
-        raise LabelError(f"golden set line {line}: query must be a non-empty string, got {text!r}")
-    rel = r.get("relevant") or {}
-    if not isinstance(rel, dict) or any(not isinstance(k, str) or isinstance(g, bool) or g not in GRADES
-                                        for k, g in rel.items()):
-        raise LabelError(f"golden set line {line}: relevant must map record ids to grades 0-3, got {rel!r}")
-    for key, allowed in (("split", ("tune", "test")), ("source", ("generated", "human", "benchmark", "labeled")),
-                         ("status", ("unreviewed", "accepted", "edited", "rejected"))):
-        if key in r and r[key] not in allowed:
-            raise LabelError(f"golden set line {line}: {key} must be one of {', '.join(allowed)}, got {r[key]!r}")
-    if "provenance" in r and not isinstance(r["provenance"], dict):
-        raise LabelError(f"golden set line {line}: provenance must be an object, got {r['provenance']!r}")
-    out = dict(r)
-    out.setdefault("split", "test")
-    out.setdefault("source", "human")
-    out.setdefault("status", "accepted")
+    try:
+        q = GoldenQuery.from_dict(r, f"golden set line {line}")
+    except GoldenSetError as exc:
+        raise LabelError(str(exc)) from None
+    out = q.to_dict()
+    out["split"] = q.split_name
     return out
 
 
@@ -442,8 +427,10 @@ def parse_golden(text: str) -> list[dict]:
 
 
 def read_golden(path: str) -> list[dict]:
-    with open(path, encoding="utf-8") as f:
-        return parse_golden(f.read())
+    try:
+        return [_check_golden(q.to_dict(), i) for i, q in enumerate(GoldenSet.load(path), 1)]
+    except GoldenSetError as exc:
+        raise LabelError(str(exc)) from None
 
 
 def dump_golden(lines: list[dict]) -> str:
@@ -451,8 +438,7 @@ def dump_golden(lines: list[dict]) -> str:
 
 
 def write_golden(path: str, lines: list[dict]) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(dump_golden(lines))
+    GoldenSet.from_records(lines).save(path)
 
 
 # ------------------------------------------------------------------ per collection
