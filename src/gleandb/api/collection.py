@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from gleandb.api import validation as v
 from gleandb.api.errors import InvalidArgumentError
-from gleandb.api.results import GetResult, QueryResult
+from gleandb.api.results import GetResult, QueryResult, get_result, query_result, wants_metadatas
 from gleandb.engine.store import CollectionStore, Hydrated, SegView
 from gleandb.engine.wal import WalBatch
 from gleandb.index.filters import compile_filter, parse_column_name
@@ -41,6 +41,12 @@ def _merge_metadata(old: dict | None, new: dict | None) -> dict | None:
         else:
             out[k] = val
     return out or None
+
+
+def _hydrate_fields(include: list[str]) -> set[str]:
+    """Columns to read for ``include`` ("data" returns metadatas too, as in chromadb, and
+    metadatas need the uris: a record with a uri and no metadata reads back ``{}``)."""
+    return set(include) | ({"metadatas", "uris"} if wants_metadatas(include) else set())
 
 
 def _clean_new_metadata(md: dict | None) -> dict | None:
@@ -349,8 +355,8 @@ class Collection:
         picks = picks[offset:] if offset else picks
         if limit is not None:
             picks = picks[:limit]
-        h = CollectionStore.hydrate(snap, picks, set(include), self._store.dimension)
-        return GetResult.build(h, include, self._load_data(h, include))
+        h = CollectionStore.hydrate(snap, picks, _hydrate_fields(include), self._store.dimension)
+        return get_result(h, include, self._load_data(h, include))  # type: ignore[return-value]
 
     def _load_data(self, h, include) -> list | None:
         if "data" in include and self._data_loader is not None:
@@ -405,7 +411,8 @@ class Collection:
         nq = queries.shape[0]
         if dim is None:
             empty = [Hydrated(embeddings=np.zeros((0, 0), np.float32)) for _ in range(nq)]
-            return QueryResult.build(empty, [[] for _ in range(nq)], [None] * nq, include)
+            data = [self._load_data(h, include) for h in empty] if self._data_loader is not None else None
+            return query_result(empty, [[] for _ in range(nq)], data, include)  # type: ignore[return-value]
         snap = store.snapshot()
         ids_set = self._ids_set(id_list)
         k = n_results
@@ -433,9 +440,9 @@ class Collection:
         else:
             dists_out = [[] for _ in range(nq)]
             picks_out = [[] for _ in range(nq)]
-        hyd = [CollectionStore.hydrate(snap, p, set(include), dim) for p in picks_out]
-        data = [self._load_data(h, include) for h in hyd]
-        return QueryResult.build(hyd, dists_out, data, include)
+        hyd = [CollectionStore.hydrate(snap, p, _hydrate_fields(include), dim) for p in picks_out]
+        data = [self._load_data(h, include) for h in hyd] if self._data_loader is not None else None
+        return query_result(hyd, dists_out, data, include)  # type: ignore[return-value]
 
     # --------------------------------------------------------------- modify
 

@@ -56,7 +56,7 @@ from gleandb.api import validation as v
 from gleandb.api.client import VERSION, ClientAPI
 from gleandb.api.collection import DEFAULT_GET_INCLUDE, DEFAULT_QUERY_INCLUDE, Collection
 from gleandb.api.errors import ChromaError, error_types
-from gleandb.api.results import GetResult, QueryResult
+from gleandb.api.results import GetResult, QueryResult, get_result, query_result, wants_metadatas
 from gleandb.api.settings import Settings
 from gleandb.catalog.catalog import DEFAULT_DATABASE, DEFAULT_TENANT, CollectionRecord
 from gleandb.embeddings.functions import DefaultEmbeddingFunction, describe_ef
@@ -315,6 +315,15 @@ def _f32_matrix(rows: Any) -> np.ndarray:
     return np.asarray(rows, dtype=np.float32)
 
 
+def _wire_include(include: list[str]) -> list[str]:
+    """The include list sent to the server: "data" is loaded here, from the uris, and
+    also returns the metadatas (chromadb 1.5.9), so it asks for those instead."""
+    out = [i for i in include if i != "data"]
+    if wants_metadatas(include) and "metadatas" not in out:
+        out.append("metadatas")
+    return out
+
+
 def _hydrated(ids: list, embeddings: Any, documents: Any, uris: Any, metadatas: Any) -> SimpleNamespace:
     """The JSON columns of one result as the embedded engine's ``Hydrated`` rows."""
     return SimpleNamespace(
@@ -437,13 +446,13 @@ class _HttpCollectionBase(Collection):
             "limit": limit,
             "offset": offset,
             "where_document": where_document,
-            "include": [i for i in include if i != "data"],
+            "include": _wire_include(include),
         }
         if order_by is not None:
             body["order_by"] = order_by
         resp = yield _post(f"{self._path}/get", body)
         h = _hydrated(resp["ids"], resp.get("embeddings"), resp.get("documents"), resp.get("uris"), resp.get("metadatas"))
-        return GetResult.build(h, include, self._load_data(h, include))
+        return get_result(h, include, self._load_data(h, include))  # type: ignore[return-value]
 
     def _p_peek(self, limit: int = 10) -> Plan:
         return (yield from self._p_get(limit=limit, include=["embeddings", "documents", "metadatas"]))
@@ -483,7 +492,7 @@ class _HttpCollectionBase(Collection):
             "n_results": n_results,
             "where": where,
             "where_document": where_document,
-            "include": [i for i in include if i != "data"],
+            "include": _wire_include(include),
         }
         resp = yield _post(f"{self._path}/query", body)
         nq = queries.shape[0]
@@ -495,8 +504,8 @@ class _HttpCollectionBase(Collection):
             d = _nth(resp, "distances", i)
             # the engine computes in float32: round the wire's decimals the same way
             dists.append([float(x) for x in np.asarray(d if d is not None else [], dtype=np.float32)])
-        data = [self._load_data(h, include) for h in hyd]
-        return QueryResult.build(hyd, dists, data, include)
+        data = [self._load_data(h, include) for h in hyd] if self._data_loader is not None else None
+        return query_result(hyd, dists, data, include)  # type: ignore[return-value]
 
     def _p_search(self, searches: Any, read_level: Any = "index_and_wal") -> Plan:
         """The Search API (see ``Collection.search``); text ``Knn`` queries are embedded here."""
