@@ -85,3 +85,25 @@ def test_results_are_plain_dicts(clients):
         assert type(c.get()) is dict
         assert type(c.query(query_embeddings=[[1.0, 0.0]], n_results=1)) is dict
         assert type(c.peek()) is dict
+
+
+@pytest.mark.parametrize("bad", [[float("nan"), 0.0], [float("inf"), 0.0], [float("-inf"), float("nan")]])
+@pytest.mark.parametrize("space", ["l2", "cosine", "ip"])
+def test_nonfinite_query_is_answered_like_chromadb(clients, bad, space):
+    """chromadb answers a query vector holding NaN/inf (n_results rows, non-finite
+    distances) and answers the batch's other queries as usual; which rows come back for
+    the bad query is arbitrary in chromadb (HNSW over NaN), so only the shape is compared."""
+    name = f"nan{next(_n)}"
+    cols = [c.create_collection(name, embedding_function=None, configuration={"hnsw": {"space": space}})
+            for c in clients]
+    for c in cols:
+        c.add(ids=[f"r{i}" for i in range(6)], embeddings=[[float(i), 1.0] for i in range(6)])
+    res = [c.query(query_embeddings=[bad, [2.0, 1.0]], n_results=3, include=["distances", "metadatas"])
+           for c in cols]
+    expected, got = res
+    assert len(got["ids"][0]) == len(expected["ids"][0]) == 3
+    assert len(set(got["ids"][0])) == 3
+    assert all(not math.isfinite(d) for d in got["distances"][0])
+    assert all(not math.isfinite(d) for d in expected["distances"][0])
+    assert got["ids"][1] == expected["ids"][1]
+    assert np.allclose(got["distances"][1], expected["distances"][1], atol=1e-5)

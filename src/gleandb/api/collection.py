@@ -20,6 +20,7 @@ from gleandb.api.results import GetResult, QueryResult, get_result, query_result
 from gleandb.engine.store import CollectionStore, Hydrated, SegView
 from gleandb.engine.wal import WalBatch
 from gleandb.index.filters import compile_filter, parse_column_name
+from gleandb.index.vector import raw_distances
 
 if TYPE_CHECKING:
     from gleandb.api.client import Client
@@ -416,12 +417,20 @@ class Collection:
         snap = store.snapshot()
         ids_set = self._ids_set(id_list)
         k = n_results
+        # chromadb answers a query holding NaN or infinities (its distances are NaN/inf);
+        # the index cannot search with one, so such a query takes the rows a zero vector
+        # finds, and its distances are computed from its real values afterwards
+        bad = ~np.isfinite(queries).all(axis=1)
+        search_q = queries
+        if bad.any():
+            search_q = queries.copy()
+            search_q[bad] = 0.0
         cand_d, cand_v, cand_r = [], [], []
         masks = CollectionStore.allowed_masks(snap, filt, ids_set)
         for vi, (view, mask) in enumerate(zip(snap, masks)):
             if mask is not None and not mask.any():
                 continue
-            d, r = view.seg.search(queries, k, mask, store.params.ef_search)
+            d, r = view.seg.search(search_q, k, mask, store.params.ef_search)
             cand_d.append(d)
             cand_r.append(r)
             cand_v.append(np.full(r.shape, vi, dtype=np.int64))
@@ -440,9 +449,21 @@ class Collection:
         else:
             dists_out = [[] for _ in range(nq)]
             picks_out = [[] for _ in range(nq)]
+        if bad.any():
+            self._nonfinite_distances(snap, queries, bad, picks_out, dists_out, store.params.space)
         hyd = [CollectionStore.hydrate(snap, p, _hydrate_fields(include), dim) for p in picks_out]
         data = [self._load_data(h, include) for h in hyd] if self._data_loader is not None else None
         return query_result(hyd, dists_out, data, include)  # type: ignore[return-value]
+
+    @staticmethod
+    def _nonfinite_distances(snap, queries, bad, picks_out, dists_out, space) -> None:
+        """Distances of the picked rows to each query that holds NaN or infinities."""
+        for qi_ in np.flatnonzero(bad).tolist():
+            picks = picks_out[qi_]
+            if not picks:
+                continue
+            vecs = np.vstack([snap[vi].seg.embeddings(np.array([row])) for vi, row in picks])
+            dists_out[qi_] = [float(x) for x in raw_distances(vecs, queries[qi_], space)]
 
     # --------------------------------------------------------------- modify
 
