@@ -315,7 +315,7 @@ class ClientAPI(_EngineUser):
         metadata = v.validate_collection_metadata(metadata, creating=True)
         config = self._make_configuration(metadata, configuration, embedding_function)
         rec, _created = self._catalog.create_collection(
-            name, self.tenant, self.database, metadata, config, get_or_create
+            name, self.tenant, self.database, v.stored_collection_metadata(metadata), config, get_or_create
         )
         return self._wrap(rec, embedding_function, data_loader)
 

@@ -471,6 +471,7 @@ class Collection:
         """Rename, replace the metadata, or change updatable configuration (ef_search...)."""
         if metadata is not None:
             metadata = v.validate_collection_metadata(metadata, creating=False)
+            metadata = v.stored_collection_metadata(metadata) or {}  # {}: all keys dropped
         if name is not None:
             v.validate_collection_name(name, field="new_name")
         new_config = None
