@@ -21,8 +21,10 @@ NAN, INF = float("nan"), float("inf")
 
 
 @pytest.fixture(scope="module")
-def clients():
-    return chromadb.EphemeralClient(), gleandb.EphemeralClient()
+def clients(tmp_path_factory):
+    # a store of its own: chromadb's shared in-memory one leaks list metadata of deleted
+    # collections (other test modules') onto new records
+    return chromadb.PersistentClient(str(tmp_path_factory.mktemp("chroma"))), gleandb.EphemeralClient()
 
 
 def _canon(x):

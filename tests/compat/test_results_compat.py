@@ -27,8 +27,10 @@ class Loader:
 
 
 @pytest.fixture(scope="module")
-def clients():
-    return chromadb.EphemeralClient(), gleandb.EphemeralClient()
+def clients(tmp_path_factory):
+    # a store of its own: chromadb's shared in-memory one leaks list metadata of deleted
+    # collections (other test modules') onto new records
+    return chromadb.PersistentClient(str(tmp_path_factory.mktemp("chroma"))), gleandb.EphemeralClient()
 
 
 def _pair(clients, loader=None):
@@ -107,3 +109,25 @@ def test_nonfinite_query_is_answered_like_chromadb(clients, bad, space):
     assert all(not math.isfinite(d) for d in expected["distances"][0])
     assert got["ids"][1] == expected["ids"][1]
     assert np.allclose(got["distances"][1], expected["distances"][1], atol=1e-5)
+
+
+@pytest.mark.parametrize("ids,where", [(["a", "zz", "yy"], None), ("zz", None), (["a", "a"], None),
+                                       ([], None), (["a", "zz"], {"x": 1}), (["a", "deleted"], None)])
+def test_query_ids_naming_unknown_ids(clients, ids, where):
+    """chromadb raises InternalError when query(ids=...) names an id that is not in the
+    collection (its upstream test_query_id_filtering_e2e expects an error), except under
+    a where filter; gleandb raises the same class and names the missing ids."""
+    cc, gc = _pair(clients)
+    for c in (cc, gc):
+        c.add(ids=["deleted"], embeddings=[[2.0, 2.0]])
+        c.delete(ids=["deleted"])
+    q = dict(query_embeddings=[[1.0, 0.0]], n_results=2, ids=ids, where=where)
+    expected = _outcome(lambda: cc.query(**q))
+    assert _outcome(lambda: gc.query(**q)) == expected
+    if expected[0] == "raises":
+        with pytest.raises(gleandb.errors.InternalError) as info:
+            gc.query(**q)
+        missing = [i for i in ([ids] if isinstance(ids, str) else ids) if i not in ("a", "b", "c")]
+        for i in missing:
+            assert repr(i) in str(info.value)
+        assert "'a'" not in str(info.value)

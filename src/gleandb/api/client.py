@@ -343,6 +343,7 @@ class ClientAPI(_EngineUser):
         return self._wrap(rec, embedding_function, data_loader)
 
     def list_collections(self, limit: int | None = None, offset: int | None = None) -> list[Collection]:
+        limit, offset = v.validate_limit_offset(limit, offset)  # chromadb: u32, not a slice
         recs = self._catalog.list_collections(self.tenant, self.database)
         recs = recs[offset or 0 :]
         if limit is not None:
@@ -382,7 +383,8 @@ class AdminClient(_EngineUser):
             self.engine.drop_store(cid)
 
     def list_databases(self, limit: int | None = None, offset: int | None = None, tenant: str = DEFAULT_TENANT) -> Sequence[dict]:
-        return self._catalog.list_databases(tenant, limit, offset or 0)
+        limit, offset = v.validate_limit_offset(limit, offset)  # chromadb: u32, not a slice
+        return self._catalog.list_databases(tenant, limit, offset)
 
 
 def PersistentClient(path: Any = "./chroma", settings: Settings | None = None, tenant: str = DEFAULT_TENANT, database: str = DEFAULT_DATABASE) -> ClientAPI:

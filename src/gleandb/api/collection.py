@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from gleandb.api import validation as v
-from gleandb.api.errors import InvalidArgumentError
+from gleandb.api.errors import InternalError, InvalidArgumentError
 from gleandb.api.results import GetResult, QueryResult, get_result, query_result, wants_metadatas
 from gleandb.engine.store import CollectionStore, Hydrated, SegView
 from gleandb.engine.wal import WalBatch
@@ -427,6 +427,8 @@ class Collection:
             search_q[bad] = 0.0
         cand_d, cand_v, cand_r = [], [], []
         masks = CollectionStore.allowed_masks(snap, filt, ids_set)
+        if id_list is not None and filt is None:
+            self._require_query_ids(snap, masks, id_list)
         for vi, (view, mask) in enumerate(zip(snap, masks)):
             if mask is not None and not mask.any():
                 continue
@@ -454,6 +456,24 @@ class Collection:
         hyd = [CollectionStore.hydrate(snap, p, _hydrate_fields(include), dim) for p in picks_out]
         data = [self._load_data(h, include) for h in hyd] if self._data_loader is not None else None
         return query_result(hyd, dists_out, data, include)  # type: ignore[return-value]
+
+    @staticmethod
+    def _require_query_ids(snap, masks, id_list) -> None:
+        """chromadb refuses ``query(ids=...)`` naming an id that is not in the collection
+        (unless a where/where_document filter is given): InternalError, here naming them."""
+        wanted = list(dict.fromkeys(id_list))
+        sizes = [view.seg.n if mask is None else int(np.count_nonzero(mask)) for view, mask in zip(snap, masks)]
+        if sum(sizes) >= len(wanted):
+            return
+        picks = [(vi, int(r)) for vi, (view, mask) in enumerate(zip(snap, masks))
+                 for r in (range(view.seg.n) if mask is None else np.flatnonzero(mask))]
+        found = set(CollectionStore.hydrate(snap, picks, set(), None).ids)
+        missing = [i for i in wanted if i not in found]
+        shown = ", ".join(repr(i) for i in missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+        raise InternalError(
+            f"Error executing plan: Internal error: Error finding id: {len(missing)} of the query's ids "
+            f"are not in the collection: {shown}"
+        )
 
     @staticmethod
     def _nonfinite_distances(snap, queries, bad, picks_out, dists_out, space) -> None:

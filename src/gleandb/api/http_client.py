@@ -56,7 +56,7 @@ from gleandb.api import validation as v
 from gleandb.api.client import VERSION, ClientAPI
 from gleandb.api.collection import DEFAULT_GET_INCLUDE, DEFAULT_QUERY_INCLUDE, Collection
 from gleandb.api.errors import ChromaError, error_types
-from gleandb.api.results import GetResult, QueryResult, get_result, query_result, wants_metadatas
+from gleandb.api.results import GetResult, QueryResult, get_result, query_result
 from gleandb.api.settings import Settings
 from gleandb.catalog.catalog import DEFAULT_DATABASE, DEFAULT_TENANT, CollectionRecord
 from gleandb.embeddings.functions import DefaultEmbeddingFunction, describe_ef
@@ -316,12 +316,9 @@ def _f32_matrix(rows: Any) -> np.ndarray:
 
 
 def _wire_include(include: list[str]) -> list[str]:
-    """The include list sent to the server: "data" is loaded here, from the uris, and
-    also returns the metadatas (chromadb 1.5.9), so it asks for those instead."""
-    out = [i for i in include if i != "data"]
-    if wants_metadatas(include) and "metadatas" not in out:
-        out.append("metadatas")
-    return out
+    """The include list sent to the server: "data" is loaded here, from the uris (and over
+    HTTP does not return the metadatas, as with chromadb's HTTP client)."""
+    return [i for i in include if i != "data"]
 
 
 def _hydrated(ids: list, embeddings: Any, documents: Any, uris: Any, metadatas: Any) -> SimpleNamespace:
@@ -452,7 +449,7 @@ class _HttpCollectionBase(Collection):
             body["order_by"] = order_by
         resp = yield _post(f"{self._path}/get", body)
         h = _hydrated(resp["ids"], resp.get("embeddings"), resp.get("documents"), resp.get("uris"), resp.get("metadatas"))
-        return get_result(h, include, self._load_data(h, include))  # type: ignore[return-value]
+        return get_result(h, include, self._load_data(h, include), data_returns_metadatas=False)  # type: ignore[return-value]
 
     def _p_peek(self, limit: int = 10) -> Plan:
         return (yield from self._p_get(limit=limit, include=["embeddings", "documents", "metadatas"]))
@@ -505,7 +502,7 @@ class _HttpCollectionBase(Collection):
             # the engine computes in float32: round the wire's decimals the same way
             dists.append([float(x) for x in np.asarray(d if d is not None else [], dtype=np.float32)])
         data = [self._load_data(h, include) for h in hyd] if self._data_loader is not None else None
-        return query_result(hyd, dists, data, include)  # type: ignore[return-value]
+        return query_result(hyd, dists, data, include, data_returns_metadatas=False)  # type: ignore[return-value]
 
     def _p_search(self, searches: Any, read_level: Any = "index_and_wal") -> Plan:
         """The Search API (see ``Collection.search``); text ``Knn`` queries are embedded here."""
@@ -762,6 +759,7 @@ class _ClientPlans:
         return self._make(model, embedding_function, data_loader)
 
     def _p_list_collections(self, limit: int | None = None, offset: int | None = None) -> Plan:
+        limit, offset = v.validate_limit_offset(limit, offset)  # same errors as embedded
         models = yield _get(f"{self._db_path}/collections", {"limit": limit, "offset": offset})
         return [self._make(m, DefaultEmbeddingFunction(), None) for m in models]
 
@@ -874,6 +872,7 @@ class _AdminPlans:
         yield ("DELETE", f"/tenants/{_seg(tenant)}/databases/{_seg(name)}", None, None)
 
     def _p_list_databases(self, limit: int | None = None, offset: int | None = None, tenant: str = DEFAULT_TENANT) -> Plan:
+        limit, offset = v.validate_limit_offset(limit, offset)  # same errors as embedded
         dbs = yield _get(f"/tenants/{_seg(tenant)}/databases", {"limit": limit, "offset": offset})
         return [{"id": d["id"], "name": d["name"], "tenant": d["tenant"]} for d in dbs]
 

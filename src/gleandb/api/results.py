@@ -4,8 +4,9 @@ Plain dicts, as chromadb's (``GetResult``/``QueryResult`` are TypedDicts, for
 annotations only), with chromadb's key order: ``get`` returns flat lists and the
 embeddings as one (n, d) numpy array; ``query`` returns one inner list per query
 embedding (embeddings as a list of arrays). Fields not in ``include`` are None;
-``included`` echoes the include list. As chromadb 1.5.9 does, ``"data"`` in
-``include`` also returns the metadatas, and ``data`` is None without a data loader.
+``included`` echoes the include list; ``data`` is None without a data loader. As
+chromadb 1.5.9's in-process client does, ``"data"`` in ``include`` also returns the
+metadatas there (its HTTP client does not: ``data_returns_metadatas=False``).
 """
 
 from __future__ import annotations
@@ -53,14 +54,15 @@ def _metadatas(h: Any) -> list:
     return [{} if m is None and u is not None else m for m, u in zip(metas, uris)]
 
 
-def wants_metadatas(include: list[str]) -> bool:
-    """chromadb 1.5.9 returns metadatas for "metadatas" and also for "data"."""
-    return "metadatas" in include or "data" in include
+def wants_metadatas(include: list[str], data_returns_metadatas: bool = True) -> bool:
+    """chromadb 1.5.9 in-process returns metadatas for "metadatas" and also for "data"."""
+    return "metadatas" in include or (data_returns_metadatas and "data" in include)
 
 
-def get_result(h: Any, include: list[str], data: list | None) -> dict:
+def get_result(h: Any, include: list[str], data: list | None, data_returns_metadatas: bool = True) -> dict:
     """The dict ``get`` returns, from one ``Hydrated``; ``data`` is the data loader's output."""
     inc = set(include)
+    md = wants_metadatas(include, data_returns_metadatas)
     return dict(
         ids=list(h.ids),
         embeddings=_embeddings(h) if "embeddings" in inc else None,
@@ -68,14 +70,18 @@ def get_result(h: Any, include: list[str], data: list | None) -> dict:
         uris=(h.uris if h.uris is not None else []) if "uris" in inc else None,
         included=list(include),
         data=data if "data" in inc else None,
-        metadatas=_metadatas(h) if wants_metadatas(include) else None,
+        metadatas=_metadatas(h) if md else None,
     )
 
 
-def query_result(hyd: list[Any], distances: list[list[float]], data: list | None, include: list[str]) -> dict:
+def query_result(
+    hyd: list[Any], distances: list[list[float]], data: list | None, include: list[str],
+    data_returns_metadatas: bool = True,
+) -> dict:
     """The dict ``query`` returns, from one ``Hydrated`` per query; ``data`` is one data
     loader output per query, or None without a data loader."""
     inc = set(include)
+    md = wants_metadatas(include, data_returns_metadatas)
 
     def col(name: str, wanted: bool) -> list | None:
         if not wanted:
@@ -89,6 +95,6 @@ def query_result(hyd: list[Any], distances: list[list[float]], data: list | None
         uris=col("uris", "uris" in inc),
         included=list(include),
         data=data if "data" in inc else None,
-        metadatas=[_metadatas(h) for h in hyd] if wants_metadatas(include) else None,
+        metadatas=[_metadatas(h) for h in hyd] if md else None,
         distances=distances if "distances" in inc else None,
     )

@@ -129,7 +129,24 @@ Metadata = dict[str, MetaValue]
 UpdateMetadata = dict[str, Optional[MetaValue]]
 Embedding = Union[StrictStr, list[StrictFloat]]
 U32 = Annotated[StrictInt, Field(ge=0, le=U32_MAX)]
-QueryU32 = Annotated[int, Field(ge=0, le=U32_MAX)]
+
+
+def query_u32(name: str, raw: str | None) -> int | None:
+    """A u32 query parameter (limit, offset), refused as Chroma's server refuses it: Rust's
+    ``u32::from_str`` messages ("-1" is an invalid digit, not a Python slice)."""
+    if raw is None:
+        return None
+    digits = raw[1:] if raw.startswith("+") else raw
+    if not digits:
+        problem = "cannot parse integer from empty string"
+    elif not (digits.isascii() and digits.isdigit()):
+        problem = "invalid digit found in string"
+    elif int(digits) > U32_MAX:
+        problem = "number too large to fit in target type"
+    else:
+        return int(digits)
+    raise HTTPError(400, "InvalidArgumentError", f"Failed to deserialize query string: {name}: {problem}")
+
 Include = Literal["distances", "documents", "embeddings", "metadatas", "uris"]
 
 
@@ -619,7 +636,8 @@ def create_app(path: str, settings: ServerSettings | None = None) -> FastAPI:
         raise HTTPError(501, "ChromaError", "Updating a tenant is not supported by this server")
 
     @app.get(API + "/tenants/{tenant}/databases", tags=["databases"])
-    def list_databases(tenant: str, limit: Optional[QueryU32] = Query(None), offset: Optional[QueryU32] = Query(None)) -> list:
+    def list_databases(tenant: str, limit: Optional[str] = Query(None), offset: Optional[str] = Query(None)) -> list:
+        limit, offset = query_u32("limit", limit), query_u32("offset", offset)
         # Chroma lists databases sorted by name, then pages
         dbs = sorted(state.admin.list_databases(tenant=tenant), key=lambda d: d["name"])
         grant = _grant()
@@ -655,7 +673,8 @@ def create_app(path: str, settings: ServerSettings | None = None) -> FastAPI:
     DB = API + "/tenants/{tenant}/databases/{database}"
 
     @app.get(DB + "/collections", tags=["collections"])
-    def list_collections(tenant: str, database: str, limit: Optional[QueryU32] = Query(None), offset: Optional[QueryU32] = Query(None)) -> list:
+    def list_collections(tenant: str, database: str, limit: Optional[str] = Query(None), offset: Optional[str] = Query(None)) -> list:
+        limit, offset = query_u32("limit", limit), query_u32("offset", offset)
         try:
             client = state.client(tenant, database)
         except _MissingDatabase:

@@ -1,0 +1,78 @@
+"""Issue 12 compatibility items over HTTP: ``glean run`` driven by chromadb's official
+HTTP client and by gleandb.HttpClient. Expected messages were recorded from Chroma
+1.5.9's own server (``chroma run``) with the same requests."""
+
+from __future__ import annotations
+
+import math
+
+import httpx
+import pytest
+
+import gleandb
+from gleandb.errors import InternalError
+
+DB = "/api/v2/tenants/default_tenant/databases/default_database"
+
+
+@pytest.fixture
+def glean_http(server, http_client):  # http_client resets the server first
+    return gleandb.HttpClient(host="127.0.0.1", port=server.port)
+
+
+@pytest.mark.parametrize("query,message", [
+    ("limit=-1", "limit: invalid digit found in string"),
+    ("offset=-1", "offset: invalid digit found in string"),
+    ("limit=1.5", "limit: invalid digit found in string"),
+    ("limit=4294967296", "limit: number too large to fit in target type"),
+    ("limit=", "limit: cannot parse integer from empty string"),
+])
+@pytest.mark.parametrize("path", [DB + "/collections", "/api/v2/tenants/default_tenant/databases"])
+def test_list_paging_refuses_what_chroma_refuses(server, path, query, message):
+    r = httpx.get(f"{server.url}{path}?{query}")
+    assert r.status_code == 400
+    assert r.json() == {"error": "InvalidArgumentError", "message": f"Failed to deserialize query string: {message}"}
+
+
+def test_list_collections_negative_limit_is_not_a_slice(http_client, glean_http):
+    for name in ("c-one", "c-two", "c-three"):
+        http_client.create_collection(name, embedding_function=None)
+    with pytest.raises(Exception) as info:
+        http_client.list_collections(limit=-1)
+    assert type(info.value).__name__ == "InvalidArgumentError"
+    assert "limit: invalid digit found in string" in str(info.value)
+    with pytest.raises(OverflowError, match="out of range integral type conversion attempted"):
+        glean_http.list_collections(offset=-1)  # the same error as the embedded client
+    assert len(http_client.list_collections(limit=2)) == 2
+    assert [c.name for c in glean_http.list_collections(offset=2)] == [http_client.list_collections()[2].name]
+
+
+def test_query_unknown_ids_and_data_include(http_client, glean_http):
+    col = http_client.create_collection("ids-test", embedding_function=None)
+    col.add(ids=["a", "b"], embeddings=[[1.0, 0.0], [0.0, 1.0]], metadatas=[{"x": 1}, {"x": 2}], uris=["u1", None])
+    gcol = glean_http.get_collection("ids-test", embedding_function=None)
+    for c in (col, gcol):
+        with pytest.raises(Exception) as info:
+            c.query(query_embeddings=[[1.0, 0.0]], n_results=2, ids=["a", "zz"])
+        assert type(info.value).__name__ == "InternalError" and "'zz'" in str(info.value)
+        # over HTTP, "data" does not bring the metadatas (chromadb's HTTP client filters it out)
+        res = c.query(query_embeddings=[[1.0, 0.0]], n_results=2, include=["data"])
+        assert type(res) is dict
+        assert res["metadatas"] is None and res["data"] is None
+        assert res["uris"] == [["u1", None]] and res["included"] == ["data", "uris"]
+    with pytest.raises(InternalError):
+        gcol.query(query_embeddings=[[1.0, 0.0]], ids="zz")
+
+
+def test_nan_query_and_nan_metadata_through_gleandb_client(glean_http):
+    col = glean_http.create_collection("nan-test", embedding_function=None)
+    col.add(ids=["a", "b"], embeddings=[[1.0, 0.0], [0.0, 1.0]],
+            metadatas=[{"n": float("nan"), "z": -0.0, "k": 1}, {"i": float("inf")}])
+    got = col.get(include=["metadatas"])["metadatas"]
+    assert got == [{"z": 0.0, "k": 1}, None]
+    assert math.copysign(1.0, got[0]["z"]) == 1.0
+    res = col.query(query_embeddings=[[float("nan"), 0.0], [1.0, 0.0]], n_results=2, include=["distances"])
+    assert len(res["ids"][0]) == 2 and all(math.isnan(d) for d in res["distances"][0])
+    assert res["ids"][1] == ["a", "b"] and res["distances"][1][0] == 0.0
+    col.modify(metadata={"v": None, "w": float("nan"), "z": 1})
+    assert glean_http.get_collection("nan-test").metadata == {"z": 1}
