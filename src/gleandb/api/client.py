@@ -7,6 +7,8 @@ opening the path for writing gets ``StoreLockedError`` naming the holder.
 
 from __future__ import annotations
 
+import os
+
 import time
 import uuid
 from typing import Any, Sequence
@@ -43,6 +45,17 @@ _LEGACY_KEYS = {
 }
 _HNSW_UPDATABLE = {"ef_search", "num_threads", "batch_size", "sync_threshold", "resize_factor", "max_neighbors"}
 _HNSW_KNOWN = set(HNSW_DEFAULTS) | {"num_threads", "batch_size"}
+
+
+def _hnsw_block_is_default(block: dict) -> bool:
+    """Whether a configuration's hnsw block sets only chromadb's default values (its
+    num_threads default is the number of usable cores)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - non-Linux
+        cores = os.cpu_count() or 1
+    defaults = {**HNSW_DEFAULTS, "batch_size": 100, "num_threads": cores}
+    return all(key in defaults and value == defaults[key] for key, value in block.items())
 
 
 class _EngineUser:
@@ -221,9 +234,6 @@ class ClientAPI(_EngineUser):
                         hnsw["space"] = s
                 except Exception:
                     pass
-        for key, value in (metadata or {}).items():
-            if key in _LEGACY_KEYS:
-                hnsw[_LEGACY_KEYS[key]] = value
         cfg = dict(configuration or {})
         user_hnsw = cfg.get("hnsw") or {}
         if cfg.get("hnsw") is not None and cfg.get("spann") is not None:
@@ -232,6 +242,13 @@ class ClientAPI(_EngineUser):
             if key not in _HNSW_KNOWN:
                 raise InvalidArgumentError(f"Unknown HNSW configuration field {key!r}")
             hnsw[key] = value
+        if cfg.get("spann") is None and _hnsw_block_is_default(user_hnsw):
+            # chromadb 1.5.9 reads the legacy hnsw:* metadata keys (over the configuration's
+            # values) only when the configuration leaves the index at its defaults: no spann
+            # block and no non-default hnsw value; otherwise it ignores them
+            for key, value in (metadata or {}).items():
+                if key in _LEGACY_KEYS:
+                    hnsw[_LEGACY_KEYS[key]] = value
         spann = cfg.get("spann") or {}
         if "space" in spann and "space" not in user_hnsw:
             hnsw["space"] = spann["space"]
