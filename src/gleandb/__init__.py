@@ -21,6 +21,18 @@ from gleandb.api.client import (
 from gleandb.api.collection import Collection
 from gleandb.api.http_client import AsyncHttpClient, HttpAdminClient
 from gleandb.api.results import GetResult, QueryResult
+from gleandb.api.schema import (
+    BoolInvertedIndexConfig,
+    FloatInvertedIndexConfig,
+    FtsIndexConfig,
+    HnswIndexConfig,
+    IntInvertedIndexConfig,
+    Schema,
+    SpannIndexConfig,
+    SparseVectorIndexConfig,
+    StringInvertedIndexConfig,
+    VectorIndexConfig,
+)
 from gleandb.api.search import (
     Bm25,
     GroupBy,
@@ -79,6 +91,16 @@ __all__ = [
     "PersistentClient",
     "QueryResult",
     "Settings",
+    "BoolInvertedIndexConfig",
+    "FloatInvertedIndexConfig",
+    "FtsIndexConfig",
+    "HnswIndexConfig",
+    "IntInvertedIndexConfig",
+    "Schema",
+    "SpannIndexConfig",
+    "SparseVectorIndexConfig",
+    "StringInvertedIndexConfig",
+    "VectorIndexConfig",
     "errors",
     "rerank",
     "register_embedding_function",

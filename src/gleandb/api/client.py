@@ -16,6 +16,7 @@ from typing import Any, Sequence
 from gleandb.api import validation as v
 from gleandb.api.collection import Collection
 from gleandb.api.errors import InvalidArgumentError, NotFoundError
+from gleandb.api.schema import reconcile, schema_to_json
 from gleandb.api.settings import Settings
 from gleandb.catalog.catalog import DEFAULT_DATABASE, DEFAULT_TENANT, CollectionRecord
 from gleandb.embeddings.functions import DefaultEmbeddingFunction, build_ef, describe_ef, ef_name
@@ -276,6 +277,21 @@ class ClientAPI(_EngineUser):
             "fulltext": fulltext,
         }
 
+    @staticmethod
+    def _apply_schema(schema: Any, metadata: dict | None, configuration: dict | None) -> tuple[dict | None, dict]:
+        """A ``Schema`` on create (see ``gleandb.api.schema``): chromadb's checks; its vector
+        index configuration becomes the hnsw configuration. Returns (configuration, the
+        index switches to persist)."""
+        sj = schema_to_json(schema)
+        cfg = dict(configuration or {})
+        legacy = {k: val for k, val in (metadata or {}).items() if k in _LEGACY_KEYS}
+        config_default = (cfg.get("spann") is None and _hnsw_block_is_default(cfg.get("hnsw") or {})
+                          and _hnsw_block_is_default({_LEGACY_KEYS[k]: val for k, val in legacy.items()}))
+        switches, hnsw = reconcile(sj, config_default)
+        if hnsw:
+            cfg["hnsw"] = {**(cfg.get("hnsw") or {}), **hnsw}
+        return cfg, switches
+
     def _updated_configuration(self, rec: CollectionRecord, configuration: dict) -> dict:
         if configuration.get("fulltext") is not None:
             raise InvalidArgumentError(
@@ -330,7 +346,15 @@ class ClientAPI(_EngineUser):
     ) -> Collection:
         v.validate_collection_name(name)
         metadata = v.validate_collection_metadata(metadata, creating=True)
+        switches = None
+        if schema is not None:
+            configuration, switches = self._apply_schema(schema, metadata, configuration)
+            schema_ef = getattr(schema, "embedding_function", None)
+            if schema_ef is not None and (embedding_function is None or isinstance(embedding_function, DefaultEmbeddingFunction)):
+                embedding_function = schema_ef
         config = self._make_configuration(metadata, configuration, embedding_function)
+        if switches is not None:
+            config["schema"] = switches
         rec, _created = self._catalog.create_collection(
             name, self.tenant, self.database, v.stored_collection_metadata(metadata), config, get_or_create
         )

@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from gleandb.api import validation as v
 from gleandb.api.errors import InternalError, InvalidArgumentError
+from gleandb.api.schema import Schema, check_filters, effective_schema
 from gleandb.api.results import GetResult, QueryResult, get_result, query_result, wants_metadatas
 from gleandb.engine.store import CollectionStore, Hydrated, SegView
 from gleandb.engine.wal import WalBatch
@@ -88,13 +89,23 @@ class Collection:
 
     @property
     def configuration_json(self) -> dict:
-        return self._record.configuration
+        return {k: val for k, val in self._record.configuration.items() if k != "schema"}
 
     @property
     def configuration(self) -> dict:
-        cfg = dict(self._record.configuration)
+        cfg = self.configuration_json
         cfg["embedding_function"] = self._embedding_function
         return cfg
+
+    @property
+    def schema(self) -> Schema:
+        """The collection's ``Schema`` (chromadb's default one unless created with one)."""
+        return Schema.deserialize_from_json(
+            effective_schema(self.configuration_json, self._record.configuration.get("schema"))
+        )
+
+    def _check_schema_filters(self, where: Any, where_document: Any) -> None:
+        check_filters(self._record.configuration.get("schema"), where, where_document)
 
     @property
     def embedding_function(self) -> Any:
@@ -235,6 +246,7 @@ class Collection:
         id_list, limit = v.validate_delete_args(ids, where, where_document, limit)
         with v.validation_context("delete"):
             filt = compile_filter(where, where_document)
+        self._check_schema_filters(where, where_document)
         limit = v.validate_u32_argument("limit", limit)
         count = {"n": 0}
 
@@ -350,6 +362,7 @@ class Collection:
         id_list = v.validate_ids_for_read(ids, "get")
         with v.validation_context("get"):
             filt = compile_filter(where, where_document)
+        self._check_schema_filters(where, where_document)
         limit, offset = v.validate_limit_offset(limit, offset)
         snap = self._store.snapshot()
         picks = self._ordered_picks(snap, self._select(snap, filt, id_list), order_by)
@@ -371,6 +384,7 @@ class Collection:
         """Number of records; with filters, the number that match (a gleandb extension)."""
         with v.validation_context("count"):
             filt = compile_filter(where, where_document)
+        self._check_schema_filters(where, where_document)
         if filt is None:
             return self._store.count()
         snap = self._store.snapshot()
@@ -386,6 +400,7 @@ class Collection:
         n_results = v.validate_n_results(n_results)
         with v.validation_context("query"):
             filt = compile_filter(where, where_document)
+        self._check_schema_filters(where, where_document)
         qi = self._embed("query", qi)
         id_list = v.validate_query_ids(ids)
         return qi, include, n_results, filt, id_list

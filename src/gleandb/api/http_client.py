@@ -56,6 +56,7 @@ from gleandb.api import validation as v
 from gleandb.api.client import VERSION, ClientAPI
 from gleandb.api.collection import DEFAULT_GET_INCLUDE, DEFAULT_QUERY_INCLUDE, Collection
 from gleandb.api.errors import ChromaError, error_types
+from gleandb.api.schema import Schema, schema_to_json
 from gleandb.api.results import GetResult, QueryResult, get_result, query_result
 from gleandb.api.settings import Settings
 from gleandb.catalog.catalog import DEFAULT_DATABASE, DEFAULT_TENANT, CollectionRecord
@@ -373,6 +374,13 @@ class _HttpCollectionBase(Collection):
 
     def get_model(self) -> dict:
         return {**self._record.to_dict(), **{k: val for k, val in self._model.items() if k not in ("configuration_json", "schema")}}
+
+    @property
+    def schema(self) -> Schema:
+        """The schema the server reported (its index switches are enforced there)."""
+        if self._model.get("schema"):
+            return Schema.deserialize_from_json(self._model["schema"])
+        return super().schema
 
     def flush(self) -> None:
         raise NotImplementedError("flush is not available over HTTP (the server flushes on its own)")
@@ -733,7 +741,7 @@ class _ClientPlans:
             "name": name,
             "metadata": metadata,
             "configuration": self._configuration_json(metadata, configuration, embedding_function, full),
-            "schema": None,
+            "schema": schema_to_json(schema),
             "get_or_create": bool(get_or_create),
         }
         model = yield _post(f"{self._db_path}/collections", body)

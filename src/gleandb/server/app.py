@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, Stri
 
 import gleandb
 from gleandb import errors as gerr
+from gleandb.api.schema import effective_schema
 from gleandb.server.config import ServerSettings
 
 log = logging.getLogger("gleandb.server")
@@ -336,35 +337,10 @@ def _configuration_in(cfg: dict | None) -> dict | None:
     return cfg
 
 
-def schema_json(cfg: dict) -> dict:
-    """Chroma's default schema for a collection with this configuration (chromadb clients
-    read it, e.g. after ``modify(configuration=...)``); gleandb indexes every metadata key."""
-    hnsw = {**HNSW_SCHEMA_DEFAULTS, **{k: v for k, v in (cfg.get("hnsw") or {}).items() if k in HNSW_SCHEMA_DEFAULTS}}
-    space = (cfg.get("hnsw") or {}).get("space", "l2")
-    vconf: dict[str, Any] = {"space": space}
-    if cfg.get("embedding_function") is not None:
-        vconf["embedding_function"] = cfg["embedding_function"]
-    on, off = {"enabled": True, "config": {}}, {"enabled": False, "config": {}}
-    return {
-        "defaults": {
-            "string": {"fts_index": off, "string_inverted_index": on},
-            "float_list": {"vector_index": {"enabled": False, "config": {**vconf, "hnsw": hnsw}}},
-            "sparse_vector": {"sparse_vector_index": {"enabled": False, "config": {
-                "embedding_function": {"type": "unknown"}, "bm25": False}}},
-            "int": {"int_inverted_index": on},
-            "float": {"float_inverted_index": on},
-            "bool": {"bool_inverted_index": on},
-        },
-        "keys": {
-            "#embedding": {"float_list": {"vector_index": {"enabled": True, "config": {
-                **vconf, "source_key": "#document", "hnsw": hnsw}}}},
-            "#document": {"string": {"fts_index": on, "string_inverted_index": off}},
-        },
-    }
-
-
-HNSW_SCHEMA_DEFAULTS = {"ef_construction": 100, "max_neighbors": 16, "ef_search": 100, "num_threads": 2,
-                        "batch_size": 100, "sync_threshold": 1000, "resize_factor": 1.2}
+def schema_json(cfg: dict, switches: dict | None = None) -> dict:
+    """The collection's schema as Chroma's server reports it (chromadb clients read it):
+    the default one for this configuration with the index switches of its ``Schema``."""
+    return effective_schema(cfg, switches)
 
 
 def collection_json(col: Any) -> dict:
@@ -376,7 +352,7 @@ def collection_json(col: Any) -> dict:
         "id": str(col.id),
         "name": col.name,
         "configuration_json": cfg,
-        "schema": schema_json(cfg),
+        "schema": schema_json(cfg, col._record.configuration.get("schema")),
         "metadata": col.metadata,
         "dimension": model.get("dimension"),
         "tenant": col.tenant,
@@ -697,6 +673,7 @@ def create_app(path: str, settings: ServerSettings | None = None) -> FastAPI:
         try:
             col = client.create_collection(
                 body.name,
+                schema=body.schema_,
                 configuration=_configuration_in(body.configuration),
                 metadata=body.metadata,
                 embedding_function=None,
