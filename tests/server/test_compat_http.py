@@ -76,3 +76,36 @@ def test_nan_query_and_nan_metadata_through_gleandb_client(glean_http):
     assert res["ids"][1] == ["a", "b"] and res["distances"][1][0] == 0.0
     col.modify(metadata={"v": None, "w": float("nan"), "z": 1})
     assert glean_http.get_collection("nan-test").metadata == {"z": 1}
+
+
+def test_schema_over_http(http_client, glean_http, server):
+    """A Schema sent on create (chromadb's HTTP client and gleandb's) is kept by the server,
+    reported in the collection model and enforced on filters."""
+    from chromadb.api.types import FtsIndexConfig as CFts, StringInvertedIndexConfig as CStr
+
+    import chromadb
+
+    schema = chromadb.Schema().delete_index(CStr(), key="foo").delete_index(CFts(), key="#document")
+    col = http_client.create_collection("schema-c", schema=schema, embedding_function=None)
+    gschema = gleandb.Schema().delete_index(gleandb.StringInvertedIndexConfig(), key="foo")
+    gcol = glean_http.create_collection("schema-g", schema=gschema, embedding_function=None)
+    for c in (col, gcol):
+        c.add(ids=["a"], embeddings=[[1.0, 0.0]], metadatas=[{"foo": "x", "bar": "y"}], documents=["hello"])
+        with pytest.raises(Exception) as info:
+            c.get(where={"foo": "x"})
+        assert type(info.value).__name__ == "InvalidArgumentError"
+        assert "Cannot filter using metadata key 'foo' with type 'Str' because indexing is disabled" in str(info.value)
+        assert c.get(where={"bar": "y"})["ids"] == ["a"]
+    with pytest.raises(Exception, match="FTS indexing is disabled"):
+        col.get(where_document={"$contains": "hel"})
+    assert gcol.get(where_document={"$contains": "hel"})["ids"] == ["a"]
+    for name in ("schema-c", "schema-g"):
+        model = httpx.get(f"{server.url}{DB}/collections/{name}").json()
+        assert model["schema"]["keys"]["foo"]["string"]["string_inverted_index"]["enabled"] is False
+        assert "schema" not in model["configuration_json"]
+    again = http_client.get_collection("schema-c")
+    assert again.schema.serialize_to_json()["keys"]["#document"]["string"]["fts_index"]["enabled"] is False
+    assert glean_http.get_collection("schema-g").schema == gcol.schema
+    with pytest.raises(Exception, match="Sparse vector indexing is not enabled in local"):
+        glean_http.create_collection("schema-sparse", embedding_function=None,
+                                     schema=gleandb.Schema().create_index(gleandb.SparseVectorIndexConfig(), key="sp"))
