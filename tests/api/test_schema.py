@@ -66,3 +66,11 @@ def test_modify_configuration_shows_in_schema():
     got = c.get_collection("mod-schema").schema.serialize_to_json()
     assert got["keys"]["#embedding"]["float_list"]["vector_index"]["config"]["hnsw"]["ef_search"] == 33
     assert got["keys"]["k"]["string"]["string_inverted_index"]["enabled"] is False
+
+
+def test_retrieve_checks_the_switches():
+    c = gleandb.EphemeralClient()
+    col = c.create_collection("ret-schema", schema=Schema().delete_index(StringInvertedIndexConfig(), key="k"))
+    col.add(ids=["a"], embeddings=[[1.0, 0.0]], documents=["hello"], metadatas=[{"k": "v"}])
+    with pytest.raises(gleandb.errors.InvalidArgumentError, match="key 'k' with type 'Str'"):
+        col.retrieve(query_embeddings=[[1.0, 0.0]], where={"k": "v"}, mode="dense")

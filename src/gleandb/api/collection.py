@@ -534,6 +534,7 @@ class Collection:
         """One-call hybrid retrieval (dense + BM25, fused by RRF or weights); see docs/search.md."""
         from gleandb.retrieval.hybrid import retrieve
 
+        self._check_schema_filters(where, where_document)
         return retrieve(self, query_texts, query_embeddings, n_results, where, where_document, mode, fusion,
                         weights, candidates, rrf_k, include)
 
