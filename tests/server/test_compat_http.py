@@ -109,3 +109,17 @@ def test_schema_over_http(http_client, glean_http, server):
     with pytest.raises(Exception, match="Sparse vector indexing is not enabled in local"):
         glean_http.create_collection("schema-sparse", embedding_function=None,
                                      schema=gleandb.Schema().create_index(gleandb.SparseVectorIndexConfig(), key="sp"))
+
+
+def test_schema_vector_config_over_http(http_client, glean_http):
+    from chromadb.api.types import HnswIndexConfig as CHnsw, VectorIndexConfig as CVec
+
+    import chromadb
+
+    g = glean_http.create_collection("schema-vg", embedding_function=None, schema=gleandb.Schema().create_index(
+        gleandb.VectorIndexConfig(space="cosine", hnsw=gleandb.HnswIndexConfig(ef_search=55))))
+    c = http_client.create_collection("schema-vc", embedding_function=None, schema=chromadb.Schema().create_index(
+        CVec(space="cosine", hnsw=CHnsw(ef_search=55))))
+    for col in (g, c):
+        assert col.configuration_json["hnsw"]["space"] == "cosine"
+        assert col.configuration_json["hnsw"]["ef_search"] == 55
