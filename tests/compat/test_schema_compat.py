@@ -108,7 +108,9 @@ def _vector(schema_json):
 ])
 def test_reported_schema_and_configuration(clients, build):
     cc, gc = _pair(clients, build)
-    got, expected = gc.schema.serialize_to_json(), cc.schema.serialize_to_json()
+    # refetched: chromadb's collection object keeps the schema it was created with
+    got = clients[1].get_collection(gc.name).schema.serialize_to_json()
+    expected = clients[0].get_collection(cc.name).schema.serialize_to_json()
     assert _flags(got) == _flags(expected)
     assert _vector(got) == _vector(expected)
     for k in ("space", "ef_search", "max_neighbors", "ef_construction"):
@@ -175,3 +177,32 @@ def test_schema_persists_and_forks(tmp_path):
         with pytest.raises(gleandb.errors.InvalidArgumentError, match="key 'foo' with type 'Str'"):
             got.get(where={"foo": "x"})
     assert fork.name == "kept-fork"
+
+
+def test_typed_attributes_and_discovered_keys(clients):
+    """chromadb's own e2e tests read the schema through typed attributes, and chromadb
+    lists every metadata key written (with the defaults' index switches for its type)."""
+    def build(schema, m):
+        return schema.delete_index(m.StringInvertedIndexConfig()).delete_index(m.StringInvertedIndexConfig(), key="s2")
+
+    name = f"sch{next(_n)}"
+    got = []
+    for c, schema in zip(clients, _schemas(build)):
+        col = c.create_collection(name, schema=schema, embedding_function=None)
+        col.add(ids=["a"], embeddings=[[1.0, 0.0]],
+                metadatas=[{"s": "x", "i": 1, "f": 1.5, "b": True, "l": [1, 2], "ls": ["a"], "s2": "y", "big": 2**70}])
+        sch = c.get_collection(name).schema
+        got.append((
+            _flags(sch.serialize_to_json()),
+            sch.defaults.string.string_inverted_index.enabled,
+            sch.defaults.int_value.int_inverted_index.enabled,
+            sch.defaults.boolean.bool_inverted_index.enabled,
+            sch.keys["#document"].string.fts_index.enabled,
+            sch.keys["#embedding"].float_list.vector_index.enabled,
+            sch.keys["#embedding"].float_list.vector_index.config.space,
+            sch.keys["s2"].string.string_inverted_index.enabled,
+            sch.keys["s2"].int_value,
+            sch.keys["i"].int_value.int_inverted_index.enabled,
+            sorted(sch.keys),
+        ))
+    assert got[1] == got[0]

@@ -105,7 +105,9 @@ def test_schema_over_http(http_client, glean_http, server):
         assert "schema" not in model["configuration_json"]
     again = http_client.get_collection("schema-c")
     assert again.schema.serialize_to_json()["keys"]["#document"]["string"]["fts_index"]["enabled"] is False
-    assert glean_http.get_collection("schema-g").schema == gcol.schema
+    fetched = glean_http.get_collection("schema-g").schema
+    assert fetched.keys["foo"].string.string_inverted_index.enabled is False
+    assert fetched.keys["bar"].string.string_inverted_index.enabled is True  # discovered on write
     with pytest.raises(Exception, match="Sparse vector indexing is not enabled in local"):
         glean_http.create_collection("schema-sparse", embedding_function=None,
                                      schema=gleandb.Schema().create_index(gleandb.SparseVectorIndexConfig(), key="sp"))

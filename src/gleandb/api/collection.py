@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from gleandb.api import validation as v
 from gleandb.api.errors import InternalError, InvalidArgumentError
-from gleandb.api.schema import Schema, check_filters, effective_schema
+from gleandb.api.schema import Schema, check_filters, effective_schema, value_type_of_tag
 from gleandb.api.results import GetResult, QueryResult, get_result, query_result, wants_metadatas
 from gleandb.engine.store import CollectionStore, Hydrated, SegView
 from gleandb.engine.wal import WalBatch
@@ -100,8 +100,15 @@ class Collection:
     @property
     def schema(self) -> Schema:
         """The collection's ``Schema`` (chromadb's default one unless created with one)."""
+        discovered: dict[str, set[str]] = {}
+        for view in self._store.snapshot():
+            for col in view.seg.table.column_names:
+                parsed = parse_column_name(col)
+                vt = value_type_of_tag(parsed[0]) if parsed else None
+                if vt is not None:
+                    discovered.setdefault(parsed[1], set()).add(vt)
         return Schema.deserialize_from_json(
-            effective_schema(self.configuration_json, self._record.configuration.get("schema"))
+            effective_schema(self.configuration_json, self._record.configuration.get("schema"), discovered)
         )
 
     def _check_schema_filters(self, where: Any, where_document: Any) -> None:

@@ -136,6 +136,75 @@ def _describe_ef(ef: Any) -> dict:
     return describe_ef(ef) or {"type": "legacy"}
 
 
+# ------------------------------------------------------------- typed read views
+
+_VALUE_TYPE_ATTRS = {"string": "string", "float_list": "float_list", "sparse_vector": "sparse_vector",
+                     "int_value": "int", "float_value": "float", "boolean": "bool"}
+_CONFIG_CLASSES: dict[str, type] = {c.index: c for c in (
+    FtsIndexConfig, StringInvertedIndexConfig, IntInvertedIndexConfig, FloatInvertedIndexConfig,
+    BoolInvertedIndexConfig, VectorIndexConfig, SparseVectorIndexConfig)}
+
+
+class IndexType:
+    """``enabled`` and ``config`` of one index, as chromadb's ``*IndexType`` dataclasses."""
+
+    def __init__(self, index: str, entry: dict):
+        self.enabled = bool(entry.get("enabled"))
+        self.config = _config_from_json(index, entry.get("config") or {})
+
+    def __repr__(self) -> str:
+        return f"IndexType(enabled={self.enabled}, config={self.config!r})"
+
+
+class _IndexesView:
+    """One value type's indexes (``.string_inverted_index``, ``.fts_index``...)."""
+
+    def __init__(self, data: dict):
+        self._data = data
+
+    def __getattr__(self, name: str) -> IndexType | None:
+        if name.startswith("_") or name not in _CONFIG_CLASSES:
+            raise AttributeError(name)
+        entry = self._data.get(name)
+        return None if entry is None else IndexType(name, entry)
+
+
+class ValueTypes:
+    """Read view of one key's (or the defaults') entry with chromadb's attribute names:
+    ``string``, ``float_list``, ``sparse_vector``, ``int_value``, ``float_value``, ``boolean``."""
+
+    def __init__(self, data: dict):
+        self._data = data
+
+    def __getattr__(self, name: str) -> _IndexesView | None:
+        if name not in _VALUE_TYPE_ATTRS:
+            raise AttributeError(name)
+        entry = self._data.get(_VALUE_TYPE_ATTRS[name])
+        return None if entry is None else _IndexesView(entry)
+
+    def __repr__(self) -> str:
+        return f"ValueTypes({self._data!r})"
+
+
+def _config_from_json(index: str, conf: dict) -> Any:
+    cls = _CONFIG_CLASSES[index]
+    if cls is VectorIndexConfig:
+        from gleandb.embeddings.functions import build_ef
+
+        ef_desc = conf.get("embedding_function")
+        try:
+            ef = build_ef(ef_desc) if isinstance(ef_desc, dict) and ef_desc.get("type") == "known" else None
+        except Exception:  # an unregistered function: leave it out, as chromadb shows it
+            ef = None
+        return VectorIndexConfig(space=conf.get("space"), source_key=conf.get("source_key"), embedding_function=ef,
+                                 hnsw=HnswIndexConfig(**{k: v for k, v in (conf.get("hnsw") or {}).items()
+                                                         if k in HnswIndexConfig._fields}) if conf.get("hnsw") else None,
+                                 spann=dict(conf["spann"]) if conf.get("spann") else None)
+    if cls is SparseVectorIndexConfig:
+        return SparseVectorIndexConfig(source_key=conf.get("source_key"), bm25=conf.get("bm25"))
+    return cls()
+
+
 # ------------------------------------------------------------------------ Schema
 
 
@@ -270,6 +339,15 @@ class Schema:
         return out
 
     @property
+    def keys(self) -> dict[str, ValueTypes]:
+        """Per-key entries, read as chromadb's typed objects (``keys["k"].string...``)."""
+        return {k: ValueTypes(v or {}) for k, v in self._json.get("keys", {}).items()}
+
+    @property
+    def defaults(self) -> ValueTypes:
+        return ValueTypes(self._json.get("defaults", {}))
+
+    @property
     def embedding_function(self) -> Any:
         """The embedding function object given in a ``VectorIndexConfig`` (None if none)."""
         return getattr(self, "_vector_ef", None)
@@ -354,9 +432,11 @@ def reconcile(schema_json: dict, configuration_is_default: bool) -> tuple[dict, 
     return switches, hnsw
 
 
-def effective_schema(configuration: dict, switches: dict | None) -> dict:
+def effective_schema(configuration: dict, switches: dict | None, discovered: dict | None = None) -> dict:
     """The schema a collection reports: chromadb's default one for its configuration, with
-    the persisted index switches over it."""
+    the persisted index switches over it, and (as chromadb discovers them) an entry for each
+    metadata key and value type written (``discovered``: key -> value types), copied from
+    the defaults."""
     hnsw = dict(configuration.get("hnsw") or {})
     ef = configuration.get("embedding_function")
     if ef is not None and not isinstance(ef, dict):
@@ -368,7 +448,23 @@ def effective_schema(configuration: dict, switches: dict | None) -> dict:
         dest = out["keys"].setdefault(key, {})
         for vt, entry in types.items():
             dest.setdefault(vt, {}).update(copy.deepcopy(entry))
+    for key, value_types in sorted((discovered or {}).items()):
+        if key.startswith("#"):
+            continue
+        dest = out["keys"].setdefault(key, {})
+        for vt in sorted(value_types):
+            if vt not in dest and vt in out["defaults"]:
+                dest[vt] = copy.deepcopy(out["defaults"][vt])
     return out
+
+
+_TAG_VALUE_TYPE = {"s": "string", "ls": "string", "i": "int", "li": "int", "f": "float", "lf": "float",
+                   "b": "bool", "lb": "bool"}
+
+
+def value_type_of_tag(tag: str) -> str | None:
+    """The schema value type of a metadata column tag (``"s"``, ``"li"``...)."""
+    return _TAG_VALUE_TYPE.get(tag)
 
 
 def _enabled(switches: dict, key: str, value_type: str, index: str) -> bool:
@@ -426,6 +522,6 @@ def check_filters(switches: dict | None, where: Any, where_document: Any) -> Non
 
 __all__ = [
     "BoolInvertedIndexConfig", "FloatInvertedIndexConfig", "FtsIndexConfig", "HnswIndexConfig",
-    "IntInvertedIndexConfig", "Schema", "SpannIndexConfig", "SparseVectorIndexConfig", "StringInvertedIndexConfig",
+    "IndexType", "IntInvertedIndexConfig", "Schema", "ValueTypes", "SpannIndexConfig", "SparseVectorIndexConfig", "StringInvertedIndexConfig",
     "VectorIndexConfig", "check_filters", "default_schema_json", "effective_schema", "reconcile", "schema_to_json",
 ]

@@ -33,7 +33,6 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, Stri
 
 import gleandb
 from gleandb import errors as gerr
-from gleandb.api.schema import effective_schema
 from gleandb.server.config import ServerSettings
 
 log = logging.getLogger("gleandb.server")
@@ -337,12 +336,6 @@ def _configuration_in(cfg: dict | None) -> dict | None:
     return cfg
 
 
-def schema_json(cfg: dict, switches: dict | None = None) -> dict:
-    """The collection's schema as Chroma's server reports it (chromadb clients read it):
-    the default one for this configuration with the index switches of its ``Schema``."""
-    return effective_schema(cfg, switches)
-
-
 def collection_json(col: Any) -> dict:
     model = col.get_model()
     cfg = dict(col.configuration_json or {})
@@ -352,7 +345,7 @@ def collection_json(col: Any) -> dict:
         "id": str(col.id),
         "name": col.name,
         "configuration_json": cfg,
-        "schema": schema_json(cfg, col._record.configuration.get("schema")),
+        "schema": col.schema.serialize_to_json(),
         "metadata": col.metadata,
         "dimension": model.get("dimension"),
         "tenant": col.tenant,
