@@ -125,3 +125,24 @@ def test_schema_vector_config_over_http(http_client, glean_http):
     for col in (g, c):
         assert col.configuration_json["hnsw"]["space"] == "cosine"
         assert col.configuration_json["hnsw"]["ef_search"] == 55
+
+
+def test_schema_embedding_function_through_gleandb_client(glean_http):
+    class LenEF(gleandb.EmbeddingFunction):
+        def __init__(self):
+            pass
+
+        def __call__(self, input):  # noqa: A002
+            return [[1.0, float(len(x))] for x in input]
+
+        @staticmethod
+        def name():
+            return "len-ef-http-test"
+
+        def get_config(self):
+            return {}
+
+    col = glean_http.create_collection("schema-ef", schema=gleandb.Schema().create_index(
+        gleandb.VectorIndexConfig(embedding_function=LenEF())))
+    col.add(ids=["a"], documents=["hello"])
+    assert col.get(include=["embeddings"])["embeddings"].tolist() == [[1.0, 5.0]]

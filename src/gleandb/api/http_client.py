@@ -736,6 +736,9 @@ class _ClientPlans:
     ) -> Plan:
         v.validate_collection_name(name)
         metadata = v.validate_collection_metadata(metadata, creating=True)
+        schema_ef = getattr(schema, "embedding_function", None)  # gleandb's Schema, as embedded
+        if schema_ef is not None and (embedding_function is None or isinstance(embedding_function, DefaultEmbeddingFunction)):
+            embedding_function = schema_ef
         full = ClientAPI._make_configuration(self, metadata, configuration, embedding_function)  # type: ignore[arg-type]
         body = {
             "name": name,
