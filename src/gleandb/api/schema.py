@@ -53,6 +53,7 @@ class _IndexConfig:
             if name not in allowed:
                 raise ValueError(f"Extra field '{name}' is not allowed in {type(self).__name__}")
         self._values = {k: val for k, val in fields.items() if val is not None}
+        self._given = set(fields)
 
     def to_json(self) -> dict:
         return dict(self._values)
@@ -109,7 +110,10 @@ class VectorIndexConfig(_IndexConfig):
         if self.space is not None:
             out["space"] = self.space
         ef = self._values.get("embedding_function")
-        out["embedding_function"] = _describe_ef(ef) if ef is not None else {"type": "legacy"}
+        if ef is not None:
+            out["embedding_function"] = _describe_ef(ef)
+        else:  # chromadb: not given means its default function, None means "legacy"
+            out["embedding_function"] = {"type": "legacy"} if "embedding_function" in self._given else dict(_DEFAULT_EF)
         if self.source_key is not None:
             out["source_key"] = self.source_key
         for name in ("hnsw", "spann"):
