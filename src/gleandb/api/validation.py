@@ -85,7 +85,8 @@ Observed chromadb 1.5.9 behaviour that differs from chroma-behaviour.md (real ch
   is InternalError in-process. Tenant names: only length >= 3 (chars) checked; database
   names: only "database name must be at least 3 characters" (create/get; delete -> NotFound).
 * include=["data"] in get without data loader -> "You must set a data loader on the
-  collection if loading from URIs. in get."; query accepts it.
+  collection if loading from URIs. in get."; query accepts it. With "data" the bindings
+  also return the metadatas (``gleandb.api.results``); chromadb's HTTP client does not.
 * update on an empty collection sets the collection dimension even if no id matches.
 """
 
