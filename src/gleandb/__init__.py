@@ -21,6 +21,18 @@ from gleandb.api.client import (
 from gleandb.api.collection import Collection
 from gleandb.api.http_client import AsyncHttpClient, HttpAdminClient
 from gleandb.api.results import GetResult, QueryResult
+from gleandb.api.schema import (
+    BoolInvertedIndexConfig,
+    FloatInvertedIndexConfig,
+    FtsIndexConfig,
+    HnswIndexConfig,
+    IntInvertedIndexConfig,
+    Schema,
+    SpannIndexConfig,
+    SparseVectorIndexConfig,
+    StringInvertedIndexConfig,
+    VectorIndexConfig,
+)
 from gleandb.api.search import (
     Bm25,
     GroupBy,
@@ -81,6 +93,16 @@ __all__ = [
     "QueryResult",
     "Settings",
     "deadline",
+    "BoolInvertedIndexConfig",
+    "FloatInvertedIndexConfig",
+    "FtsIndexConfig",
+    "HnswIndexConfig",
+    "IntInvertedIndexConfig",
+    "Schema",
+    "SpannIndexConfig",
+    "SparseVectorIndexConfig",
+    "StringInvertedIndexConfig",
+    "VectorIndexConfig",
     "errors",
     "rerank",
     "register_embedding_function",

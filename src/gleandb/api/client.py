@@ -7,6 +7,8 @@ opening the path for writing gets ``StoreLockedError`` naming the holder.
 
 from __future__ import annotations
 
+import os
+
 import time
 import uuid
 from typing import Any, Sequence
@@ -14,6 +16,7 @@ from typing import Any, Sequence
 from gleandb.api import validation as v
 from gleandb.api.collection import Collection
 from gleandb.api.errors import AuthorizationError, InvalidArgumentError, NotFoundError
+from gleandb.api.schema import reconcile, schema_to_json
 from gleandb.api.settings import Settings
 from gleandb.catalog.catalog import DEFAULT_DATABASE, DEFAULT_TENANT, CollectionRecord
 from gleandb.embeddings.functions import DefaultEmbeddingFunction, build_ef, describe_ef, ef_name
@@ -47,6 +50,17 @@ _LEGACY_KEYS = {
 }
 _HNSW_UPDATABLE = {"ef_search", "num_threads", "batch_size", "sync_threshold", "resize_factor", "max_neighbors"}
 _HNSW_KNOWN = set(HNSW_DEFAULTS) | {"num_threads", "batch_size"}
+
+
+def _hnsw_block_is_default(block: dict) -> bool:
+    """Whether a configuration's hnsw block sets only chromadb's default values (its
+    num_threads default is the number of usable cores)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - non-Linux
+        cores = os.cpu_count() or 1
+    defaults = {**HNSW_DEFAULTS, "batch_size": 100, "num_threads": cores}
+    return all(key in defaults and value == defaults[key] for key, value in block.items())
 
 
 class _EngineUser:
@@ -229,9 +243,6 @@ class ClientAPI(_EngineUser):
                         hnsw["space"] = s
                 except Exception:
                     pass
-        for key, value in (metadata or {}).items():
-            if key in _LEGACY_KEYS:
-                hnsw[_LEGACY_KEYS[key]] = value
         cfg = dict(configuration or {})
         user_hnsw = cfg.get("hnsw") or {}
         if cfg.get("hnsw") is not None and cfg.get("spann") is not None:
@@ -240,6 +251,13 @@ class ClientAPI(_EngineUser):
             if key not in _HNSW_KNOWN:
                 raise InvalidArgumentError(f"Unknown HNSW configuration field {key!r}")
             hnsw[key] = value
+        if cfg.get("spann") is None and _hnsw_block_is_default(user_hnsw):
+            # chromadb 1.5.9 reads the legacy hnsw:* metadata keys (over the configuration's
+            # values) only when the configuration leaves the index at its defaults: no spann
+            # block and no non-default hnsw value; otherwise it ignores them
+            for key, value in (metadata or {}).items():
+                if key in _LEGACY_KEYS:
+                    hnsw[_LEGACY_KEYS[key]] = value
         spann = cfg.get("spann") or {}
         if "space" in spann and "space" not in user_hnsw:
             hnsw["space"] = spann["space"]
@@ -270,6 +288,21 @@ class ClientAPI(_EngineUser):
         if retrieval:  # retrieve()'s stored defaults (gleandb.retrieval.config)
             out["retrieval"] = retrieval
         return out
+
+    @staticmethod
+    def _apply_schema(schema: Any, metadata: dict | None, configuration: dict | None) -> tuple[dict | None, dict]:
+        """A ``Schema`` on create (see ``gleandb.api.schema``): chromadb's checks; its vector
+        index configuration becomes the hnsw configuration. Returns (configuration, the
+        index switches to persist)."""
+        sj = schema_to_json(schema)
+        cfg = dict(configuration or {})
+        legacy = {k: val for k, val in (metadata or {}).items() if k in _LEGACY_KEYS}
+        config_default = (cfg.get("spann") is None and _hnsw_block_is_default(cfg.get("hnsw") or {})
+                          and _hnsw_block_is_default({_LEGACY_KEYS[k]: val for k, val in legacy.items()}))
+        switches, hnsw = reconcile(sj, config_default)
+        if hnsw:
+            cfg["hnsw"] = {**(cfg.get("hnsw") or {}), **hnsw}
+        return cfg, switches
 
     def _updated_configuration(self, rec: CollectionRecord, configuration: dict) -> dict:
         if configuration.get("fulltext") is not None:
@@ -330,9 +363,17 @@ class ClientAPI(_EngineUser):
     ) -> Collection:
         v.validate_collection_name(name)
         metadata = v.validate_collection_metadata(metadata, creating=True)
+        switches = None
+        if schema is not None:
+            configuration, switches = self._apply_schema(schema, metadata, configuration)
+            schema_ef = getattr(schema, "embedding_function", None)
+            if schema_ef is not None and (embedding_function is None or isinstance(embedding_function, DefaultEmbeddingFunction)):
+                embedding_function = schema_ef
         config = self._make_configuration(metadata, configuration, embedding_function)
+        if switches is not None:
+            config["schema"] = switches
         rec, _created = self._catalog.create_collection(
-            name, self.tenant, self.database, metadata, config, get_or_create
+            name, self.tenant, self.database, v.stored_collection_metadata(metadata), config, get_or_create
         )
         return self._wrap(rec, embedding_function, data_loader)
 
@@ -360,6 +401,7 @@ class ClientAPI(_EngineUser):
         return self._wrap(rec, embedding_function, data_loader)
 
     def list_collections(self, limit: int | None = None, offset: int | None = None) -> list[Collection]:
+        limit, offset = v.validate_limit_offset(limit, offset)  # chromadb: u32, not a slice
         recs = self._catalog.list_collections(self.tenant, self.database)
         recs = recs[offset or 0 :]
         if limit is not None:
@@ -401,7 +443,8 @@ class AdminClient(_EngineUser):
             self.engine.drop_store(cid)
 
     def list_databases(self, limit: int | None = None, offset: int | None = None, tenant: str = DEFAULT_TENANT) -> Sequence[dict]:
-        return self._catalog.list_databases(tenant, limit, offset or 0)
+        limit, offset = v.validate_limit_offset(limit, offset)  # chromadb: u32, not a slice
+        return self._catalog.list_databases(tenant, limit, offset)
 
 
 def PersistentClient(path: Any = "./chroma", settings: Settings | None = None, tenant: str = DEFAULT_TENANT, database: str = DEFAULT_DATABASE) -> ClientAPI:

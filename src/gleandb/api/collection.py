@@ -15,13 +15,15 @@ import numpy as np
 import pyarrow as pa
 
 from gleandb.api import validation as v
-from gleandb.api.errors import InvalidArgumentError
-from gleandb.api.results import GetResult, QueryResult
+from gleandb.api.errors import InternalError, InvalidArgumentError
+from gleandb.api.schema import Schema, check_filters, effective_schema, value_type_of_tag
+from gleandb.api.results import GetResult, QueryResult, get_result, query_result, wants_metadatas
 from gleandb.engine.store import CollectionStore, Hydrated, SegView
 from gleandb.engine.wal import WalBatch
 from gleandb import deadlines
 from gleandb.index.filters import compile_filter, parse_column_name
 from gleandb.retrieval.config import UNSET
+from gleandb.index.vector import raw_distances
 
 if TYPE_CHECKING:
     from gleandb.api.client import Client
@@ -43,6 +45,12 @@ def _merge_metadata(old: dict | None, new: dict | None) -> dict | None:
         else:
             out[k] = val
     return out or None
+
+
+def _hydrate_fields(include: list[str]) -> set[str]:
+    """Columns to read for ``include`` ("data" returns metadatas too, as in chromadb, and
+    metadatas need the uris: a record with a uri and no metadata reads back ``{}``)."""
+    return set(include) | ({"metadatas", "uris"} if wants_metadatas(include) else set())
 
 
 def _clean_new_metadata(md: dict | None) -> dict | None:
@@ -83,13 +91,30 @@ class Collection:
 
     @property
     def configuration_json(self) -> dict:
-        return self._record.configuration
+        return {k: val for k, val in self._record.configuration.items() if k != "schema"}
 
     @property
     def configuration(self) -> dict:
-        cfg = dict(self._record.configuration)
+        cfg = self.configuration_json
         cfg["embedding_function"] = self._embedding_function
         return cfg
+
+    @property
+    def schema(self) -> Schema:
+        """The collection's ``Schema`` (chromadb's default one unless created with one)."""
+        discovered: dict[str, set[str]] = {}
+        for view in self._store.snapshot():
+            for col in view.seg.table.column_names:
+                parsed = parse_column_name(col)
+                vt = value_type_of_tag(parsed[0]) if parsed else None
+                if vt is not None:
+                    discovered.setdefault(parsed[1], set()).add(vt)
+        return Schema.deserialize_from_json(
+            effective_schema(self.configuration_json, self._record.configuration.get("schema"), discovered)
+        )
+
+    def _check_schema_filters(self, where: Any, where_document: Any) -> None:
+        check_filters(self._record.configuration.get("schema"), where, where_document)
 
     @property
     def embedding_function(self) -> Any:
@@ -230,6 +255,7 @@ class Collection:
         id_list, limit = v.validate_delete_args(ids, where, where_document, limit)
         with v.validation_context("delete"):
             filt = compile_filter(where, where_document)
+        self._check_schema_filters(where, where_document)
         limit = v.validate_u32_argument("limit", limit)
         count = {"n": 0}
 
@@ -345,14 +371,15 @@ class Collection:
         id_list = v.validate_ids_for_read(ids, "get")
         with v.validation_context("get"):
             filt = compile_filter(where, where_document)
+        self._check_schema_filters(where, where_document)
         limit, offset = v.validate_limit_offset(limit, offset)
         snap = self._store.snapshot()
         picks = self._ordered_picks(snap, self._select(snap, filt, id_list), order_by)
         picks = picks[offset:] if offset else picks
         if limit is not None:
             picks = picks[:limit]
-        h = CollectionStore.hydrate(snap, picks, set(include), self._store.dimension)
-        return GetResult.build(h, include, self._load_data(h, include))
+        h = CollectionStore.hydrate(snap, picks, _hydrate_fields(include), self._store.dimension)
+        return get_result(h, include, self._load_data(h, include))  # type: ignore[return-value]
 
     def _load_data(self, h, include) -> list | None:
         if "data" in include and self._data_loader is not None:
@@ -366,6 +393,7 @@ class Collection:
         """Number of records; with filters, the number that match (a gleandb extension)."""
         with v.validation_context("count"):
             filt = compile_filter(where, where_document)
+        self._check_schema_filters(where, where_document)
         if filt is None:
             return self._store.count()
         snap = self._store.snapshot()
@@ -381,6 +409,7 @@ class Collection:
         n_results = v.validate_n_results(n_results)
         with v.validation_context("query"):
             filt = compile_filter(where, where_document)
+        self._check_schema_filters(where, where_document)
         qi = self._embed("query", qi)
         id_list = v.validate_query_ids(ids)
         return qi, include, n_results, filt, id_list
@@ -407,17 +436,28 @@ class Collection:
         nq = queries.shape[0]
         if dim is None:
             empty = [Hydrated(embeddings=np.zeros((0, 0), np.float32)) for _ in range(nq)]
-            return QueryResult.build(empty, [[] for _ in range(nq)], [None] * nq, include)
+            data = [self._load_data(h, include) for h in empty] if self._data_loader is not None else None
+            return query_result(empty, [[] for _ in range(nq)], data, include)  # type: ignore[return-value]
         snap = store.snapshot()
         ids_set = self._ids_set(id_list)
         k = n_results
+        # chromadb answers a query holding NaN or infinities (its distances are NaN/inf);
+        # the index cannot search with one, so such a query takes the rows a zero vector
+        # finds, and its distances are computed from its real values afterwards
+        bad = ~np.isfinite(queries).all(axis=1)
+        search_q = queries
+        if bad.any():
+            search_q = queries.copy()
+            search_q[bad] = 0.0
         cand_d, cand_v, cand_r = [], [], []
         masks = CollectionStore.allowed_masks(snap, filt, ids_set)
+        if id_list is not None and filt is None:
+            self._require_query_ids(snap, masks, id_list)
         for vi, (view, mask) in enumerate(zip(snap, masks)):
             if mask is not None and not mask.any():
                 continue
             deadlines.check()
-            d, r = view.seg.search(queries, k, mask, store.params.ef_search)
+            d, r = view.seg.search(search_q, k, mask, store.params.ef_search)
             cand_d.append(d)
             cand_r.append(r)
             cand_v.append(np.full(r.shape, vi, dtype=np.int64))
@@ -436,11 +476,42 @@ class Collection:
         else:
             dists_out = [[] for _ in range(nq)]
             picks_out = [[] for _ in range(nq)]
+        if bad.any():
+            self._nonfinite_distances(snap, queries, bad, picks_out, dists_out, store.params.space)
         # every query's rows count against a response budget before any is built
-        CollectionStore.charge_budget(snap, picks_out, set(include), dim)
-        hyd = [CollectionStore.hydrate(snap, p, set(include), dim, charged=True) for p in picks_out]
-        data = [self._load_data(h, include) for h in hyd]
-        return QueryResult.build(hyd, dists_out, data, include)
+        fields = _hydrate_fields(include)
+        CollectionStore.charge_budget(snap, picks_out, fields, dim)
+        hyd = [CollectionStore.hydrate(snap, p, fields, dim, charged=True) for p in picks_out]
+        data = [self._load_data(h, include) for h in hyd] if self._data_loader is not None else None
+        return query_result(hyd, dists_out, data, include)  # type: ignore[return-value]
+
+    @staticmethod
+    def _require_query_ids(snap, masks, id_list) -> None:
+        """chromadb refuses ``query(ids=...)`` naming an id that is not in the collection
+        (unless a where/where_document filter is given): InternalError, here naming them."""
+        wanted = list(dict.fromkeys(id_list))
+        sizes = [view.seg.n if mask is None else int(np.count_nonzero(mask)) for view, mask in zip(snap, masks)]
+        if sum(sizes) >= len(wanted):
+            return
+        picks = [(vi, int(r)) for vi, (view, mask) in enumerate(zip(snap, masks))
+                 for r in (range(view.seg.n) if mask is None else np.flatnonzero(mask))]
+        found = set(CollectionStore.hydrate(snap, picks, set(), None).ids)
+        missing = [i for i in wanted if i not in found]
+        shown = ", ".join(repr(i) for i in missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+        raise InternalError(
+            f"Error executing plan: Internal error: Error finding id: {len(missing)} of the query's ids "
+            f"are not in the collection: {shown}"
+        )
+
+    @staticmethod
+    def _nonfinite_distances(snap, queries, bad, picks_out, dists_out, space) -> None:
+        """Distances of the picked rows to each query that holds NaN or infinities."""
+        for qi_ in np.flatnonzero(bad).tolist():
+            picks = picks_out[qi_]
+            if not picks:
+                continue
+            vecs = np.vstack([snap[vi].seg.embeddings(np.array([row])) for vi, row in picks])
+            dists_out[qi_] = [float(x) for x in raw_distances(vecs, queries[qi_], space)]
 
     # --------------------------------------------------------------- modify
 
@@ -448,6 +519,7 @@ class Collection:
         """Rename, replace the metadata, or change updatable configuration (ef_search...)."""
         if metadata is not None:
             metadata = v.validate_collection_metadata(metadata, creating=False)
+            metadata = v.stored_collection_metadata(metadata) or {}  # {}: all keys dropped
         if name is not None:
             v.validate_collection_name(name, field="new_name")
         new_config = None
@@ -477,6 +549,7 @@ class Collection:
         default. See docs/search.md."""
         from gleandb.retrieval.hybrid import retrieve
 
+        self._check_schema_filters(where, where_document)
         return retrieve(self, query_texts, query_embeddings, n_results, where, where_document, mode, fusion,
                         weights, candidates, rrf_k, include)
 

@@ -56,7 +56,8 @@ from gleandb.api import validation as v
 from gleandb.api.client import VERSION, ClientAPI
 from gleandb.api.collection import DEFAULT_GET_INCLUDE, DEFAULT_QUERY_INCLUDE, Collection
 from gleandb.api.errors import ChromaError, InsufficientStorageError, error_types
-from gleandb.api.results import GetResult, QueryResult
+from gleandb.api.schema import Schema, schema_to_json
+from gleandb.api.results import GetResult, QueryResult, get_result, query_result
 from gleandb.api.settings import Settings
 from gleandb.catalog.catalog import DEFAULT_DATABASE, DEFAULT_TENANT, CollectionRecord
 from gleandb.embeddings.functions import DefaultEmbeddingFunction, describe_ef
@@ -319,6 +320,12 @@ def _f32_matrix(rows: Any) -> np.ndarray:
     return np.asarray(rows, dtype=np.float32)
 
 
+def _wire_include(include: list[str]) -> list[str]:
+    """The include list sent to the server: "data" is loaded here, from the uris (and over
+    HTTP does not return the metadatas, as with chromadb's HTTP client)."""
+    return [i for i in include if i != "data"]
+
+
 def _hydrated(ids: list, embeddings: Any, documents: Any, uris: Any, metadatas: Any) -> SimpleNamespace:
     """The JSON columns of one result as the embedded engine's ``Hydrated`` rows."""
     return SimpleNamespace(
@@ -371,6 +378,13 @@ class _HttpCollectionBase(Collection):
 
     def get_model(self) -> dict:
         return {**self._record.to_dict(), **{k: val for k, val in self._model.items() if k not in ("configuration_json", "schema")}}
+
+    @property
+    def schema(self) -> Schema:
+        """The schema the server reported (its index switches are enforced there)."""
+        if self._model.get("schema"):
+            return Schema.deserialize_from_json(self._model["schema"])
+        return super().schema
 
     def flush(self) -> None:
         raise NotImplementedError("flush is not available over HTTP (the server flushes on its own)")
@@ -441,13 +455,13 @@ class _HttpCollectionBase(Collection):
             "limit": limit,
             "offset": offset,
             "where_document": where_document,
-            "include": [i for i in include if i != "data"],
+            "include": _wire_include(include),
         }
         if order_by is not None:
             body["order_by"] = order_by
         resp = yield _post(f"{self._path}/get", body)
         h = _hydrated(resp["ids"], resp.get("embeddings"), resp.get("documents"), resp.get("uris"), resp.get("metadatas"))
-        return GetResult.build(h, include, self._load_data(h, include))
+        return get_result(h, include, self._load_data(h, include), data_returns_metadatas=False)  # type: ignore[return-value]
 
     def _p_peek(self, limit: int = 10) -> Plan:
         return (yield from self._p_get(limit=limit, include=["embeddings", "documents", "metadatas"]))
@@ -487,7 +501,7 @@ class _HttpCollectionBase(Collection):
             "n_results": n_results,
             "where": where,
             "where_document": where_document,
-            "include": [i for i in include if i != "data"],
+            "include": _wire_include(include),
         }
         resp = yield _post(f"{self._path}/query", body)
         nq = queries.shape[0]
@@ -499,8 +513,8 @@ class _HttpCollectionBase(Collection):
             d = _nth(resp, "distances", i)
             # the engine computes in float32: round the wire's decimals the same way
             dists.append([float(x) for x in np.asarray(d if d is not None else [], dtype=np.float32)])
-        data = [self._load_data(h, include) for h in hyd]
-        return QueryResult.build(hyd, dists, data, include)
+        data = [self._load_data(h, include) for h in hyd] if self._data_loader is not None else None
+        return query_result(hyd, dists, data, include, data_returns_metadatas=False)  # type: ignore[return-value]
 
     def _p_search(self, searches: Any, read_level: Any = "index_and_wal") -> Plan:
         """The Search API (see ``Collection.search``); text ``Knn`` queries are embedded here."""
@@ -735,12 +749,15 @@ class _ClientPlans:
     ) -> Plan:
         v.validate_collection_name(name)
         metadata = v.validate_collection_metadata(metadata, creating=True)
+        schema_ef = getattr(schema, "embedding_function", None)  # gleandb's Schema, as embedded
+        if schema_ef is not None and (embedding_function is None or isinstance(embedding_function, DefaultEmbeddingFunction)):
+            embedding_function = schema_ef
         full = ClientAPI._make_configuration(self, metadata, configuration, embedding_function)  # type: ignore[arg-type]
         body = {
             "name": name,
             "metadata": metadata,
             "configuration": self._configuration_json(metadata, configuration, embedding_function, full),
-            "schema": None,
+            "schema": schema_to_json(schema),
             "get_or_create": bool(get_or_create),
         }
         model = yield _post(f"{self._db_path}/collections", body)
@@ -766,6 +783,7 @@ class _ClientPlans:
         return self._make(model, embedding_function, data_loader)
 
     def _p_list_collections(self, limit: int | None = None, offset: int | None = None) -> Plan:
+        limit, offset = v.validate_limit_offset(limit, offset)  # same errors as embedded
         models = yield _get(f"{self._db_path}/collections", {"limit": limit, "offset": offset})
         return [self._make(m, DefaultEmbeddingFunction(), None) for m in models]
 
@@ -878,6 +896,7 @@ class _AdminPlans:
         yield ("DELETE", f"/tenants/{_seg(tenant)}/databases/{_seg(name)}", None, None)
 
     def _p_list_databases(self, limit: int | None = None, offset: int | None = None, tenant: str = DEFAULT_TENANT) -> Plan:
+        limit, offset = v.validate_limit_offset(limit, offset)  # same errors as embedded
         dbs = yield _get(f"/tenants/{_seg(tenant)}/databases", {"limit": limit, "offset": offset})
         return [{"id": d["id"], "name": d["name"], "tenant": d["tenant"]} for d in dbs]
 

@@ -40,6 +40,7 @@ validate_delete_args(ids, where, where_document, limit) -> (list[str] | None, in
 validate_collection_name(name, field="name") -> str
 validate_collection_metadata(metadata, creating=True) -> dict | None
 validate_tenant_name(name) -> str ; validate_database_name(name, creating=False) -> str
+stored_collection_metadata(metadata) -> dict | None   what is persisted (None/NaN keys dropped)
 validate_ids(ids) / validate_metadata(metadata) / validate_embeddings(rows) / normalize_embeddings(x)
                                                  chromadb's own helpers (no suffix)
 
@@ -49,7 +50,11 @@ Observed chromadb 1.5.9 behaviour that differs from chroma-behaviour.md (real ch
 * metadata value None in **add** -> TypeError "argument 'metadatas': Cannot convert Python
   object to MetadataValue" (bindings, no suffix); upsert and update accept None (key dropped).
 * ints outside i64 in record metadata are stored as float; np.float64 is accepted (float
-  subclass), np.int64 is rejected by the client check. A NaN metadata value is accepted.
+  subclass), np.int64 is rejected by the client check. A NaN or infinite metadata value is
+  accepted and stored as no value (the key is dropped, or deleted by update/upsert); -0.0
+  reads back as 0.0 (``validate_write_for_engine`` applies this to the record set).
+  Collection metadata: None and NaN values drop their key when stored, -0.0 becomes 0.0
+  (``stored_collection_metadata``).
 * Sparse-vector metadata locally -> TypeError "...Cannot convert Python object to
   MetadataValue" (add) / "...UpdateMetadataValue" (upsert/update).
 * NaN/Inf (after the float32 cast) and "#"/"$"/empty metadata keys are one validator error;
@@ -80,7 +85,8 @@ Observed chromadb 1.5.9 behaviour that differs from chroma-behaviour.md (real ch
   is InternalError in-process. Tenant names: only length >= 3 (chars) checked; database
   names: only "database name must be at least 3 characters" (create/get; delete -> NotFound).
 * include=["data"] in get without data loader -> "You must set a data loader on the
-  collection if loading from URIs. in get."; query accepts it.
+  collection if loading from URIs. in get."; query accepts it. With "data" the bindings
+  also return the metadatas (``gleandb.api.results``); chromadb's HTTP client does not.
 * update on an empty collection sets the collection dimension even if no id matches.
 """
 
@@ -663,7 +669,58 @@ def validate_write_for_engine(
             raise dimension_mismatch_error(collection_dimension, matrix.shape[1])
     if any(i == "" for i in rs.ids):
         raise _engine_error(InvalidArgumentError("Empty ID, ID must have at least one character"))
+    if rs.metadatas is not None:
+        _store_metadata_values(method, rs.metadatas)
     return matrix
+
+
+def _is_float(value: Any) -> bool:
+    return isinstance(value, float) and not isinstance(value, bool)
+
+
+def _store_metadata_values(method: WriteMethod, metas: list) -> None:
+    """What chromadb 1.5.9 stores of record metadata values, in place: a NaN or infinite
+    value is no value (add drops the key; update/upsert delete it, as None does) and -0.0
+    reads back as 0.0. A list holding NaN/inf is refused (chromadb accepts it and then fails
+    every later read of the collection with "Failed to pull logs from the log store")."""
+    for i, m in enumerate(metas):
+        if not m:
+            continue
+        out = {}
+        for key, value in m.items():
+            if _is_float(value):
+                if not np.isfinite(value):
+                    if method == "add":
+                        continue
+                    value = None
+                elif value == 0.0:
+                    value = 0.0
+            elif isinstance(value, list) and value and _is_float(value[0]):
+                if not all(np.isfinite(x) for x in value):
+                    raise _engine_error(InvalidArgumentError(
+                        f"Validation error: metadatas: Invalid metadata at index {i}: the list value of "
+                        f"key '{key}' holds NaN or infinite values, got {value}"
+                    ))
+                value = [0.0 if x == 0.0 else x for x in value]
+            out[key] = value
+        metas[i] = out or None
+
+
+def stored_collection_metadata(metadata: dict | None) -> dict | None:
+    """What chromadb 1.5.9 persists of collection metadata (create and modify): a None or
+    NaN value drops its key, -0.0 becomes 0.0 (infinities are kept); nothing left -> None."""
+    if metadata is None:
+        return None
+    out = {}
+    for key, value in metadata.items():
+        if value is None or (_is_float(value) and np.isnan(value)):
+            continue
+        if _is_float(value) and value == 0.0:
+            value = 0.0
+        elif isinstance(value, list) and value and _is_float(value[0]):
+            value = [0.0 if x == 0.0 else x for x in value]
+        out[key] = value
+    return out or None
 
 
 # --------------------------------------------------------------------------- queries
@@ -1025,6 +1082,7 @@ __all__ = [
     "validate_query_ids",
     "validate_tenant_name",
     "validate_u32_argument",
+    "stored_collection_metadata",
     "validate_write_for_engine",
     "validation_context",
 ]

@@ -236,7 +236,7 @@ class Catalog:
                     raise InternalError(f"Collection [{name}] already exists")
                 c["name"] = name
             if metadata is not None:
-                c["metadata"] = metadata
+                c["metadata"] = metadata or None  # {}: every key was dropped
             if configuration is not None:
                 c["configuration"] = configuration
             return CollectionRecord(**c)

@@ -255,6 +255,16 @@ def exact_search(
     return _exact(x, _prepare_queries(q, space), k, space, rows, rows_normalized=False)
 
 
+def raw_distances(vectors: np.ndarray, query: np.ndarray, space: str) -> np.ndarray:
+    """Distances of raw ``vectors`` (m, d) to one ``query`` (d,) that may hold NaN or
+    infinities: no finiteness check, so the result carries them (NaN, inf) as chromadb's
+    distances do for such a query. For ordinary queries use ``exact_search``."""
+    _check_space(space)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        q = _prepare_queries(np.asarray(query, dtype=np.float32)[None, :], space)[0]
+        return _exact_distances(np.asarray(vectors, dtype=np.float32), q, space, normalize_rows=True)
+
+
 class _Owner:
     """Keeps the faiss index alive for as long as a numpy view of its storage exists."""
 

@@ -161,7 +161,24 @@ Metadata = dict[str, MetaValue]
 UpdateMetadata = dict[str, Optional[MetaValue]]
 Embedding = Union[StrictStr, list[StrictFloat]]
 U32 = Annotated[StrictInt, Field(ge=0, le=U32_MAX)]
-QueryU32 = Annotated[int, Field(ge=0, le=U32_MAX)]
+
+
+def query_u32(name: str, raw: str | None) -> int | None:
+    """A u32 query parameter (limit, offset), refused as Chroma's server refuses it: Rust's
+    ``u32::from_str`` messages ("-1" is an invalid digit, not a Python slice)."""
+    if raw is None:
+        return None
+    digits = raw[1:] if raw.startswith("+") else raw
+    if not digits:
+        problem = "cannot parse integer from empty string"
+    elif not (digits.isascii() and digits.isdigit()):
+        problem = "invalid digit found in string"
+    elif int(digits) > U32_MAX:
+        problem = "number too large to fit in target type"
+    else:
+        return int(digits)
+    raise HTTPError(400, "InvalidArgumentError", f"Failed to deserialize query string: {name}: {problem}")
+
 Include = Literal["distances", "documents", "embeddings", "metadatas", "uris"]
 
 
@@ -351,37 +368,6 @@ def _configuration_in(cfg: dict | None) -> dict | None:
     return cfg
 
 
-def schema_json(cfg: dict) -> dict:
-    """Chroma's default schema for a collection with this configuration (chromadb clients
-    read it, e.g. after ``modify(configuration=...)``); gleandb indexes every metadata key."""
-    hnsw = {**HNSW_SCHEMA_DEFAULTS, **{k: v for k, v in (cfg.get("hnsw") or {}).items() if k in HNSW_SCHEMA_DEFAULTS}}
-    space = (cfg.get("hnsw") or {}).get("space", "l2")
-    vconf: dict[str, Any] = {"space": space}
-    if cfg.get("embedding_function") is not None:
-        vconf["embedding_function"] = cfg["embedding_function"]
-    on, off = {"enabled": True, "config": {}}, {"enabled": False, "config": {}}
-    return {
-        "defaults": {
-            "string": {"fts_index": off, "string_inverted_index": on},
-            "float_list": {"vector_index": {"enabled": False, "config": {**vconf, "hnsw": hnsw}}},
-            "sparse_vector": {"sparse_vector_index": {"enabled": False, "config": {
-                "embedding_function": {"type": "unknown"}, "bm25": False}}},
-            "int": {"int_inverted_index": on},
-            "float": {"float_inverted_index": on},
-            "bool": {"bool_inverted_index": on},
-        },
-        "keys": {
-            "#embedding": {"float_list": {"vector_index": {"enabled": True, "config": {
-                **vconf, "source_key": "#document", "hnsw": hnsw}}}},
-            "#document": {"string": {"fts_index": on, "string_inverted_index": off}},
-        },
-    }
-
-
-HNSW_SCHEMA_DEFAULTS = {"ef_construction": 100, "max_neighbors": 16, "ef_search": 100, "num_threads": 2,
-                        "batch_size": 100, "sync_threshold": 1000, "resize_factor": 1.2}
-
-
 def collection_json(col: Any) -> dict:
     model = col.get_model()
     cfg = dict(col.configuration_json or {})
@@ -391,7 +377,7 @@ def collection_json(col: Any) -> dict:
         "id": str(col.id),
         "name": col.name,
         "configuration_json": cfg,
-        "schema": schema_json(cfg),
+        "schema": col.schema.serialize_to_json(),
         "metadata": col.metadata,
         "dimension": model.get("dimension"),
         "tenant": col.tenant,
@@ -700,7 +686,8 @@ def create_app(path: str, settings: ServerSettings | None = None) -> FastAPI:
         raise HTTPError(501, "ChromaError", "Updating a tenant is not supported by this server")
 
     @app.get(API + "/tenants/{tenant}/databases", tags=["databases"])
-    def list_databases(tenant: str, limit: Optional[QueryU32] = Query(None), offset: Optional[QueryU32] = Query(None)) -> list:
+    def list_databases(tenant: str, limit: Optional[str] = Query(None), offset: Optional[str] = Query(None)) -> list:
+        limit, offset = query_u32("limit", limit), query_u32("offset", offset)
         # Chroma lists databases sorted by name, then pages
         dbs = sorted(state.admin.list_databases(tenant=tenant), key=lambda d: d["name"])
         grant = _grant()
@@ -736,7 +723,8 @@ def create_app(path: str, settings: ServerSettings | None = None) -> FastAPI:
     DB = API + "/tenants/{tenant}/databases/{database}"
 
     @app.get(DB + "/collections", tags=["collections"])
-    def list_collections(tenant: str, database: str, limit: Optional[QueryU32] = Query(None), offset: Optional[QueryU32] = Query(None)) -> list:
+    def list_collections(tenant: str, database: str, limit: Optional[str] = Query(None), offset: Optional[str] = Query(None)) -> list:
+        limit, offset = query_u32("limit", limit), query_u32("offset", offset)
         try:
             client = state.client(tenant, database)
         except _MissingDatabase:
@@ -759,6 +747,7 @@ def create_app(path: str, settings: ServerSettings | None = None) -> FastAPI:
         try:
             col = client.create_collection(
                 body.name,
+                schema=body.schema_,
                 configuration=_configuration_in(body.configuration),
                 metadata=body.metadata,
                 embedding_function=None,
