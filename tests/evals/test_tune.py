@@ -18,6 +18,7 @@ def test_tune_picks_the_best_grid_point_and_reports_held_out(col, golden):
     assert res.splits_assigned and res.tune_queries == round(0.5 * len(golden))
     assert res.tune_score == max(g["ndcg"] for g in res.grid)
     assert {g["config"]["mode"] for g in res.grid} == {"dense", "bm25", "hybrid"}
+    assert {g["config"].get("fusion") for g in res.grid} == {None, "rrf", "weighted", "zscore", "adaptive"}
     assert set(res.config) <= {"mode", "fusion", "weights", "candidates", "rrf_k"}
     r = res.report
     assert r.split == "test" and r.names == ["tuned", "dense", "bm25", "default"]
@@ -37,6 +38,8 @@ def test_offline_fusion_matches_live_retrieve(col, golden):
     for cfg in ({"mode": "hybrid", "fusion": "weighted", "weights": {"dense": 1.0, "bm25": 0.25}, "candidates": 50},
                 {"mode": "hybrid", "fusion": "rrf", "weights": {"dense": 1.0, "bm25": 2.0}, "candidates": 20,
                  "rrf_k": 10},
+                {"mode": "hybrid", "fusion": "zscore", "weights": {"dense": 1.0, "bm25": 0.7}, "candidates": 50},
+                {"mode": "hybrid", "fusion": "adaptive", "weights": {"dense": 1.0, "bm25": 0.5}, "candidates": 20},
                 {"mode": "dense"}):
         offline = [evals.metrics.ndcg_at_k(tune_mod._fuse(cfg, d, b, 10), q.relevant, 10)
                    for q, d, b in zip(queries, dense, bm25)]

@@ -6,7 +6,7 @@ single rankers, with intervals: a tuned score is only believable on queries it w
 chosen on.
 
 It is cheap: each ranker (dense, BM25) runs once per tune query with the largest candidate
-count of the grid, and every grid point (fusion ``rrf`` / ``weighted``, the BM25 weight
+count of the grid, and every grid point (fusion ``rrf`` / ``weighted`` / ``zscore`` / ``adaptive``, the BM25 weight
 against dense 1, the per-ranker candidate count, RRF's k) is fused offline from those lists
 with the same functions ``retrieve`` uses (``gleandb.retrieval.fusion``). Ties in the
 offline fusion go to the better dense rank, then the better BM25 rank (``retrieve`` breaks
@@ -30,7 +30,8 @@ from gleandb.evals.golden import GoldenSetError
 from gleandb.evals.report import Report
 from gleandb.retrieval import fusion as fusion_fns
 
-BM25_WEIGHTS = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 10.0)   # against dense 1.0
+BM25_WEIGHTS = (0.1, 0.25, 0.5, 0.7, 1.0, 2.0, 4.0, 10.0)   # against dense 1.0 (0.7: the built-in default)
+FUSIONS = ("rrf", "weighted", "zscore", "adaptive")   # gleandb.retrieval.config.FUSIONS
 CANDIDATES = (20, 50, 100, 200)
 RRF_KS = (10, 60)
 RERANK_DEPTHS = (10, 20, 30, 50)
@@ -102,7 +103,8 @@ def _fuse(cfg: dict, dense: list[tuple[str, float]], bm25: list[tuple[str, float
     if cfg["fusion"] == "rrf":
         fused = fusion_fns.rrf({"dense": [i for i, _ in d], "bm25": [i for i, _ in b]}, cfg["rrf_k"], cfg["weights"])
     else:
-        fused = fusion_fns.weighted({"dense": d, "bm25": b}, {"dense": False, "bm25": True}, cfg["weights"])
+        by_score = {"weighted": fusion_fns.weighted, "zscore": fusion_fns.zscore, "adaptive": fusion_fns.adaptive}
+        fused = by_score[cfg["fusion"]]({"dense": d, "bm25": b}, {"dense": False, "bm25": True}, cfg["weights"])
     drank = {i: r for r, (i, _) in enumerate(d)}
     brank = {i: r for r, (i, _) in enumerate(b)}
     big = 1 << 30
@@ -127,7 +129,7 @@ def grid(fusions: Sequence[str], bm25_weights: Sequence[float], candidates: Sequ
 
 
 def tune(col: Any, golden: Any, *, k: int = 10, metric: str = "ndcg", reranker: Any = None,
-         fusions: Sequence[str] = ("rrf", "weighted"), bm25_weights: Sequence[float] = BM25_WEIGHTS,
+         fusions: Sequence[str] = FUSIONS, bm25_weights: Sequence[float] = BM25_WEIGHTS,
          candidates: Sequence[int] = CANDIDATES, rrf_ks: Sequence[float] = RRF_KS,
          rerank_depths: Sequence[int] = RERANK_DEPTHS, fraction: float = 0.5, seed: int = 0,
          apply: bool = False, n_boot: int = 2000, batch_size: int = 64, progress: bool | None = None) -> TuneResult:
@@ -135,9 +137,9 @@ def tune(col: Any, golden: Any, *, k: int = 10, metric: str = "ndcg", reranker: 
     k = metrics._check_k(k)
     if metric not in metrics.METRICS:
         raise ValueError(f"metric must be one of {', '.join(metrics.METRICS)}, got {metric!r}")
-    bad = [f for f in fusions if f not in ("rrf", "weighted")]
+    bad = [f for f in fusions if f not in FUSIONS]
     if bad or not fusions:
-        raise ValueError(f"fusions must be a non-empty list of 'rrf' and/or 'weighted', got {list(fusions)!r}")
+        raise ValueError(f"fusions must be a non-empty list of {', '.join(map(repr, FUSIONS))}, got {list(fusions)!r}")
     for name, values in (("bm25_weights", bm25_weights), ("candidates", candidates), ("rrf_ks", rrf_ks),
                          ("rerank_depths", rerank_depths)):
         if not values or any(isinstance(x, bool) or not isinstance(x, (int, float)) or not x > 0 for x in values):
