@@ -1,108 +1,97 @@
-"""Build real-text stores with known-item golden sets, for ``glean eval run`` / ``glean eval tune``.
+"""``glean eval run`` and ``glean eval tune`` on real corpora, end to end through the CLI.
 
-Corpora (text that ships with the machine, built deterministically, nothing downloaded):
+The corpora are those of ``bench/corpora.py`` (text that ships on the machine, known-item
+queries built deterministically, split tune / test by a seeded shuffle):
 
-- ``docstrings``: CPython standard-library docstrings; query = a docstring's summary
-  paragraph, its one relevant passage = the rest of the docstring (the corpus and filters
-  of bench_retrieval_quality.py), plus help-topic paragraphs as distractors;
-- ``debian``: the descriptions of the installed Debian packages (``/var/lib/dpkg/status``);
-  query = the one-line short description, relevant passage = the long description (at least
-  15 words; packages sharing a short or long description are dropped).
+- ``stdlib``: CPython standard-library docstrings, summary paragraph -> rest of the docstring;
+- ``debian``: Debian package descriptions, short description -> long description;
+- ``man``: section-1 man pages, NAME description (command name removed) -> DESCRIPTION.
 
-Each store is embedded with the default model (all-MiniLM-L6-v2), cosine. Then run, e.g.::
+For each corpus a persistent store is built under ``bench/.data/evals/NAME`` from the cached
+passages and all-MiniLM-L6-v2 vectors (``corpora.embeddings``; the collection keeps the
+default embedding function, so ``glean eval`` embeds the queries itself, as a user's store
+would), then the two commands run as a user would type them::
 
-    PYTHONPATH=src .venv/bin/python bench/bench_evals.py --out bench/.data/evals
-    .venv/bin/glean eval run docstrings --path bench/.data/evals/docstrings \
-        --golden bench/.data/evals/docstrings/golden.jsonl --configs default,dense,bm25,hybrid,hybrid-weighted
+    glean eval run NAME --path bench/.data/evals/NAME --golden bench/.data/golden-NAME.jsonl \\
+        --configs default,dense,bm25,hybrid,hybrid-weighted --split test
+    glean eval tune NAME --path bench/.data/evals/NAME --golden bench/.data/golden-NAME.jsonl
+
+``default`` is a plain ``retrieve()`` (the built-in default, z-score 1 : 0.7); ``hybrid`` is
+RRF 1:1 (the default before it); ``hybrid-weighted`` is weighted 1 : 0.25.
+
+Run:  .venv/bin/python bench/bench_evals.py [--corpora stdlib,debian,man]
+Writes bench/results-evals.txt (the tables as printed).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import random
-import re
+import subprocess
 import sys
 import time
 from pathlib import Path
 
-import gleandb
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import corpora  # noqa: E402
 
+import gleandb  # noqa: E402
 
-def docstrings(n_queries: int, seed: int) -> tuple[list[tuple[str, str]], list[dict]]:
-    from bench_retrieval_quality import collect, distractors
-
-    items = collect()
-    rng = random.Random(seed)
-    rng.shuffle(items)
-    extra = distractors()
-    rng.shuffle(extra)
-    passages = [(q, b) for q, _s, b in items] + extra[:800]
-    golden = [{"query_id": f"doc-{i:05d}", "query": s, "relevant": {q: 3}, "source": "benchmark",
-               "provenance": {"corpus": "cpython-docstrings", "python": sys.version.split()[0], "seed": seed}}
-              for i, (q, s, _b) in enumerate(items[:n_queries])]
-    return passages, golden
+OUT = HERE / "results-evals.txt"
+STORES = corpora.DATA / "evals"
+CONFIGS = "default,dense,bm25,hybrid,hybrid-weighted"
 
 
-def debian(n_queries: int, seed: int, status: str = "/var/lib/dpkg/status") -> tuple[list[tuple[str, str]], list[dict]]:
-    pkgs = []
-    for block in Path(status).read_text(encoding="utf-8", errors="replace").split("\n\n"):
-        name = re.search(r"^Package: (.+)$", block, re.M)
-        desc = re.search(r"^Description: (.*)\n((?: .*\n?)*)", block, re.M)
-        if not name or not desc:
-            continue
-        lines = [ln[1:] for ln in desc.group(2).splitlines()]
-        body = " ".join("" if ln.strip() == "." else ln.strip() for ln in lines)
-        body = " ".join(body.split())
-        if len(body.split()) >= 15:
-            pkgs.append((name.group(1), desc.group(1).strip(), body))
-    short_n: dict[str, int] = {}
-    body_n: dict[str, int] = {}
-    for _p, s, b in pkgs:
-        short_n[s.lower()] = short_n.get(s.lower(), 0) + 1
-        body_n[b] = body_n.get(b, 0) + 1
-    pkgs = sorted((p, s, b) for p, s, b in pkgs if short_n[s.lower()] == 1 and body_n[b] == 1)
-    rng = random.Random(seed)
-    rng.shuffle(pkgs)
-    passages = [(p, b) for p, _s, b in pkgs]
-    golden = [{"query_id": f"deb-{i:05d}", "query": s, "relevant": {p: 3}, "source": "benchmark",
-               "provenance": {"corpus": "debian-dpkg-status", "seed": seed}}
-              for i, (p, s, _b) in enumerate(pkgs[:n_queries])]
-    return passages, golden
-
-
-def build(name: str, passages: list[tuple[str, str]], golden: list[dict], out: Path) -> None:
-    path = out / name
-    if (path / "golden.jsonl").exists():
-        print(f"{name}: already built in {path}")
-        return
+def build(name: str) -> Path:
+    """A persistent store holding the corpus (vectors from the cache), built once."""
+    path = STORES / name
+    done = path / "BUILT"
+    if done.exists():
+        return path
+    c = corpora.load(name)
+    p_vecs, _q = corpora.embeddings(c)
     client = gleandb.PersistentClient(str(path))
     col = client.get_or_create_collection(name, embedding_function=gleandb.DefaultEmbeddingFunction(),
                                           metadata={"hnsw:space": "cosine"})
-    t = time.perf_counter()
-    for i in range(0, len(passages), 256):
-        part = passages[i : i + 256]
-        col.upsert(ids=[p for p, _ in part], documents=[b for _, b in part])
+    for i in range(0, len(c.passages), 1000):
+        part = c.passages[i : i + 1000]
+        col.upsert(ids=[p for p, _ in part], documents=[t for _, t in part], embeddings=p_vecs[i : i + len(part)])
     col.flush()
     client.close()
-    with open(path / "golden.jsonl", "w", encoding="utf-8") as f:
-        for g in golden:
-            f.write(json.dumps(g, ensure_ascii=False) + "\n")
-    print(f"{name}: {len(passages)} passages, {len(golden)} queries, built in {time.perf_counter() - t:.0f} s -> {path}")
+    done.write_text(c.fingerprint())
+    return path
+
+
+def glean(*args: str) -> str:
+    cmd = [str(Path(sys.executable).with_name("glean")), *args, "--no-progress"]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({res.returncode}): {res.stderr.strip()}")
+    return res.stdout
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / ".data" / "evals"))
-    ap.add_argument("--queries", type=int, default=600)
-    ap.add_argument("--seed", type=int, default=0)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--corpora", default="stdlib,debian,man")
     args = ap.parse_args()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    build("docstrings", *docstrings(args.queries, args.seed), out)
-    build("debian", *debian(args.queries, args.seed), out)
+    lines = [__doc__.split("\n")[0], ""]
+    for name in args.corpora.split(","):
+        t = time.perf_counter()
+        path = build(name)
+        golden = str(corpora.DATA / f"golden-{name}.jsonl")
+        c = corpora.load(name)
+        head = (f"== {name}: {c.description}; {len(c.passages)} passages, {len(c.queries)} queries "
+                f"({len(c.split('tune'))} tune / {len(c.split('test'))} test)")
+        run = glean("eval", "run", name, "--path", str(path), "--golden", golden, "--configs", CONFIGS,
+                    "--split", "test")
+        tune = glean("eval", "tune", name, "--path", str(path), "--golden", golden)
+        block = [head, f"$ glean eval run {name} --configs {CONFIGS} --split test", run.rstrip(),
+                 f"$ glean eval tune {name}", tune.rstrip(), f"({time.perf_counter() - t:.0f} s)", ""]
+        print("\n".join(block), flush=True)
+        lines += block
+    OUT.write_text("\n".join(lines) + "\n")
+    print(f"wrote {OUT}")
 
 
 if __name__ == "__main__":
