@@ -198,7 +198,7 @@ class Report:
             cost = row["llm"]["cost_per_query"]
             cells.append(f"{row['llm']['calls_per_query']:.1f} / " + (f"${cost:.5f}" if cost is not None else "-"))
             p = row["p_vs_best"]
-            cells.append("best" if p is None else f"{p:.3f}")
+            cells.append("best" if p is None else (f"{p:.3f}" if p >= 0.001 else "&lt;0.001"))
             cells.append(str(row["failed_queries"]))
             rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
         k = self.k
