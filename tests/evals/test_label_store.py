@@ -219,3 +219,24 @@ def test_acknowledged_labels_survive_kill_9(tmp_path):
     grades = LabelStore(LocalStorage(path), "c").grades_of("q", "ann")
     for i in acked:
         assert grades[f"d{i}"] == i % 4
+
+
+def test_a_label_whose_sync_fails_is_not_kept(tmp_path):
+    """Like the WAL: a record that could not be made durable is cut off the log, so it is
+    neither acknowledged nor brought back by the next open; later labels still work."""
+    s = _store(tmp_path)
+    s.import_golden(GOLDEN)
+    s.label("q1", "try-0", 3, "ann")
+    real_sync = s._writer.sync
+
+    def failing_sync():
+        raise OSError(28, "No space left on device")
+
+    s._writer.sync = failing_sync
+    with pytest.raises(OSError):
+        s.label("q1", "try-1", 2, "ann")
+    assert s.grades_of("q1", "ann") == {"try-0": 3}
+    s._writer.sync = real_sync
+    s.label("q1", "try-2", 1, "ann")
+    s.close()
+    assert _store(tmp_path).grades_of("q1", "ann") == {"try-0": 3, "try-2": 1}

@@ -16,9 +16,7 @@ payload is msgpack (see ``encode_batch``).
 
 from __future__ import annotations
 
-import struct
 import uuid
-import zlib
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -26,8 +24,8 @@ import msgpack
 import numpy as np
 
 from gleandb.storage.base import LogWriter, Storage
+from gleandb.storage.framing import frame, unframe
 
-_HEADER = struct.Struct("<II")
 _MAX_RECORD = 1 << 34
 
 
@@ -59,7 +57,7 @@ def encode_batch(b: WalBatch) -> bytes:
         "x": b.delete_ids,
     }
     body = msgpack.packb(payload, use_bin_type=True)
-    return _HEADER.pack(len(body), zlib.crc32(body)) + body
+    return frame(body)
 
 
 def decode_batch(body: bytes) -> WalBatch:
@@ -82,19 +80,8 @@ def decode_batch(body: bytes) -> WalBatch:
 
 def iter_records(data: bytes) -> Iterator[WalBatch]:
     """Good records of one log file, in order; stops at the first torn one."""
-    view = memoryview(data)
-    pos = 0
-    while pos + _HEADER.size <= len(view):
-        length, crc = _HEADER.unpack_from(view, pos)
-        start = pos + _HEADER.size
-        end = start + length
-        if length > _MAX_RECORD or end > len(view):
-            return  # torn tail: the length was written, the body was not
-        body = view[start:end]
-        if zlib.crc32(body) != crc:
-            return  # torn or corrupt tail
-        yield decode_batch(bytes(body))
-        pos = end
+    for body in unframe(data, _MAX_RECORD):
+        yield decode_batch(body)
 
 
 def log_key(prefix: str, first_seq: int) -> str:

@@ -27,12 +27,10 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import struct
 import threading
 import time
 import uuid
 import weakref
-import zlib
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
@@ -40,8 +38,8 @@ import msgpack
 
 from gleandb.evals.golden import GoldenQuery, GoldenSet, GoldenSetError
 from gleandb.storage.base import LogWriter, Storage
+from gleandb.storage.framing import frame, unframe
 
-_HEADER = struct.Struct("<II")
 _MAX_RECORD = 1 << 28
 GRADES = (0, 1, 2, 3)
 QUERY_ACTIONS = ("import", "add", "accept", "edit", "reject")
@@ -59,25 +57,13 @@ class LabelError(ValueError):
 
 
 def _encode(events: list[dict]) -> bytes:
-    body = msgpack.packb(events, use_bin_type=True)
-    return _HEADER.pack(len(body), zlib.crc32(body)) + body
+    return frame(msgpack.packb(events, use_bin_type=True))
 
 
 def _iter_batches(data: bytes) -> Iterator[list[dict]]:
     """Good batches of one log file, in order; stops at the first torn one."""
-    view = memoryview(data)
-    pos = 0
-    while pos + _HEADER.size <= len(view):
-        length, crc = _HEADER.unpack_from(view, pos)
-        start = pos + _HEADER.size
-        end = start + length
-        if length > _MAX_RECORD or end > len(view):
-            return  # torn tail: the header was written, the body was not
-        body = bytes(view[start:end])
-        if zlib.crc32(body) != crc:
-            return  # torn or corrupt tail
+    for body in unframe(data, _MAX_RECORD):
         yield msgpack.unpackb(body, raw=False, strict_map_key=False)
-        pos = end
 
 
 # ------------------------------------------------------------------------- state
@@ -156,8 +142,14 @@ class LabelStore:
 
     def _write(self, events: list[dict]) -> None:
         self._open_writer()
-        self._writer.append(_encode(events))
-        self._writer.sync()
+        before = self._writer.size
+        try:
+            self._writer.append(_encode(events))
+            self._writer.sync()
+        except BaseException:
+            # not acknowledged, so it must not come back on replay: cut the record off (as the WAL does)
+            self._writer.truncate(before)
+            raise
 
     def _commit(self, events: list[dict]) -> None:
         """Number, persist (synced) and apply events; called with the lock held."""

@@ -1,0 +1,38 @@
+"""Framing of records in append-only logs (the WAL, the label log): each record is
+``length (u32) | CRC32 (u32) | body``.
+
+A crash can leave the last record of a log half-written. Reading stops at the first
+record whose length runs past the end of the file or whose checksum does not match, so
+a torn tail is dropped whole and never half-applied; the records before it are intact.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from typing import Iterator
+
+HEADER = struct.Struct("<II")
+
+
+def frame(body: bytes) -> bytes:
+    """One record: header + body."""
+    return HEADER.pack(len(body), zlib.crc32(body)) + body
+
+
+def unframe(data: bytes, max_record: int) -> Iterator[bytes]:
+    """The bodies of the good records of one log file, in order; stops at the first torn one
+    (or one longer than ``max_record``, which only a torn length can produce)."""
+    view = memoryview(data)
+    pos = 0
+    while pos + HEADER.size <= len(view):
+        length, crc = HEADER.unpack_from(view, pos)
+        start = pos + HEADER.size
+        end = start + length
+        if length > max_record or end > len(view):
+            return  # torn tail: the header was written, the body was not
+        body = bytes(view[start:end])
+        if zlib.crc32(body) != crc:
+            return  # torn or corrupt tail
+        yield body
+        pos = end
