@@ -140,9 +140,17 @@ class HttpBackend(Backend):
 
 
 def _plain(value: Any) -> Any:
-    """JSON-ready: numpy arrays and scalars to lists and numbers, NaN/inf to None."""
+    """JSON-ready: numpy arrays and scalars to lists and numbers, dataclasses to objects, dates to
+    ISO strings, NaN/inf to None."""
+    import dataclasses
+    import datetime
+
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _plain(dataclasses.asdict(value))
+    if isinstance(value, (datetime.datetime, datetime.date)):
+        return value.isoformat()
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     if hasattr(value, "tolist"):
