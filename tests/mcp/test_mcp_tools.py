@@ -163,6 +163,8 @@ def test_bad_calls_are_tool_errors_that_change_nothing(backend):
                 "wrong type": error(await call(c, "retrieve", collection="docs", query_texts="not a list")),
                 "missing update id": error(await call(c, "update", collection="docs", ids=["ghost"],
                                                       documents=["x"])),
+                "update lengths": error(await call(c, "update", collection="docs", ids=["inv", "faq"],
+                                                   documents=["x"])),
                 "unknown ef": error(await call(c, "create_collection", name="other",
                                                configuration={"embedding_function": {"name": "nope"}})),
                 "exists": error(await call(c, "create_collection", name="docs")),
@@ -182,6 +184,7 @@ def test_bad_calls_are_tool_errors_that_change_nothing(backend):
     assert "limit" in errs["schema"]
     assert "query_texts" in errs["wrong type"]
     assert "ghost" in errs["missing update id"]
+    assert "1 documents for 2 ids" in errs["update lengths"]
     assert "'nope'" in errs["unknown ef"] and "gleandb_hashing" in errs["unknown ef"]
     assert "docs" in errs["exists"]
     assert after["count"] == 3 and {p["id"]: p["document"] for p in after["peek"]} == DOCS

@@ -404,16 +404,22 @@ def build_server(backend: Backend, settings: Any = None) -> MCPServer:
         documents: Annotated[list[str] | None, Field(description="New texts (re-embedded), one per id.")] = None,
         metadatas: Annotated[list[dict[str, Any]] | None, Field(
             description="Metadata to merge into each record, one per id (a key set to null is removed).")] = None,
+        embeddings: Annotated[list[list[float]] | None, Field(
+            description="Vectors to store instead of embedding the documents, one per id (rarely needed).")] = None,
     ) -> dict:
-        """Change the text and/or metadata of existing records; every id must exist."""
-        if documents is None and metadatas is None:
-            raise ToolError("update: give documents and/or metadatas")
+        """Change the text, metadata and/or embedding of existing records; every id must exist, else nothing
+        is written."""
+        if documents is None and metadatas is None and embeddings is None:
+            raise ToolError("update: give documents, metadatas and/or embeddings")
+        for field, given in (("documents", documents), ("metadatas", metadatas), ("embeddings", embeddings)):
+            if given is not None and len(given) != len(ids):
+                raise ToolError(f"update: {len(given)} {field} for {len(ids)} ids; give one per id")
         col = _collection(client(), collection)
         found = set(col.get(ids=ids, include=[])["ids"])
         missing = [i for i in ids if i not in found]
         if missing:
             raise ToolError(f"update: ids not in {collection!r}: {missing[:10]}; nothing was written")
-        col.update(ids=ids, documents=documents, metadatas=metadatas)
+        col.update(ids=ids, documents=documents, metadatas=metadatas, embeddings=embeddings)
         return {"collection": collection, "updated": len(ids)}
 
     @tool(destroys)
