@@ -215,3 +215,37 @@ def test_stdio_glean_mcp(tmp_path):
         assert sorted(client.get_collection("docs").get()["ids"]) == sorted(DOCS)
     finally:
         client.close()
+
+
+def test_context_reranks_under_the_configured_policy(tmp_path):
+    """`context` with an LLM re-ranker (the fake chat server): allowed by GLEAN_RERANK_BASE_URLS,
+    keyed from the server's environment; an endpoint outside the policy is a tool error."""
+    import os
+    import sys
+
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from fake_llm import FakeLLM
+
+    fake = FakeLLM().start()
+    try:
+        params = stdio_params(str(tmp_path / "data"))
+        params.env = {"GLEAN_RERANK_BASE_URLS": fake.openai_url, "OPENAI_API_KEY": "sk-local-key"}
+        spec = {"type": "llm", "model": "m", "base_url": fake.openai_url, "batch_size": 3}
+
+        async def go():
+            async with Client(params) as c:
+                await _seed(c)
+                ranked = ok(await call(c, "context", collection="docs", question="how do refunds work", top_n=3,
+                                       reranker=spec))
+                refused = error(await call(c, "context", collection="docs", question="refunds",
+                                           reranker={**spec, "base_url": "http://127.0.0.1:9/v1"}))
+                return ranked, refused
+
+        ranked, refused = run(go())
+    finally:
+        fake.stop()
+    scores = [ch["rerank_score"] for ch in ranked["chunks"]]
+    assert ranked["chunks"][0]["id"] == "faq" and all(s is not None for s in scores)
+    assert scores == sorted(scores, reverse=True)
+    assert fake.requests and all(r.headers["authorization"] == "Bearer sk-local-key" for r in fake.requests)
+    assert "127.0.0.1:9" in refused

@@ -16,6 +16,10 @@ def add_parser(sub: "argparse._SubParsersAction") -> None:
         "For HTTP, `glean run` serves the same tools at /mcp behind its auth. See docs/mcp.md.",
     )
     p.add_argument("--path", default="./data", help="store directory (default ./data)")
+    p.add_argument("--config", default=None,
+                   help="YAML file of `glean run` settings (GLEAN_CONFIG); the context tool's re-ranker policy "
+                        "comes from it and GLEAN_RERANK_* (rerank_base_urls, rerank_allow_request_keys, "
+                        "rerank_cross_encoders)")
     p.set_defaults(func=cmd_mcp)
 
 
@@ -26,5 +30,8 @@ def cmd_mcp(args: argparse.Namespace) -> int:
         from gleandb.server.mcp import run_stdio
     except ImportError as exc:
         raise CommandError(f"the MCP server needs the mcp package: pip install 'gleandb[mcp]' ({exc})") from None
-    run_stdio(args.path)
+    from gleandb.server.config import load_settings
+
+    settings = load_settings({"path": args.path}, args.config)
+    run_stdio(args.path, settings)
     return 0

@@ -56,7 +56,6 @@ Where = Annotated[dict[str, Any] | None, Field(
 WhereDocument = Annotated[dict[str, Any] | None, Field(
     description='Document text filter: {"$contains": "text"}, {"$not_contains": "text"}, {"$regex": "pattern"}, '
                 '{"$not_regex": "pattern"}, combined with {"$and": [...]} / {"$or": [...]}. Omit for no filter.')]
-Ids = Annotated[list[str], Field(description="Record ids, one per document.", min_length=1)]
 Metadatas = Annotated[list[dict[str, Any]] | None, Field(
     description="One flat metadata object per document (values: string, number, boolean, or lists of them).")]
 NResults = Annotated[int, Field(description="How many results to return.", ge=1, le=MAX_RESULTS)]
@@ -400,7 +399,7 @@ def build_server(backend: Backend, settings: Any = None) -> MCPServer:
     @tool(writes)
     def update(
         collection: Name,
-        ids: Ids,
+        ids: Annotated[list[str], Field(description="Ids of the records to change.", min_length=1)],
         documents: Annotated[list[str] | None, Field(description="New texts (re-embedded), one per id.")] = None,
         metadatas: Annotated[list[dict[str, Any]] | None, Field(
             description="Metadata to merge into each record, one per id (a key set to null is removed).")] = None,
@@ -666,11 +665,12 @@ def _register_resources(server: MCPServer, backend: Backend) -> None:
 # ------------------------------------------------------------------ transports
 
 
-def run_stdio(path: str) -> None:
-    """``glean mcp``: serve over stdin/stdout until the client closes them."""
+def run_stdio(path: str, settings: Any = None) -> None:
+    """``glean mcp``: serve over stdin/stdout until the client closes them; ``settings`` (a
+    ``ServerSettings``) carries the re-ranker policy of ``context``."""
     backend = LocalBackend(path)
     try:
-        build_server(backend).run("stdio")
+        build_server(backend, settings).run("stdio")
     finally:
         backend.close()
 
