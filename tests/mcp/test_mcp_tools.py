@@ -249,3 +249,31 @@ def test_context_reranks_under_the_configured_policy(tmp_path):
     assert scores == sorted(scores, reverse=True)
     assert fake.requests and all(r.headers["authorization"] == "Bearer sk-local-key" for r in fake.requests)
     assert "127.0.0.1:9" in refused
+
+
+HOLDER = """
+import sys, gleandb
+c = gleandb.PersistentClient(sys.argv[1])
+print("READY", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_glean_mcp_on_a_store_another_process_holds_is_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    store = str(tmp_path / "held")
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, store], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "READY"
+        r = subprocess.run([sys.executable, "-m", "gleandb.cli.main", "mcp", "--path", store], stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, timeout=120)
+    finally:
+        holder.stdin.write("\n")
+        holder.stdin.close()
+        holder.wait(timeout=60)
+    assert r.returncode == 1 and r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("glean mcp: The gleandb store at") and "already open" in lines[0]
