@@ -675,13 +675,30 @@ def run_stdio(path: str, settings: Any = None) -> None:
         backend.close()
 
 
+class _Labelled:
+    """An ASGI app that records its route in the scope, as FastAPI's own routes do."""
+
+    def __init__(self, app: Any, path: str):
+        self.app = app
+        self.path = path
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        scope["route"] = self
+        await self.app(scope, receive, send)
+
+
 def mount_http(app: Any, state: Any, settings: Any) -> Callable[[], Any]:
     """Add ``/mcp`` (streamable HTTP) to the FastAPI ``app``, behind its middleware (auth, limits);
     returns the context manager the app's lifespan must enter (it runs the SDK's session manager)."""
     server = build_server(HttpBackend(state), settings)
     # DNS-rebinding protection (Host / Origin checks) when bound to loopback, as the SDK advises
     sub = server.streamable_http_app(streamable_http_path="/mcp", host=settings.host, json_response=True)
-    app.router.routes.extend(sub.routes)
+    from starlette.routing import Route
+
+    for route in sub.routes:
+        if isinstance(route, Route):  # labelled, so metrics and the access log say /mcp, not "unmatched"
+            route = Route(route.path, endpoint=_Labelled(route.endpoint, route.path), methods=route.methods)
+        app.router.routes.append(route)
 
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
