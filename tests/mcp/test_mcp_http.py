@@ -105,3 +105,17 @@ def test_tools_over_http_and_tenant_binding(server):
     names = [c["name"] for c in httpx.get(server.url + "/api/v2/tenants/acme/databases/default_database/collections",
                                           headers=h).json()]
     assert names == ["acme-notes"]
+
+
+def test_http_backend_fails_closed_without_a_request():
+    """A message without its HTTP request has no credentials to check: refused, not unrestricted."""
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    from gleandb.server.mcp import HttpBackend
+
+    class State:
+        def client(self, tenant, database):  # pragma: no cover - must not be reached
+            raise AssertionError("reached the store")
+
+    with pytest.raises(ToolError, match="credentials cannot be checked"):
+        HttpBackend(State()).client()

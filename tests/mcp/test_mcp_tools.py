@@ -80,14 +80,14 @@ def test_collections_records_and_search(backend):
     assert [(x["name"], x["count"], x["embedding_function"]) for x in listed] == [("docs", 3, "gleandb_hashing")]
     assert info["metadata"] == {"team": "ops"} and info["count"] == 3 and len(info["peek"]) == 2
     assert info["configuration"]["embedding_function"]["name"] == "gleandb_hashing"
-    assert got["records"] == [{"id": "faq", "documents": DOCS["faq"], "metadatas": {"kind": "faq"}}]
+    assert got["records"] == [{"id": "faq", "document": DOCS["faq"], "metadata": {"kind": "faq"}}]
     assert q["results"][0]["matches"][0]["id"] == "faq" and len(q["results"][0]["matches"]) == 2
     assert "distance" in q["results"][0]["matches"][0]
     matches = r["results"][0]["matches"]
     assert [m["id"] for m in matches] == ["ops"]  # the only document containing "make"
     assert matches[0]["ranks"]["bm25"] == 1 and matches[0]["score"] > 0
     assert upd == {"collection": "docs", "updated": 1}
-    assert after_update["records"][0]["metadatas"] == {"kind": "help"}
+    assert after_update["records"][0]["metadata"] == {"kind": "help"}
     assert fork["name"] == "docs-exp" and fork["count"] == 3
     assert dele["deleted"] == 1 and counts == [3, 2]  # the fork's delete does not touch the source
     assert mod["metadata"] == {"stage": "try"}

@@ -120,9 +120,10 @@ class HttpBackend(Backend):
         from gleandb.server.middleware import FORBIDDEN
 
         request = _http_request.get()
-        scope = getattr(request, "scope", None) or {}
-        grant = (scope.get("state") or {}).get("grant")
-        headers = request.headers if request is not None else {}
+        if request is None:  # fail closed: without the request there is no grant to check
+            raise ToolError("this MCP message carries no HTTP request, so its credentials cannot be checked")
+        grant = (request.scope.get("state") or {}).get("grant")
+        headers = request.headers
         tenant = headers.get(TENANT_HEADER) or (grant.tenant if grant is not None else None) or gleandb.DEFAULT_TENANT
         dbs = grant.databases if grant is not None else None
         database = headers.get(DATABASE_HEADER) or (
@@ -195,14 +196,18 @@ def _info(col: Any, peek: int) -> dict:
     return out
 
 
-def _rows(ids: list, include: dict[str, list | None], extra: dict[str, list] | None = None) -> list[dict]:
-    """Column lists to one object per record (what a model reads most easily)."""
+SINGULAR = {"documents": "document", "metadatas": "metadata", "uris": "uri", "distances": "distance"}
+
+
+def _rows(ids: list, columns: dict[str, list | None]) -> list[dict]:
+    """Chroma's parallel column lists to one object per record, with singular keys (``document``,
+    ``metadata``): what a model reads most easily."""
     rows = []
     for i, id_ in enumerate(ids):
         row = {"id": id_}
-        for key, col in {**include, **(extra or {})}.items():
+        for key, col in columns.items():
             if col is not None:
-                row[key] = col[i]
+                row[SINGULAR.get(key, key)] = col[i]
         rows.append(row)
     return rows
 
@@ -469,8 +474,8 @@ def build_server(backend: Backend, settings: Any = None) -> MCPServer:
         r = col.query(query_texts=query_texts, n_results=n_results, where=where, where_document=where_document,
                       include=[*include, "distances"])
         return {"results": [
-            {"query": q, "matches": _rows(r["ids"][i], {k: (r.get(k) or [None] * len(query_texts))[i] for k in include},
-                                           {"distance": r["distances"][i]})}
+            {"query": q, "matches": _rows(r["ids"][i], {k: r[k][i] if r.get(k) is not None else None
+                                                         for k in [*include, "distances"]})}
             for i, q in enumerate(query_texts)]}
 
     @tool(read_only)
@@ -501,8 +506,8 @@ def build_server(backend: Backend, settings: Any = None) -> MCPServer:
         for i, q in enumerate(query_texts):
             ranks = [{k: (v + 1 if v is not None else None) for k, v in rk.items()} for rk in r["ranks"][i]]
             out.append({"query": q, "matches": _rows(r["ids"][i], {"document": r["documents"][i],
-                                                                    "metadata": r["metadatas"][i]},
-                                                      {"score": r["scores"][i], "ranks": ranks})})
+                                                                    "metadata": r["metadatas"][i],
+                                                                    "score": r["scores"][i], "ranks": ranks})})
         return {"results": out}
 
     @tool(read_only)
