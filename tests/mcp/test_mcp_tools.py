@@ -277,3 +277,40 @@ def test_glean_mcp_on_a_store_another_process_holds_is_one_line(tmp_path):
     assert r.returncode == 1 and r.stdout == ""
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("glean mcp: The gleandb store at") and "already open" in lines[0]
+
+
+def test_an_unexpected_failure_is_a_tool_error_too(backend):
+    """An embedding function that breaks (a bug, a dead provider) gives a tool error naming the
+    exception; the server keeps answering and nothing was written."""
+    from gleandb.embeddings.functions import register_embedding_function
+
+    @register_embedding_function
+    class Broken:
+        def __init__(self) -> None:
+            pass
+
+        @staticmethod
+        def name() -> str:
+            return "test_broken_mcp"
+
+        def get_config(self) -> dict:
+            return {}
+
+        @staticmethod
+        def build_from_config(config: dict) -> "Broken":
+            return Broken()
+
+        def __call__(self, input):
+            raise RuntimeError("provider is down")
+
+    async def go():
+        async with _session(backend) as c:
+            ok(await call(c, "create_collection", name="fragile",
+                          configuration={"embedding_function": {"name": "test_broken_mcp", "config": {}}}))
+            err = error(await call(c, "add", collection="fragile", ids=["a"], documents=["text"]))
+            info = ok(await call(c, "collection_info", name="fragile"))
+            return err, info
+
+    err, info = run(go())
+    assert "RuntimeError: provider is down" in err
+    assert info["count"] == 0

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextvars
 import json
+import logging
 import math
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, AsyncIterator, Callable, Literal
@@ -44,6 +45,7 @@ INSTRUCTIONS = (
     "Filters: `where` on metadata, e.g. {\"year\": {\"$gte\": 2020}} or {\"$and\": [...]}; "
     "`where_document` on text, e.g. {\"$contains\": \"invoice\"} or {\"$regex\": \"v[0-9]+\"}."
 )
+log = logging.getLogger("gleandb.server")
 # largest n_results / limit a tool accepts: a model's context window is the real bound
 MAX_RESULTS = 1000
 GREP_MAX_LINES = 2000
@@ -166,7 +168,8 @@ def _fail(exc: Exception) -> ToolError:
     return ToolError(f"{name}: {message}")
 
 
-EXPECTED = (ChromaError, ValueError, TypeError, KeyError, LookupError)
+# ImportError: ModelNotAvailableError, the default model's package is not installed
+EXPECTED = (ChromaError, ValueError, TypeError, LookupError, ImportError)
 
 
 def _collection(client: Any, name: str) -> Any:
@@ -285,6 +288,9 @@ def build_server(backend: Backend, settings: Any = None) -> MCPServer:
                         given = ", ".join(f"{k}={json.dumps(v, default=str)[:300]}" for k, v in filters.items())
                         err = ToolError(f"{err} (given {given})")
                     raise err from None
+                except Exception as exc:  # a bug or an environment failure: logged, and still a tool error
+                    log.exception("MCP tool %s failed", fn.__name__)
+                    raise ToolError(f"InternalError: {type(exc).__name__}: {exc}") from None
 
             server.add_tool(call, name=fn.__name__, description=" ".join((fn.__doc__ or "").split()),
                             annotations=annotations)
