@@ -288,7 +288,10 @@ def build_server(backend: Backend, settings: Any = None) -> MCPServer:
                         given = ", ".join(f"{k}={json.dumps(v, default=str)[:300]}" for k, v in filters.items())
                         err = ToolError(f"{err} (given {given})")
                     raise err from None
-                except Exception as exc:  # a bug or an environment failure: logged, and still a tool error
+                except Exception as exc:
+                    if type(exc).__module__.startswith("gleandb."):  # gleandb's own (e.g. gleandb.memory's)
+                        raise _fail(exc) from None
+                    # a bug or an environment failure: logged, and still a tool error
                     log.exception("MCP tool %s failed", fn.__name__)
                     raise ToolError(f"InternalError: {type(exc).__name__}: {exc}") from None
 
