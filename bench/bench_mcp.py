@@ -68,7 +68,8 @@ def _free_port() -> int:
 async def main_async(n_docs: int, n_calls: int) -> list[str]:
     d = tempfile.mkdtemp(prefix="bench-mcp-")
     rows = []
-    params = StdioServerParameters(command=sys.executable, args=["-m", "gleandb.cli.main", "mcp", "--path", d + "/stdio"])
+    params = StdioServerParameters(command=sys.executable,
+                                   args=["-m", "gleandb.cli.main", "mcp", "--path", d + "/stdio"])
     async with Client(params) as c:
         rows += await _bench(c, "stdio", n_docs, n_calls)
     port = _free_port()

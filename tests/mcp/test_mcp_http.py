@@ -14,7 +14,9 @@ from mcp_support import HASHING, Client, call, error, ok, run
 httpx2 = pytest.importorskip("httpx2", reason="the mcp SDK's HTTP client")
 from mcp.client.streamable_http import streamable_http_client  # noqa: E402
 
-_spec = importlib.util.spec_from_file_location("glean_server_fixture", Path(__file__).parents[1] / "server" / "conftest.py")
+# tests/server's `glean run` fixture, loaded by path (a second module named conftest would clash)
+_spec = importlib.util.spec_from_file_location("glean_server_fixture",
+                                               Path(__file__).parents[1] / "server" / "conftest.py")
 _fixture = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_fixture)
 Server = _fixture.Server

@@ -458,7 +458,8 @@ def build_server(backend: Backend, settings: Any = None) -> MCPServer:
         where_document: WhereDocument = None,
         limit: Annotated[int, Field(description="At most this many records.", ge=1, le=MAX_RESULTS)] = 20,
         offset: Annotated[int, Field(description="Skip this many records first.", ge=0)] = 0,
-        include: Annotated[ReadInclude, Field(description="Fields to return.")] = ["documents", "metadatas"],  # noqa: B006
+        include: Annotated[ReadInclude, Field(description="Fields to return.")] = [  # noqa: B006
+            "documents", "metadatas"],
     ) -> dict:
         """Fetch records by id and/or filter, without ranking (in insertion order)."""
         col = _collection(client(), collection)
