@@ -597,11 +597,12 @@ def create_app(path: str, settings: ServerSettings | None = None) -> FastAPI:
     from gleandb.server.middleware import install_middleware
 
     metrics = install_middleware(app, settings, state)
-    try:  # MCP (streamable HTTP) at /mcp, behind the same middleware (auth); docs/mcp.md
+    import importlib.util
+
+    if importlib.util.find_spec("mcp") is not None:  # without the mcp package: no /mcp
         from gleandb.server.mcp import mount_http
-    except ImportError:  # the mcp package is not installed: no /mcp
-        pass
-    else:
+
+        # MCP (streamable HTTP) at /mcp, behind the same middleware (auth); docs/mcp.md
         mcp_lifespan.append(mount_http(app, state, settings))
 
     @app.exception_handler(RequestValidationError)
