@@ -572,10 +572,16 @@ def create_app(path: str, settings: ServerSettings | None = None) -> FastAPI:
     settings = settings or ServerSettings(path=str(path))
     state = ServerState(str(path), settings)
 
+    mcp_lifespan: list = []  # filled below once the app exists: /mcp's session manager
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         try:
-            yield
+            if mcp_lifespan:
+                async with mcp_lifespan[0]():
+                    yield
+            else:
+                yield
         finally:
             state.close()
 
@@ -591,6 +597,13 @@ def create_app(path: str, settings: ServerSettings | None = None) -> FastAPI:
     from gleandb.server.middleware import install_middleware
 
     metrics = install_middleware(app, settings, state)
+    import importlib.util
+
+    if importlib.util.find_spec("mcp") is not None:  # without the mcp package: no /mcp
+        from gleandb.server.mcp import mount_http
+
+        # MCP (streamable HTTP) at /mcp, behind the same middleware (auth); docs/mcp.md
+        mcp_lifespan.append(mount_http(app, state, settings))
 
     @app.exception_handler(RequestValidationError)
     async def _on_validation(request: Request, exc: RequestValidationError):
