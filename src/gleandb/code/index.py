@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import json
 import os
 import re
 import time
@@ -83,15 +84,11 @@ class CodeIndex:
         self.client = client
         self.repo = Repo(repo_path)
         self.name = f"code.{repo_slug(name or self.repo.path)}"
-        if embedding_function is None:
-            from gleandb.embeddings.functions import DefaultEmbeddingFunction
-
-            embedding_function = DefaultEmbeddingFunction()
-        self.ef = embedding_function
         self.max_file_bytes = max_file_bytes
         self.log = log or (lambda _msg: None)
         self._cache: EmbeddingCache | None = None
         self._registry = self._open_registry()
+        self.ef = self._settle_ef(embedding_function)
 
     # ---------------------------------------------------------------- registry
     def _open_registry(self) -> Any:
@@ -109,6 +106,24 @@ class CodeIndex:
             meta["repo_path"] = self.repo.path
             reg.modify(metadata=meta)
         return reg
+
+    def _settle_ef(self, ef: Any) -> Any:
+        """The index's embedding function: recorded in the registry by the first ``index``; a
+        different one later is refused (vectors of two models do not mix), None means the recorded one."""
+        from gleandb.embeddings.functions import DefaultEmbeddingFunction, build_ef, describe_ef
+
+        meta = dict(self._registry.metadata or {})
+        recorded = json.loads(meta["embedding"]) if meta.get("embedding") else None
+        if ef is None:
+            ef = (build_ef(recorded) if recorded else None) or DefaultEmbeddingFunction()
+        desc = describe_ef(ef)
+        if recorded is None:
+            meta["embedding"] = json.dumps(desc, sort_keys=True)
+            self._registry.modify(metadata=meta)
+        elif recorded != json.loads(json.dumps(desc, sort_keys=True)):
+            raise CodeError(f"{self.name!r} is indexed with the embedding function {recorded.get('name')!r}, "
+                            f"not {desc.get('name') if desc else None!r}; use the same one or another --name")
+        return ef
 
     def aliases(self) -> dict[str, str]:
         meta = self._registry.metadata or {}
