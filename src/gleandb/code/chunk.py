@@ -95,7 +95,7 @@ def chunk_file(path: str, text: str) -> list[Chunk]:
     elif language == "rst":
         segs = _rst_segments(lines)
     else:
-        segs = [(0, len(lines) - 1, "")]
+        segs = [(a, min(a + WINDOW, len(lines)) - 1, "") for a in range(0, len(lines), WINDOW)]
     segs = _absorb_blank(segs, lines)
     out = []
     for s, e, sym in segs:

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from gleandb.code.git import CodeError
+from gleandb.errors import ChromaError
 
 
 def _pattern(pattern: str, ignore_case: bool) -> str:
@@ -33,7 +34,7 @@ def grep(collection: Any, pattern: str, path: str | None = None, ignore_case: bo
     pat = _pattern(pattern, ignore_case)
     try:
         re2 = compile_regex(pat)
-    except ValueError as exc:
+    except (ValueError, ChromaError) as exc:
         raise CodeError(f"grep pattern {pattern!r}: {exc}") from None
     got = collection.get(where_document={"$regex": "(?m)" + pat}, include=["documents", "metadatas"])
     out: list[tuple[str, int, str]] = []

@@ -46,7 +46,7 @@ class IndexReport:
     mode: str  # "fork", "scratch" or "exists"
     base: str = ""
     note: str = ""
-    files: int = 0
+    files: int = 0  # files applied: all of them from scratch, the changed ones (deleted too) in a fork
     chunks_added: int = 0
     embedded: int = 0
     reused: int = 0
@@ -239,7 +239,8 @@ class CodeIndex:
             changes = self.repo.diff_tree(base, sha)
             deleted = [c.path for c in changes if c.status != "A"]
             files = [(c.path, c.new_mode, c.new_blob) for c in changes if c.status != "D"]
-        rep = IndexReport(sha, name, "scratch" if base is None else "fork", base or "", note, files=len(files))
+        rep = IndexReport(sha, name, "scratch" if base is None else "fork", base or "", note,
+                          files=len(set(deleted) | {f[0] for f in files}))
         e0, r0 = self.cache.embedded, self.cache.reused
         try:
             if deleted:
