@@ -247,9 +247,10 @@ class CodeIndex:
                 for i in range(0, len(deleted), ADD_BATCH):
                     col.delete(where={"path": {"$in": deleted[i:i + ADD_BATCH]}})
             rep.chunks_added = self._add_files(col, sha, files, rep.skipped)
-            flush = getattr(col, "flush", None)
-            if callable(flush):
-                flush()
+            try:  # one segment per commit, so the next fork shares it instead of copying a WAL tail
+                col.flush()
+            except (AttributeError, NotImplementedError):
+                pass  # over HTTP the server flushes on its own
         except BaseException:
             try:  # a commit is indexed whole or not at all
                 self.client.delete_collection(name)
