@@ -144,6 +144,11 @@ def test_grep_rejects_backreferences(chain):
     _, ix, _ = chain
     with pytest.raises(CodeError, match="backreferences"):
         ix.grep(r"(a)\1", "main")
+    with pytest.raises(CodeError, match=r"GNU word edges.*use \\b"):  # RE2 would read \< as '<'
+        ix.grep(r"\<main\>", "main")
+    with pytest.raises(CodeError, match=r"use \{0,n\}"):  # RE2 would read a{,3} literally
+        ix.grep(r"a{,3}", "main")
+    assert ix.grep(r"\bmain\b", "main") == ix.grep(r"\\?\bmain\b", "main") != []
 
 
 def test_branch_aliases_move(repo, tmp_path):

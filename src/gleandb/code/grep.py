@@ -11,6 +11,7 @@ pattern RE2 reads as POSIX ERE does (docs/code.md lists where they differ).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pyarrow as pa
@@ -20,9 +21,18 @@ from gleandb.code.git import CodeError
 from gleandb.errors import ChromaError
 
 
+# GNU ERE constructs RE2 would read silently otherwise (as a literal '<', as literal braces)
+_GNU_WORD_EDGE = re.compile(r"(?<!\\)(?:\\\\)*\\[<>]")
+_GNU_OPEN_REPEAT = re.compile(r"(?<!\\)(?:\\\\)*\{,[0-9]*\}")
+
+
 def _pattern(pattern: str, ignore_case: bool) -> str:
     if "\n" in pattern:
         raise CodeError(f"grep pattern {pattern!r} contains a newline (lines are matched one at a time)")
+    if _GNU_WORD_EDGE.search(pattern):
+        raise CodeError(f"grep pattern {pattern!r}: \\< and \\> (GNU word edges) are not supported; use \\b")
+    if _GNU_OPEN_REPEAT.search(pattern):
+        raise CodeError(f"grep pattern {pattern!r}: {{,n}} is not supported; use {{0,n}}")
     return ("(?i)" if ignore_case else "") + pattern
 
 
