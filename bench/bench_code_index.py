@@ -31,7 +31,7 @@ PATTERNS = [
     r"def [a-z_]+\(ctx", r"^class ", r"^\s+def __init__", r"TODO|FIXME", r"[A-Z_]{6,}", r"import (os|sys)",
     r"^$", r"\bclick\.(echo|secho)\(", r"raise [A-Za-z]+Error", r"[0-9]+\.[0-9]+\.[0-9]+", r"\"\"\"$",
     r"^#+ ", r"lambda", r"isinstance\([a-z_]+, (str|int)\)", r"yield", r"@pytest\.mark\.parametrize",
-    r"self\.[a-z_]+ = None", r"^\.\. ", r"\t", r"[^ -~]", r"(?i)windows", r"return (True|False)$",
+    r"self\.[a-z_]+ = None", r"^\.\. ", "\t", r"[^ -~]", r"(?i)windows", r"return (True|False)$",
     r"assert .* == ", r"http[s]?://[a-z./]+",
 ]
 

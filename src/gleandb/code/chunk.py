@@ -9,9 +9,10 @@ The chunks of a file are a *partition* of its lines: every line belongs to exact
 in order. That is what lets ``glean code grep`` answer from the index exactly as ``git grep``
 answers from the files. Definitions become chunks named by their enclosing symbol path
 (``Group.command``); the lines between them (imports, constants, a class's header) become
-chunks named by the enclosing symbol (``""`` at module level); blank-only gaps join the chunk
-before them; a chunk longer than ``MAX_LINES`` is cut into windows. Markdown and reStructuredText
-are cut at headings, any other text into windows of ``WINDOW`` lines.
+chunks named by the enclosing symbol (``""`` at module level); gaps of blank lines and closing
+brackets join the chunk before them; a chunk longer than ``MAX_LINES`` is cut into windows.
+Markdown and reStructuredText are cut at headings, any other text into windows of ``WINDOW``
+lines.
 """
 
 from __future__ import annotations
@@ -107,12 +108,16 @@ def chunk_file(path: str, text: str) -> list[Chunk]:
     return out
 
 
+_FILLER = re.compile(r"^[\s})\];,]*$")
+
+
 def _absorb_blank(segs: list[tuple[int, int, str]], lines: list[str]) -> list[tuple[int, int, str]]:
-    """Blank-only gaps join the chunk before them (the first one joins the chunk after)."""
+    """Gaps of blank lines and closing brackets (a class's final ``}``) join the chunk before
+    them (the first one joins the chunk after)."""
     out: list[list] = []
     pending_start = None
     for s, e, sym in segs:
-        if all(not lines[i].strip() for i in range(s, e + 1)):
+        if all(_FILLER.match(lines[i]) for i in range(s, e + 1)):
             if out:
                 out[-1][1] = e
             elif pending_start is None:
@@ -257,8 +262,9 @@ _RST_UNDERLINE = re.compile(r"^([=\-~^\"'`#*+:.])\1+\s*$")
 
 
 def _sections(lines: list[str], starts: list[tuple[int, str]]) -> list[tuple[int, int, str]]:
+    """Sections from heading starts (line, title); text before the first heading is a section too."""
     segs = []
-    bounds = [(0, "")] + [s for s in starts if s[0] > 0] if not starts or starts[0][0] != 0 else starts
+    bounds = starts if starts and starts[0][0] == 0 else [(0, ""), *starts]
     for i, (s, sym) in enumerate(bounds):
         e = bounds[i + 1][0] - 1 if i + 1 < len(bounds) else len(lines) - 1
         if e >= s:
