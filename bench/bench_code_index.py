@@ -45,6 +45,15 @@ def git(repo: str, *args: str) -> str:
                           env={**os.environ, "LC_ALL": "C"}).stdout
 
 
+_line_counts: dict[tuple[str, str], int] = {}
+
+
+def line_count(repo: str, sha: str, path: str) -> int:
+    if (sha, path) not in _line_counts:
+        _line_counts[(sha, path)] = git(repo, "show", f"{sha}:{path}").count("\n")
+    return _line_counts[(sha, path)]
+
+
 def git_grep(repo: str, sha: str, pat: str) -> list[str]:
     p = subprocess.run(["git", "grep", "-n", "-I", "-E", "-e", pat.replace("(?i)", ""), *(["-i"] if "(?i)" in pat else []),
                         sha], cwd=repo, capture_output=True, env={**os.environ, "LC_ALL": "C"})
@@ -54,8 +63,7 @@ def git_grep(repo: str, sha: str, pat: str) -> list[str]:
             continue
         line = raw.decode("utf-8", "replace").split(":", 1)[1]
         f, no, text = line.split(":", 2)
-        nlines = git(repo, "show", f"{sha}:{f}").count("\n")
-        if text == "" and int(no) == nlines + 1:
+        if text == "" and int(no) == line_count(repo, sha, f) + 1:
             continue  # git 2.39's phantom line after the final newline (docs/code.md)
         out.append(line)
     return out

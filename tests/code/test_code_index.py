@@ -204,6 +204,9 @@ def test_diff_and_changed_since(repo, chain):
     assert hits and {(h["path"], h["symbol"]) for h in hits} <= {(c.path, c.symbol) for c in changes if c.status != "D"}
     full = ix.search("command register", shas[1], 10)
     assert len(full) > len(hits)
+    md = ix.search("install project usage", shas[1], 10, path="*.md")
+    assert md and {h["path"] for h in md} == {"README.md"}
+    assert {h["path"] for h in ix.search("x", shas[1], 50, path="pkg")} == {"pkg/util.py", "pkg/extra.py"}
 
 
 def test_search_equals_from_scratch(repo, chain):

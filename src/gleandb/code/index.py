@@ -30,6 +30,7 @@ from typing import Any, Callable
 from gleandb.code.cache import EmbeddingCache
 from gleandb.code.chunk import chunk_file, language_of
 from gleandb.code.git import CodeError, GitError, Repo
+from gleandb.errors import NotFoundError
 
 MAX_FILE_BYTES = 1 << 20
 ADD_BATCH = 1000
@@ -148,10 +149,8 @@ class CodeIndex:
     def _get(self, sha: str) -> Any | None:
         try:
             return self.client.get_collection(self.collection_name(sha), embedding_function=self.ef)
-        except Exception as exc:  # NotFoundError locally, over HTTP too
-            if type(exc).__name__ in ("NotFoundError", "InvalidCollectionException") or "does not exist" in str(exc):
-                return None
-            raise
+        except NotFoundError:  # locally and over HTTP alike
+            return None
 
     def indexed(self) -> set[str]:
         """Short shas (12 hex) of the indexed commits."""
@@ -354,10 +353,13 @@ class CodeIndex:
                 by_path.setdefault(c.path, []).append(c.start_line)
             clauses = [{"$and": [{"path": p}, {"start_line": {"$in": s}}]} for p, s in sorted(by_path.items())]
             where = clauses[0] if len(clauses) == 1 else {"$or": clauses}
-        elif path and not _has_glob(path):
-            where = {"path": path}
-        k = n_results if not path or where is not None else max(n_results * 10, 100)
-        res = col.retrieve(query_texts=[question], n_results=k, where=where, include=["documents", "metadatas"])
+        elif path:
+            paths = sorted({e.path for e in self.repo.ls_tree(self.resolve(rev)) if path_matches(e.path, path)})
+            if not paths:
+                return []
+            where = {"path": {"$in": paths}}
+        res = col.retrieve(query_texts=[question], n_results=n_results, where=where,
+                           include=["documents", "metadatas"])
         out = []
         for id_, doc, meta, score in zip(res["ids"][0], res["documents"][0], res["metadatas"][0], res["scores"][0]):
             if path and not path_matches(meta["path"], path):
