@@ -4,6 +4,7 @@ over HTTP against a real ``glean run``."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -15,6 +16,9 @@ import pytest
 from gleandb.cli.main import main
 
 from code_gitrepo import build
+
+
+pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="the code index runs git")
 
 
 @pytest.fixture(scope="module")

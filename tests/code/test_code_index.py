@@ -17,6 +17,9 @@ from code_gitrepo import ENV, build, commit, git, write
 EF = HashingEmbeddingFunction(64)
 
 
+pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="the code index runs git")
+
+
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
     return build(tmp_path_factory.mktemp("git"))
@@ -274,3 +277,33 @@ def test_moved_repository(repo, tmp_path):
     ix = CodeIndex(client, str(b), EF, log=notes.append)
     assert notes == [f"repository moved: {a} -> {b} (recorded the new path)"]
     assert ix.grep("^class", shas[0]) == [("app.py", 8, "class Group:")]
+
+
+class _Failing(HashingEmbeddingFunction):
+    """The same model key as EF (so cached chunks need no call), but every call fails: an
+    error half way through a commit, after its fork and its deletes."""
+
+    def __call__(self, input):
+        raise RuntimeError("embedding endpoint down")
+
+
+def test_failed_or_interrupted_commit_leaves_no_index(repo, tmp_path):
+    path, shas, _ = repo
+    client = gleandb.PersistentClient(str(tmp_path))
+    ix = CodeIndex(client, str(path), EF)
+    ix.index_commit(shas[0])
+    failing = CodeIndex(client, str(path), _Failing(64), name="failing")
+    failing.index_commit(shas[0])
+    with pytest.raises(RuntimeError, match="endpoint down"):
+        failing.index_commit(shas[1])
+    assert failing._get(shas[1]) is None  # an error deletes the half-built collection
+    # a kill right after the fork: the fork carries its source's metadata, so it is not taken as indexed
+    client.get_collection(ix.collection_name(shas[0]), embedding_function=EF).fork(ix.collection_name(shas[1]))
+    with pytest.raises(CodeError, match="incomplete index"):
+        ix.collection(shas[1])
+    notes = []
+    ix.log = notes.append
+    rep = ix.index_commit(shas[1])
+    assert rep.mode == "fork" and notes == [f"{shas[1][:12]}: removing an index left incomplete by an interrupted run"]
+    fresh = CodeIndex(client, str(path), EF, name="fresh1").index_commit(shas[1])
+    assert _contents(ix.collection(shas[1])) == _contents(client.get_collection(fresh.collection, embedding_function=EF))

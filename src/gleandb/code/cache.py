@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from typing import Any
 
 import numpy as np
@@ -42,6 +43,7 @@ class EmbeddingCache:
                                                           metadata={"model": self.key[:500]})
         self.embedded = 0
         self.reused = 0
+        self.db_seconds = 0.0  # time in the cache collection's get / add (not embedding)
 
     def text_key(self, text: str) -> str:
         return hashlib.sha256(f"{self.key}\0{text}".encode("utf-8", "surrogatepass")).hexdigest()
@@ -52,7 +54,9 @@ class EmbeddingCache:
         found: dict[str, np.ndarray] = {}
         unique = list(dict.fromkeys(keys))
         for i in range(0, len(unique), BATCH):
+            t0 = time.perf_counter()
             got = self.collection.get(ids=unique[i:i + BATCH], include=["embeddings"])
+            self.db_seconds += time.perf_counter() - t0
             for id_, emb in zip(got["ids"], got["embeddings"] if got["embeddings"] is not None else []):
                 found[id_] = np.asarray(emb, dtype=np.float32)
         missing = [k for k in unique if k not in found]
@@ -62,7 +66,9 @@ class EmbeddingCache:
             for i in range(0, len(missing), BATCH):
                 part = missing[i:i + BATCH]
                 vecs = [np.asarray(v, dtype=np.float32) for v in self.ef([text_of[k] for k in part])]
+                t0 = time.perf_counter()
                 self.collection.add(ids=part, embeddings=vecs)
+                self.db_seconds += time.perf_counter() - t0
                 found.update(zip(part, vecs))
             self.embedded += len(missing)
         return [found[k] for k in keys]

@@ -53,6 +53,7 @@ class IndexReport:
     reused: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, why)
     seconds: float = 0.0
+    db_seconds: float = 0.0  # in the store's calls (fork, delete, add, flush, cache), not git, chunking, embedding
     aliases: list[str] = field(default_factory=list)
 
 
@@ -167,9 +168,9 @@ class CodeIndex:
         """The collection of an indexed revision; CodeError when it is not indexed."""
         sha = self.resolve(rev)
         col = self._get(sha)
-        if col is None:
-            raise CodeError(f"revision {rev!r} ({sha[:12]}) is not indexed; run: glean code index "
-                            f"{self.repo.path} --rev {rev}")
+        if col is None or not _complete(col, sha):
+            how = "is not indexed" if col is None else "has an incomplete index (an interrupted run)"
+            raise CodeError(f"revision {rev!r} ({sha[:12]}) {how}; run: glean code index {self.repo.path} --rev {rev}")
         return col
 
     # ---------------------------------------------------------------- indexing
@@ -204,7 +205,8 @@ class CodeIndex:
         parent = commit.parents[0]
         if not self.repo.has_object(parent):
             return None, f"parent {parent[:12]} is missing (shallow clone): indexing {commit.sha[:12]} from scratch"
-        if self._get(parent) is not None:
+        got = self._get(parent)
+        if got is not None and _complete(got, parent):
             return parent, ""
         done = self.indexed()
         try:
@@ -212,7 +214,7 @@ class CodeIndex:
         except GitError:  # history cut by a shallow clone
             ancestors = []
         for depth, sha in enumerate(ancestors[1:], start=2):
-            if sha[:12] in done:
+            if sha[:12] in done and _complete(self._get(sha), sha):
                 return sha, f"parent {parent[:12]} is not indexed: forking ancestor {sha[:12]} ({depth} commits back)"
         return None, f"parent {parent[:12]} is not indexed: indexing {commit.sha[:12]} from scratch"
 
@@ -220,49 +222,63 @@ class CodeIndex:
         t0 = time.perf_counter()
         commit = self.repo.commit(sha)
         name = self.collection_name(sha)
-        if self._get(sha) is not None:
+        existing = self._get(sha)
+        if existing is not None and _complete(existing, sha):
             rep = IndexReport(sha, name, "exists", note="already indexed")
             rep.aliases = self.repo.branches_at(sha)
             self._set_aliases(sha, rep.aliases)
             return rep
+        if existing is not None:  # a run killed half way (an error deletes its collection itself)
+            self.log(f"{sha[:12]}: removing an index left incomplete by an interrupted run")
+            self.client.delete_collection(name)
         base, note = self._base(commit)
         meta = {"commit": sha, "parent": commit.parents[0] if commit.parents else "", "tree": commit.tree,
-                "repo_path": self.repo.path, "base": base or "", "kind": "gleandb-code-commit"}
+                "repo_path": self.repo.path, "base": base or "", "kind": "gleandb-code-commit", "complete": False}
         if base is None:
-            col = self.client.create_collection(name, embedding_function=self.ef, metadata=meta)
             files = [(e.path, e.mode, e.blob) for e in self.repo.ls_tree(sha)]
             deleted: list[str] = []
         else:
-            col = self._get(base).fork(name)
-            col.modify(metadata=meta)
             changes = self.repo.diff_tree(base, sha)
             deleted = [c.path for c in changes if c.status != "A"]
             files = [(c.path, c.new_mode, c.new_blob) for c in changes if c.status != "D"]
         rep = IndexReport(sha, name, "scratch" if base is None else "fork", base or "", note,
                           files=len(set(deleted) | {f[0] for f in files}))
-        e0, r0 = self.cache.embedded, self.cache.reused
-        try:
-            if deleted:
-                for i in range(0, len(deleted), ADD_BATCH):
-                    col.delete(where={"path": {"$in": deleted[i:i + ADD_BATCH]}})
-            rep.chunks_added = self._add_files(col, sha, files, rep.skipped)
+        cache = self.cache
+        e0, r0, c0 = cache.embedded, cache.reused, cache.db_seconds
+        t = time.perf_counter()
+        if base is None:
+            col = self.client.create_collection(name, embedding_function=self.ef, metadata=meta)
+        else:
+            col = self._get(base).fork(name)
+        try:  # from here on, a commit is indexed whole or not at all
+            if base is not None:
+                col.modify(metadata=meta)
+            for i in range(0, len(deleted), ADD_BATCH):
+                col.delete(where={"path": {"$in": deleted[i:i + ADD_BATCH]}})
+            db = time.perf_counter() - t
+            rep.chunks_added, add_s = self._add_files(col, sha, files, rep.skipped)
+            t = time.perf_counter()
             try:  # one segment per commit, so the next fork shares it instead of copying a WAL tail
                 col.flush()
             except (AttributeError, NotImplementedError):
                 pass  # over HTTP the server flushes on its own
+            col.modify(metadata={**meta, "complete": True})  # the commit point of this commit's index
+            db += time.perf_counter() - t + add_s
         except BaseException:
-            try:  # a commit is indexed whole or not at all
+            try:
                 self.client.delete_collection(name)
             except Exception:  # noqa: BLE001,S110 - the original error matters more
                 pass
             raise
-        rep.embedded, rep.reused = self.cache.embedded - e0, self.cache.reused - r0
+        rep.embedded, rep.reused = cache.embedded - e0, cache.reused - r0
+        rep.db_seconds = db + cache.db_seconds - c0
         rep.aliases = self.repo.branches_at(sha)
         self._set_aliases(sha, rep.aliases)
         rep.seconds = time.perf_counter() - t0
         return rep
 
-    def _add_files(self, col: Any, sha: str, files: list[tuple[str, str, str]], skipped: list) -> int:
+    def _add_files(self, col: Any, sha: str, files: list[tuple[str, str, str]], skipped: list) -> tuple[int, float]:
+        """Chunk, embed (through the cache) and add ``files``: (chunks added, seconds in ``add``)."""
         todo = [(p, b) for p, m, b in files if m in _INDEXABLE_MODES]
         for p, m, _b in files:
             if m not in _INDEXABLE_MODES and m != "000000":
@@ -293,11 +309,14 @@ class CodeIndex:
                 metas.append({"path": p, "language": lang, "symbol": ch.symbol, "start_line": ch.start_line,
                               "end_line": ch.end_line, "commit": sha, "blob": b,
                               "hash": hashlib.sha256(ch.text.encode("utf-8", "surrogatepass")).hexdigest()[:24]})
+        add_s = 0.0
         for i in range(0, len(ids), ADD_BATCH):
             embs = self.cache.embed(docs[i:i + ADD_BATCH])
+            t = time.perf_counter()
             col.add(ids=ids[i:i + ADD_BATCH], documents=docs[i:i + ADD_BATCH], metadatas=metas[i:i + ADD_BATCH],
                     embeddings=embs)
-        return len(ids)
+            add_s += time.perf_counter() - t
+        return len(ids), add_s
 
     # ---------------------------------------------------------------- reading
     def diff(self, old_rev: str, new_rev: str) -> list[ChunkChange]:
@@ -371,6 +390,13 @@ class CodeIndex:
         from gleandb.code.grep import grep
 
         return grep(self.collection(rev), pattern, path, ignore_case)
+
+
+def _complete(col: Any, sha: str) -> bool:
+    """Whether ``col`` is the finished index of ``sha`` (a fork carries its source's metadata
+    until its own is written, and ``complete`` is set last)."""
+    meta = (col.metadata or {}) if col is not None else {}
+    return meta.get("commit") == sha and meta.get("complete") is True
 
 
 def _rows(col: Any, paths: list[str]) -> list[dict]:
