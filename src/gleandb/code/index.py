@@ -250,9 +250,8 @@ class CodeIndex:
             col = self.client.create_collection(name, embedding_function=self.ef, metadata=meta)
         else:
             col = self._get(base).fork(name)
-        try:  # from here on, a commit is indexed whole or not at all
-            if base is not None:
-                col.modify(metadata=meta)
+        try:  # from here on, a commit is indexed whole or not at all (until the last modify, a fork
+            # carries its source's metadata, which names another commit: not complete, see _complete)
             for i in range(0, len(deleted), ADD_BATCH):
                 col.delete(where={"path": {"$in": deleted[i:i + ADD_BATCH]}})
             db = time.perf_counter() - t
