@@ -277,6 +277,13 @@ def test_moved_repository(repo, tmp_path):
     ix = CodeIndex(client, str(b), EF, log=notes.append)
     assert notes == [f"repository moved: {a} -> {b} (recorded the new path)"]
     assert ix.grep("^class", shas[0]) == [("app.py", 8, "class Group:")]
+    # moved and renamed: a read finds no index by the new name, and says which one lost its path
+    c = tmp_path / "c" / "renamed"
+    shutil.move(str(b), str(c))
+    with pytest.raises(CodeError, match=r"not indexed in this store .*code\.proj \(.*pass --name proj"):
+        CodeIndex(client, str(c), EF, create=False)
+    assert CodeIndex(client, str(c), EF, name="proj", create=False).grep("^class", shas[0])
+    assert "code.renamed" not in [x.name for x in client.list_collections()]  # reads create nothing
 
 
 class _Failing(HashingEmbeddingFunction):

@@ -92,7 +92,7 @@ def _client(args: argparse.Namespace):
     return gleandb.PersistentClient(args.path or "./data")
 
 
-def _index(args: argparse.Namespace, log=None):
+def _index(args: argparse.Namespace, log=None, create: bool = False):
     from gleandb.code import CodeIndex
 
     ef = None
@@ -106,11 +106,11 @@ def _index(args: argparse.Namespace, log=None):
         ef = DefaultEmbeddingFunction()
     note = log or (lambda m: print(f"glean code: {m}", file=sys.stderr))
     return CodeIndex(_client(args), args.repo, ef, name=args.name, log=note,
-                     max_file_bytes=getattr(args, "max_file_bytes", 1 << 20))
+                     max_file_bytes=getattr(args, "max_file_bytes", 1 << 20), create=create)
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    ix = _index(args)
+    ix = _index(args, create=True)
     if args.branches:
         reports = ix.index_branches(args.last or 1)
     elif args.last is not None:

@@ -82,20 +82,30 @@ class CodeIndex:
     """The code index of one repository in one store (any client)."""
 
     def __init__(self, client: Any, repo_path: str, embedding_function: Any = None, name: str | None = None,
-                 max_file_bytes: int = MAX_FILE_BYTES, log: Callable[[str], None] | None = None) -> None:
+                 max_file_bytes: int = MAX_FILE_BYTES, log: Callable[[str], None] | None = None,
+                 create: bool = True) -> None:
         self.client = client
         self.repo = Repo(repo_path)
         self.name = f"code.{repo_slug(name or self.repo.path)}"
         self.max_file_bytes = max_file_bytes
         self.log = log or (lambda _msg: None)
         self._cache: EmbeddingCache | None = None
-        self._registry = self._open_registry()
+        self._registry = self._open_registry(create)
         self.ef = self._settle_ef(embedding_function)
 
     # ---------------------------------------------------------------- registry
-    def _open_registry(self) -> Any:
-        reg = self.client.get_or_create_collection(
-            self.name, embedding_function=None, metadata={"kind": "gleandb-code", "repo_path": self.repo.path})
+    def _open_registry(self, create: bool) -> Any:
+        """The registry collection; with ``create=False`` (commands that only read) a missing
+        one is an error naming the indexes whose repository is gone (moved and renamed?)."""
+        if create:
+            reg = self.client.get_or_create_collection(
+                self.name, embedding_function=None, metadata={"kind": "gleandb-code", "repo_path": self.repo.path})
+        else:
+            try:
+                reg = self.client.get_collection(self.name, embedding_function=None)
+            except NotFoundError:
+                raise CodeError(f"{self.repo.path} is not indexed in this store (no {self.name!r}"
+                                f"{self._orphans()}); run: glean code index {self.repo.path}") from None
         meta = dict(reg.metadata or {})
         if meta.get("kind") != "gleandb-code":
             raise CodeError(f"collection {self.name!r} exists and is not a code index registry; pass another --name")
@@ -108,6 +118,17 @@ class CodeIndex:
             meta["repo_path"] = self.repo.path
             reg.modify(metadata=meta)
         return reg
+
+    def _orphans(self) -> str:
+        """", indexes whose repository path is gone: ..." for the error of a repository not found."""
+        gone = []
+        for c in self.client.list_collections():
+            name = c if isinstance(c, str) else c.name
+            if re.fullmatch(r"code\.[A-Za-z0-9_-]+", name):
+                path = (self.client.get_collection(name, embedding_function=None).metadata or {}).get("repo_path")
+                if path and not os.path.isdir(path):
+                    gone.append(f"{name} ({path}; pass --name {name[5:]} if it moved here)")
+        return f"; indexes whose repository is gone: {', '.join(gone)}" if gone else ""
 
     def _settle_ef(self, ef: Any) -> Any:
         """The index's embedding function: recorded in the registry by the first ``index``; a
