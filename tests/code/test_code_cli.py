@@ -58,6 +58,22 @@ def test_cli_index_grep_search_diff(repo, tmp_path, capsys):
     assert rc == 1 and "embedding function" in err
 
 
+@pytest.mark.parametrize("argv", [["grep", "x"], ["search", "a question"], ["diff", "HEAD~1", "HEAD"]])
+def test_read_commands_create_nothing(repo, tmp_path, capsys, argv):
+    path, _, _ = repo
+    missing = tmp_path / "nonexistent"
+    rc, _, err = _run(capsys, "code", argv[0], str(path), "--path", str(missing), *argv[1:])
+    assert rc == 1 and err.strip() == f"glean code: {missing}: no such directory (nothing was created)"
+    assert not missing.exists()
+    store = tmp_path / "s"
+    import gleandb
+
+    gleandb.PersistentClient(str(store)).create_collection("other", embedding_function=None)
+    rc, _, err = _run(capsys, "code", argv[0], str(path), "--path", str(store), *argv[1:])
+    assert rc == 1 and err.strip() == f"glean code: {path} is not indexed in this store (no 'code.proj'); run: glean code index {path}"
+    assert [c.name for c in gleandb.PersistentClient(str(store)).list_collections()] == ["other"]
+
+
 def test_install_hook(repo, tmp_path, capsys):
     path, _, _ = repo
     rc, out, _ = _run(capsys, "code", "install-hook", str(path), "--path", str(tmp_path / "s"))

@@ -78,7 +78,7 @@ def add_parser(sub: "argparse._SubParsersAction") -> None:
     hk.set_defaults(func=cmd_install_hook)
 
 
-def _client(args: argparse.Namespace):
+def _client(args: argparse.Namespace, create: bool):
     import gleandb
 
     if args.url and args.path:
@@ -89,6 +89,10 @@ def _client(args: argparse.Namespace):
             raise ValueError(f"--url must be http://host:port, got {args.url!r}")
         return gleandb.HttpClient(host=u.hostname, port=u.port or (443 if u.scheme == "https" else 80),
                                   ssl=u.scheme == "https")
+    if not create:  # search, grep, diff only read: never create a store
+        from gleandb.cli.main import _require_store
+
+        _require_store(args.path or "./data")
     return gleandb.PersistentClient(args.path or "./data")
 
 
@@ -105,7 +109,7 @@ def _index(args: argparse.Namespace, log=None, create: bool = False):
 
         ef = DefaultEmbeddingFunction()
     note = log or (lambda m: print(f"glean code: {m}", file=sys.stderr))
-    return CodeIndex(_client(args), args.repo, ef, name=args.name, log=note,
+    return CodeIndex(_client(args, create), args.repo, ef, name=args.name, log=note,
                      max_file_bytes=getattr(args, "max_file_bytes", 1 << 20), create=create)
 
 
