@@ -50,7 +50,8 @@ def test_go_rust_typescript_symbols():
 
 def test_python_nesting_and_decorators():
     py = ("import x\n\n\n@dataclass\nclass A:\n    '''doc'''\n\n    @property\n    def p(self):\n        return 1\n\n"
-          "    class Inner:\n        def q(self):\n            pass\n\n\ndef f():\n    def g():\n        pass\n    return g\n")
+          "    class Inner:\n        def q(self):\n            pass\n\n\n"
+          "def f():\n    def g():\n        pass\n    return g\n")
     assert _symbols("m.py", py) == [(1, 3, ""), (4, 7, "A"), (8, 11, "A.p"), (12, 12, "A.Inner"),
                                  (13, 16, "A.Inner.q"), (17, 20, "f")]
 

@@ -70,7 +70,8 @@ def test_read_commands_create_nothing(repo, tmp_path, capsys, argv):
 
     gleandb.PersistentClient(str(store)).create_collection("other", embedding_function=None)
     rc, _, err = _run(capsys, "code", argv[0], str(path), "--path", str(store), *argv[1:])
-    assert rc == 1 and err.strip() == f"glean code: {path} is not indexed in this store (no 'code.proj'); run: glean code index {path}"
+    assert rc == 1
+    assert err.strip() == f"glean code: {path} is not indexed in this store (no 'code.proj'); run: glean code index {path}"
     assert [c.name for c in gleandb.PersistentClient(str(store)).list_collections()] == ["other"]
 
 

@@ -406,7 +406,9 @@ class CodeIndex:
             out.append({"id": id_, "document": doc, "score": score, **meta})
         return out[:n_results]
 
-    def grep(self, pattern: str, rev: str = "HEAD", path: str | None = None, ignore_case: bool = False) -> list[tuple[str, int, str]]:
+    def grep(self, pattern: str, rev: str = "HEAD", path: str | None = None,
+             ignore_case: bool = False) -> list[tuple[str, int, str]]:
+        """``git grep -n -E`` at ``rev``: (path, line, text) rows (see ``gleandb.code.grep``)."""
         from gleandb.code.grep import grep
 
         return grep(self.collection(rev), pattern, path, ignore_case)
