@@ -91,7 +91,12 @@ def test_install_hook(repo, tmp_path, capsys):
         h.unlink()
 
 
-def test_over_http(repo, tmp_path):
+def feature_of(path) -> str:
+    return subprocess.run(["git", "rev-parse", "feature"], cwd=path, capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def test_over_http(repo, tmp_path, capsys):
     """The module through HttpClient against glean run: index a chain, grep, search, aliases."""
     import gleandb
     from gleandb.code import CodeIndex
@@ -122,6 +127,10 @@ def test_over_http(repo, tmp_path):
         assert ix.grep("def helper", shas[1]) == [("pkg/util.py", 1, "def helper(x):")]
         assert ix.grep("def helper", shas[2]) == []
         assert ix.search("read file path", "main", 3)[0]["path"] == "web/app.js"
+        assert main(["code", "grep", str(path), "--url", f"http://127.0.0.1:{port}", "class [A-Z]"]) == 0
+        assert capsys.readouterr().out.splitlines() == ["app.py:8:class Group:", "web/app.js:3:export class Reader {"]
+        assert main(["code", "index", str(path), "--url", f"127.0.0.1:{port}", "--rev", feature_of(path)]) == 0
+        assert ix.aliases()["feature"] == feature_of(path)
     finally:
         proc.terminate()
         proc.wait(timeout=60)

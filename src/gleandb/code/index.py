@@ -149,7 +149,8 @@ class CodeIndex:
         return ef
 
     def aliases(self) -> dict[str, str]:
-        meta = self._registry.metadata or {}
+        """Branch name -> sha, read from the store (another process, e.g. a hook, may have moved one)."""
+        meta = self._fresh_registry_meta()
         return {k[len("alias:"):]: v for k, v in meta.items() if k.startswith("alias:")}
 
     def _set_aliases(self, sha: str, names: list[str]) -> None:
