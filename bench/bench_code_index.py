@@ -158,8 +158,24 @@ def main() -> None:
         f"{per_commit[int(len(per_commit) * 0.9)]:.3f} / {per_commit[-1]:.3f} s | | |",
     ]
 
-    # one new commit changing 3 files
+    # search at a commit: the chain's collection vs the one built from scratch
     ix = CodeIndex(gleandb.PersistentClient(chain_dir), repo, ef)
+    sx = CodeIndex(gleandb.PersistentClient(scratch_dir), repo, ef, name=f"s{len(shas) - 1}", create=False)
+    queries = ["how are environment variables read for options", "shell completion for bash", "prompt for a password",
+               "progress bar", "parse command line arguments", "testing a command with CliRunner",
+               "file path type that checks existence", "echo with colors", "group with subcommands", "version option"]
+    same = 0
+    for q in queries:
+        hc, hs = ix.search(q, shas[-1], 10), sx.search(q, shas[-1], 10)
+        sc, ss = [round(h["score"], 6) for h in hc], [round(h["score"], 6) for h in hs]
+        untied_c = [(h["id"], s) for h, s in zip(hc, sc) if sc.count(s) == 1]
+        untied_s = [(h["id"], s) for h, s in zip(hs, ss) if ss.count(s) == 1]
+        same += sc == ss and untied_c == untied_s
+    lines += ["", f"search at {shas[-1][:12]}, chain vs from scratch: {same}/{len(queries)} queries with the same top-10 "
+              "(same scores, same ids wherever a score is not tied)"]
+    del sx
+
+    # one new commit changing 3 files
     files = [f for f in git(repo, "ls-tree", "-r", "--name-only", "HEAD").split() if f.endswith(".py")][:3]
     for f in files:
         with open(os.path.join(repo, f), "a") as fh:
