@@ -1,5 +1,5 @@
 """The ``glean`` command: ``glean run`` (the server), ``glean demo``, ``glean info``, ``glean ingest``,
-``glean context``, ``glean label``, ``glean eval``, ``glean mcp``, ``glean vacuum``.
+``glean context``, ``glean label``, ``glean eval``, ``glean mcp``, ``glean code``, ``glean vacuum``.
 
 Expected failures (a locked store, a bad name, a missing collection or path, a model that
 is not installed) print one line on stderr and exit 1: :func:`main` is the single place
@@ -500,6 +500,7 @@ def main(argv: list[str] | None = None) -> int:
     from gleandb.cli.label import add_parser as add_label_parser; add_label_parser(sub)  # noqa: E702
     from gleandb.cli.evals import add_parser as add_eval_parser; add_eval_parser(sub)  # noqa: E702
     from gleandb.cli.mcp import add_parser as add_mcp_parser; add_mcp_parser(sub)  # noqa: E702
+    from gleandb.cli.code import add_parser as add_code_parser; add_code_parser(sub)  # noqa: E702
     run = sub.add_parser(
         "run",
         help="serve Chroma's v2 HTTP API on a store directory",
