@@ -3,10 +3,12 @@
 A fork is a new collection whose first manifest names its source's segment
 directories and masks (shared, immutable files) and whose WAL holds the
 source's unflushed tail as one resolved batch. Nothing else is copied, so the
-cost does not depend on the collection's size. The catalog entry is the commit
-point: until it is written the fork's files are those of a collection the
-catalog does not know, which the next open deletes (keeping the shared files,
-which the source still names).
+cost does not depend on the collection's size. The first manifest is written
+by the catalog log record that creates the fork, which is the commit point and
+the fork's one fsync (two more files only when the source has an unflushed
+tail). Until that record is durable the fork's WAL file belongs to a
+collection the catalog does not know, which the next open deletes (keeping the
+shared files, which the source still names).
 
 Vacuum flushes, compacts what is worth compacting, prunes versions beyond
 retention, deletes what no retained version names, and sweeps crash orphans.
@@ -14,6 +16,7 @@ retention, deletes what no retained version names, and sweeps crash orphans.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from typing import TYPE_CHECKING, Callable
@@ -56,10 +59,12 @@ def fork(engine: "Engine", src_cid: str, src_params: "StoreParams", make_record:
                 wal = WriteAheadLog(storage, prefix, sync=True)
                 wal.append(tail)
                 wal.close()
-            mf.publish(storage, prefix, m)
+            # the first manifest goes into the catalog record that creates the fork: one fsync
+            engine.catalog.stage_manifest(new_cid, json.loads(m.to_json()))
             engine.refs.set(prefix, mf.referenced_keys(prefix, [m]))
             rec = make_record(new_cid)  # the commit point
         except BaseException:
+            engine.catalog.unstage_manifest(new_cid)
             engine.refs.drop(prefix)  # nothing dies: the source still names every file
             storage.delete_prefix(prefix)
             raise

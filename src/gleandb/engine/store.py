@@ -121,6 +121,7 @@ class CollectionStore:
         worker: BackgroundWorker,
         refs: gc.FileReferences | None = None,
         segment_cache=None,
+        base: dict | None = None,
     ):
         self.storage = storage
         self.prefix = prefix
@@ -145,6 +146,8 @@ class CollectionStore:
         self._durable = storage.durable
         self.wal = WriteAheadLog(storage, prefix, sync=params.wal_sync)
         self._compaction_pending = False
+        self._base = base  # a fork's first manifest, held by the catalog (see manifest.load_all)
+        self._base_unwritten = False
         # activity counters since open (exported as metrics by the server)
         self.stats = {"flushes": 0, "rows_flushed": 0, "compactions": 0, "rows_compacted": 0}
         self._open()
@@ -152,7 +155,8 @@ class CollectionStore:
     # ------------------------------------------------------------------ open
 
     def _open(self) -> None:
-        self._manifests = mf.load_all(self.storage, self.prefix)
+        self._manifests = mf.load_all(self.storage, self.prefix, self._base)
+        self._base_unwritten = self._base is not None and not self.storage.list(f"{self.prefix}manifests/")
         m = self._manifests[-1] if self._manifests else mf.Manifest()
         self.version = m.version
         self.persisted_position = m.wal_position
@@ -641,6 +645,13 @@ class CollectionStore:
             created_at=time.time(),
         )
         if self._durable:
+            if self._base_unwritten:
+                # the catalog's copy of version 1 stops counting once a manifest file exists,
+                # so a retained version 1 becomes a file first
+                first = self._manifests[0] if self._manifests else None
+                if first is not None and first.version < m.version:
+                    self.storage.put_if_absent(mf.manifest_key(self.prefix, first.version), first.to_json())
+                self._base_unwritten = False
             mf.publish(self.storage, self.prefix, m)
         self.version = m.version
         self.persisted_position = wal_position
