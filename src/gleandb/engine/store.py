@@ -680,7 +680,7 @@ class CollectionStore:
         are never merged, so rebuild work stays proportional to what is merged.
         """
         p = self.params
-        persisted = [v for v in self._views if v.state == PERSISTED]
+        persisted = self._own_persisted()
         heavy = [v for v in persisted if v.n_deleted and v.n_deleted >= p.compaction_deleted_fraction * v.seg.n]
         if heavy:
             return [v.seg.name for v in heavy]
@@ -693,6 +693,16 @@ class CollectionStore:
             if len(tiers[tier]) >= p.compaction_min_segments:
                 return [v.seg.name for v in tiers[tier]]
         return []
+
+    def _shared(self, name: str) -> bool:
+        """True when another collection's retained manifests name segment ``name``: rewriting
+        it would reclaim nothing (the other keeps the original) and would end the sharing."""
+        return self._durable and self.refs.count(self._seg_prefix(name)) > 1
+
+    def _own_persisted(self) -> list[SegView]:
+        """Persisted segments only this collection names: the ones compaction may rewrite.
+        A shared segment keeps its deleted rows masked until its other owners are gone."""
+        return [v for v in self._views if v.state == PERSISTED and not self._shared(v.seg.name)]
 
     def compact(self) -> None:
         """Schedule a compaction of every segment with deleted rows or below the size tier."""
@@ -708,7 +718,7 @@ class CollectionStore:
                 if self._closed:
                     return
                 if force:
-                    persisted = [v for v in self._views if v.state == PERSISTED]
+                    persisted = self._own_persisted()
                     names = [v.seg.name for v in persisted]
                     if len(persisted) <= 1 and not any(v.n_deleted for v in persisted):
                         names = []
@@ -739,6 +749,11 @@ class CollectionStore:
                     self._cache_segment(new_seg)
             with self._lock:
                 if self._closed:
+                    return
+                if any(self._shared(name) for name in snap):
+                    # forked meanwhile: publishing would turn shared segments into a private copy
+                    if new_seg is not None and self._durable:
+                        gc.delete_keys(self.storage, [self._seg_prefix(new_seg.name)])
                     return
                 locs = self._locs()
                 new_mask = np.zeros(new_seg.n, dtype=bool) if new_seg is not None else None
