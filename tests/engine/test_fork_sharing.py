@@ -124,8 +124,10 @@ def test_a_fork_of_a_flushed_collection_is_at_most_two_fsyncs(client, monkeypatc
     c = gleandb.PersistentClient(str(tmp_path))
     f = c.get_collection("fork", embedding_function=None)
     assert f.count() == 101 and c.get_collection("src", embedding_function=None).count() == 100
+    assert c.engine.catalog.base_manifest(str(f.id)) is not None
     f._store.flush()  # its first own manifest: version 1 becomes a file first
     c.engine.worker.wait_idle()
+    assert c.engine.catalog.base_manifest(str(f.id)) is None  # the files took over
     c.close()
     gleandb.ClientAPI.clear_system_cache()
     c = gleandb.PersistentClient(str(tmp_path))

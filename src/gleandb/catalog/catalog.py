@@ -366,6 +366,12 @@ class Catalog:
         with self._lock:
             self._staged.pop(cid, None)
 
+    def drop_base_manifest(self, cid: str) -> None:
+        """Forget collection ``cid``'s first manifest once its manifest files take over."""
+        with self._lock:
+            if cid in self._data["manifests"]:
+                self._edit([["del", ["manifests", cid]]])
+
     def base_manifest(self, cid: str) -> dict | None:
         """The first manifest of collection ``cid`` when the catalog holds it (forks)."""
         return self._data["manifests"].get(cid)

@@ -122,6 +122,7 @@ class CollectionStore:
         refs: gc.FileReferences | None = None,
         segment_cache=None,
         base: dict | None = None,
+        on_own_manifest: Callable[[], None] | None = None,
     ):
         self.storage = storage
         self.prefix = prefix
@@ -148,6 +149,7 @@ class CollectionStore:
         self._compaction_pending = False
         self._base = base  # a fork's first manifest, held by the catalog (see manifest.load_all)
         self._base_unwritten = False
+        self._on_own_manifest = on_own_manifest  # then the catalog's copy may go
         # activity counters since open (exported as metrics by the server)
         self.stats = {"flushes": 0, "rows_flushed": 0, "compactions": 0, "rows_compacted": 0}
         self._open()
@@ -651,8 +653,15 @@ class CollectionStore:
                 first = self._manifests[0] if self._manifests else None
                 if first is not None and first.version < m.version:
                     self.storage.put_if_absent(mf.manifest_key(self.prefix, first.version), first.to_json())
+                mf.publish(self.storage, self.prefix, m)
                 self._base_unwritten = False
-            mf.publish(self.storage, self.prefix, m)
+                if self._on_own_manifest is not None:
+                    try:
+                        self._on_own_manifest()
+                    except Exception as e:  # harmless: the files win over the catalog's copy
+                        log.warning("could not drop %s's first manifest from the catalog: %s", self.prefix, e)
+            else:
+                mf.publish(self.storage, self.prefix, m)
         self.version = m.version
         self.persisted_position = wal_position
         self._written_deletes = new_written
