@@ -649,9 +649,11 @@ class CollectionStore:
         if self._durable:
             if self._base_unwritten:
                 # the catalog's copy of version 1 stops counting once a manifest file exists,
-                # so a retained version 1 becomes a file first
+                # so version 1 becomes a file first if retention keeps it beside ``m``
                 first = self._manifests[0] if self._manifests else None
-                if first is not None and first.version < m.version:
+                keep = mf.retained(self._manifests + [m], self.params.version_retention_count,
+                                   self.params.version_retention_seconds)
+                if first is not None and first.version < m.version and any(k is first for k in keep):
                     self.storage.put_if_absent(mf.manifest_key(self.prefix, first.version), first.to_json())
                 mf.publish(self.storage, self.prefix, m)
                 self._base_unwritten = False
