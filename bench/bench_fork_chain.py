@@ -44,6 +44,26 @@ def dir_bytes(path: str) -> int:
     return total
 
 
+def breakdown(path: str) -> dict[str, int]:
+    """Bytes by kind of file: segment files by name, masks, manifests, WAL, catalog."""
+    out: dict[str, int] = {}
+    for root, _dirs, files in os.walk(path):
+        rel = os.path.relpath(root, path).split(os.sep)
+        for f in files:
+            if rel[0] == "segments":
+                kind = f
+            elif rel[0] in ("masks", "catalog"):
+                kind = rel[0]
+            elif "manifests" in rel:
+                kind = "manifests"
+            elif "wal" in rel:
+                kind = "wal"
+            else:
+                kind = "other"
+            out[kind] = out.get(kind, 0) + os.path.getsize(os.path.join(root, f))
+    return out
+
+
 def git(repo: str, *args: str) -> str:
     return subprocess.run(["git", "-C", repo, *args], check=True, capture_output=True, text=True).stdout
 
@@ -218,6 +238,7 @@ def main() -> None:
         prev = col
     c.close()
     chain_bytes = dir_bytes(chain_dir)
+    chain_parts = breakdown(chain_dir)
 
     # ---- from scratch
     gleandb.ClientAPI.clear_system_cache()
@@ -232,6 +253,7 @@ def main() -> None:
         t_scratch += time.perf_counter() - t0
     s.close()
     scratch_bytes = dir_bytes(scratch_dir)
+    scratch_parts = breakdown(scratch_dir)
 
     # ---- correctness: every 10th commit and the last, chain == from scratch
     gleandb.ClientAPI.clear_system_cache()
@@ -244,6 +266,10 @@ def main() -> None:
         b = s.get_collection(name, embedding_function=None).get(include=["documents"])
         assert sorted(zip(a["ids"], a["documents"])) == sorted(zip(b["ids"], b["documents"])), name
         checked += 1
+    chain_rows = sum(
+        v.seg.n for v in c.get_collection(f"c{len(commits) - 1:03d}-{commits[-1][:8]}", embedding_function=None)
+        ._store.snapshot())
+    scratch_rows = sum(total_rows)
     segs = [len(c.get_collection(f"c{i:03d}-{commits[i][:8]}", embedding_function=None)._store.snapshot())
             for i in (0, len(commits) // 2, len(commits) - 1)]
     c.close()
@@ -273,6 +299,11 @@ def main() -> None:
     say(f"  targets: disk <= 0.15x, time <= 0.25x; chain fork p50 {p50(fork_times):.2f} ms; "
         f"segments per collection at commits 1/{len(commits) // 2}/{len(commits)}: {segs}")
     say(f"  contents checked equal (chain vs scratch) at {checked} commits")
+    say(f"  rows in segments: chain {chain_rows:,}, scratch {scratch_rows:,} (ratio {chain_rows / scratch_rows:.3f})")
+    say("  disk by kind of file, MB (chain / scratch / ratio):")
+    for kind in sorted(set(chain_parts) | set(scratch_parts), key=lambda k: -chain_parts.get(k, 0)):
+        a, b = chain_parts.get(kind, 0), scratch_parts.get(kind, 0)
+        say(f"    {kind:14s} {a / 1e6:8.2f} {b / 1e6:8.2f}   {a / b if b else float('nan'):.3f}")
     say()
     say("| collections in store | fork p50 (ms) | delete-collection p50 (ms) | create p50 (ms) |")
     say("| ---: | ---: | ---: | ---: |")

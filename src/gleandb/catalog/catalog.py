@@ -53,7 +53,7 @@ DEFAULT_DATABASE_ID = "00000000-0000-0000-0000-000000000000"
 _HEADER = struct.Struct("<II")  # payload length, crc32 of the payload
 # rotate when the log passes this many bytes, or the size of the last checkpoint if larger
 # (so a checkpoint's cost, which grows with the catalog, is spread over as many bytes of edits)
-MIN_ROTATE_BYTES = 1 << 20
+MIN_ROTATE_BYTES = 64 << 10
 
 
 @dataclass

@@ -140,10 +140,14 @@ class LocalStorage(Storage):
 
     def _make_dir(self, d: str) -> None:
         if not os.path.isdir(d):
+            # the nearest existing ancestor: only the entries created below it need an fsync
+            top = os.path.dirname(d)
+            while top != self.root and top.startswith(self.root) and not os.path.isdir(top):
+                top = os.path.dirname(top)
             os.makedirs(d, exist_ok=True)
-            # make the new directory entries themselves durable
+            # make the new directory entries themselves durable (each in its parent)
             parent = d
-            while parent != self.root and parent.startswith(self.root):
+            while parent != top and parent.startswith(self.root):
                 parent = os.path.dirname(parent)
                 _fsync_dir(parent)
 
