@@ -233,3 +233,35 @@ def test_crash_between_new_log_and_checkpoint_replays_both_logs(tmp_path):
     c.create_collection("b", T, D, None, {}, False)
     c.close()
     assert sorted(r.name for r in Catalog(storage).all_collections()) == ["a", "b"]
+
+
+def test_readers_iterate_safely_while_edits_run(tmp_path):
+    """Edits change the document in place; listing from other threads must never fail."""
+    import threading
+
+    c = Catalog(MemoryStorage())
+    stop = threading.Event()
+    errors = []
+
+    def reader():
+        while not stop.is_set():
+            try:
+                c.list_collections(T, D)
+                c.all_collections()
+                c.collection_ids()
+            except Exception as e:  # pragma: no cover - the failure being tested for
+                errors.append(e)
+                return
+
+    threads = [threading.Thread(target=reader) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for i in range(1500):
+        c.create_collection(f"c{i}", T, D, None, {}, False)
+        if i % 3 == 0:
+            c.delete_collection(f"c{i}", T, D)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(c.collection_ids()) == 1000

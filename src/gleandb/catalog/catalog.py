@@ -285,17 +285,19 @@ class Catalog:
 
     def get_database(self, name: str, tenant: str) -> dict:
         t = self._data["tenants"].get(tenant)
-        if t is None or name not in t["databases"]:
+        db = None if t is None else t["databases"].get(name)
+        if db is None:
             raise NotFoundError(f"Database [{name}] not found. Are you sure it exists?")
-        return {"id": t["databases"][name]["id"], "name": name, "tenant": tenant}
+        return {"id": db["id"], "name": name, "tenant": tenant}
 
     def has_database(self, name: str, tenant: str) -> bool:
         t = self._data["tenants"].get(tenant)
         return t is not None and name in t["databases"]
 
     def list_databases(self, tenant: str, limit: int | None = None, offset: int = 0) -> list[dict]:
-        t = self._data["tenants"].get(tenant, {"databases": {}})
-        out = [{"id": v["id"], "name": k, "tenant": tenant} for k, v in t["databases"].items()]
+        with self._lock:  # edits change the document in place: iterate under the lock
+            t = self._data["tenants"].get(tenant, {"databases": {}})
+            out = [{"id": v["id"], "name": k, "tenant": tenant} for k, v in t["databases"].items()]
         out = out[offset or 0 :]
         return out if limit is None else out[:limit]
 
@@ -322,7 +324,7 @@ class Catalog:
 
     def _find(self, name: str, tenant: str, database: str) -> dict | None:
         cid = self._by_name.get((tenant, database, name))
-        return None if cid is None else self._data["collections"][cid]
+        return None if cid is None else self._data["collections"].get(cid)
 
     def create_collection(
         self,
@@ -399,21 +401,25 @@ class Catalog:
         return cid in self._data["collections"]
 
     def collection_ids(self) -> list[str]:
-        return list(self._data["collections"])
+        with self._lock:
+            return list(self._data["collections"])
 
     def all_collections(self) -> list[CollectionRecord]:
-        return [CollectionRecord(**c) for c in self._data["collections"].values()]
+        with self._lock:
+            return [CollectionRecord(**c) for c in self._data["collections"].values()]
 
     def count_forks(self, cid: str) -> int:
         """Live collections forked directly from ``cid``."""
-        return sum(1 for c in self._data["collections"].values() if c.get("forked_from") == cid)
+        with self._lock:
+            return sum(1 for c in self._data["collections"].values() if c.get("forked_from") == cid)
 
     def list_collections(self, tenant: str, database: str) -> list[CollectionRecord]:
-        return [
-            CollectionRecord(**c)
-            for c in self._data["collections"].values()
-            if c["tenant"] == tenant and c["database"] == database
-        ]
+        with self._lock:
+            return [
+                CollectionRecord(**c)
+                for c in self._data["collections"].values()
+                if c["tenant"] == tenant and c["database"] == database
+            ]
 
     def update_collection(
         self, cid: str, name: str | None = None, metadata: dict | None = None, configuration: dict | None = None
