@@ -208,7 +208,7 @@ def main() -> None:
         shutil.rmtree(chain_dir, ignore_errors=True)
         gleandb.ClientAPI.clear_system_cache()
         c = gleandb.PersistentClient(chain_dir, settings=settings())
-        changed_files.clear(), changed_rows.clear(), total_rows.clear(), fork_times.clear()
+        changed_files.clear(), changed_rows.clear(), total_rows.clear(), fork_times.clear(), phases.clear()
         seconds = 0.0
         prev = None
         for i, (commit, t) in enumerate(zip(commits, trees)):
@@ -229,13 +229,19 @@ def main() -> None:
                 changed_rows.append(len(old_ids) + len(new_rows))
                 t0 = time.perf_counter()
                 col = prev.fork(f"c{i:03d}-{commit[:8]}")
-                fork_times.append(time.perf_counter() - t0)
+                t1 = time.perf_counter()
+                fork_times.append(t1 - t0)
                 if old_ids:
                     col.delete(ids=old_ids)
+                t2 = time.perf_counter()
                 if new_rows:
                     add(col, new_rows, vectors)
+                t3 = time.perf_counter()
                 c.engine.flush(wait=True)
-                seconds += time.perf_counter() - t0
+                t4 = time.perf_counter()
+                seconds += t4 - t0
+                for k, dt in (("fork", t1 - t0), ("delete", t2 - t1), ("add", t3 - t2), ("flush", t4 - t3)):
+                    phases[k] = phases.get(k, 0.0) + dt
             prev = col
         c.close()
         return seconds
@@ -260,11 +266,14 @@ def main() -> None:
     changed_rows: list[int] = []
     total_rows: list[int] = []
     fork_times: list[float] = []
+    phases: dict[str, float] = {}
     # alternate the two methods; the least disturbed run of each (the machine is shared) counts
-    chain_runs, scratch_runs = [], []
+    chain_runs, scratch_runs, chain_phases = [], [], []
     for _ in range(args.repeats):
         scratch_runs.append(run_scratch())
         chain_runs.append(run_chain())
+        chain_phases.append(dict(phases))
+    best_phases = chain_phases[chain_runs.index(min(chain_runs))]
     t_chain, t_scratch = min(chain_runs), min(scratch_runs)
     chain_bytes, scratch_bytes = dir_bytes(chain_dir), dir_bytes(scratch_dir)
     chain_parts, scratch_parts = breakdown(chain_dir), breakdown(scratch_dir)
@@ -312,6 +321,8 @@ def main() -> None:
     say()
     say(f"  database time: fastest of {args.repeats} alternating runs each (chain runs: "
         f"{', '.join(f'{x:.2f}' for x in chain_runs)} s; scratch runs: {', '.join(f'{x:.2f}' for x in scratch_runs)} s)")
+    say("  chain time by step, commits 2..N, fastest run (s): "
+        + ", ".join(f"{k} {v:.2f}" for k, v in best_phases.items()))
     say(f"  targets: disk <= 0.15x, time <= 0.25x; chain fork p50 {p50(fork_times):.2f} ms; "
         f"segments per collection at commits 1/{len(commits) // 2}/{len(commits)}: {segs}")
     say(f"  contents checked equal (chain vs scratch) at {checked} commits")

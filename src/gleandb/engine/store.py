@@ -169,11 +169,7 @@ class CollectionStore:
         for e in m.segments:
             self._seg_dirs[e.name] = mf.segment_dir(self.prefix, e)
             seg = self._load_segment(e, m.dimension or 0)
-            deleted = None
-            if e.deletes:
-                rows = np.load(io.BytesIO(self.storage.get(e.deletes)))
-                deleted = np.zeros(seg.n, dtype=bool)
-                deleted[rows] = True
+            deleted = self._load_mask(e.deletes, seg.n) if e.deletes else None
             views.append(SegView(seg, deleted, e.n_deleted, PERSISTED))
             self._written_deletes[e.name] = (e.n_deleted, e.deletes)
         self._views = tuple(views)
@@ -183,6 +179,19 @@ class CollectionStore:
             self.retire()
         if self._memtable_rows() >= self.params.memtable_max_rows:
             self._freeze()
+
+    def _load_mask(self, key: str, n: int) -> np.ndarray:
+        """The delete mask file ``key`` as a bool per row. Mask files are immutable and masks
+        copy-on-write, so forks opened in this process share one array per file."""
+        cache = self._segment_cache
+        mask = cache.get("mask:" + key) if cache is not None else None
+        if mask is None or len(mask) != n:
+            rows = np.load(io.BytesIO(self.storage.get(key)))
+            mask = np.zeros(n, dtype=bool)
+            mask[rows] = True
+            if cache is not None and self._durable:
+                cache["mask:" + key] = mask
+        return mask
 
     def _seg_prefix(self, name: str) -> str:
         """Where segment ``name`` lives: new segments go to the shared pool, so forks can name them."""
@@ -633,6 +642,8 @@ class CollectionStore:
                     np.save(buf, np.flatnonzero(v.deleted).astype(np.int32))
                     if self._durable:
                         self.storage.put(key, buf.getvalue())
+                        if self._segment_cache is not None:
+                            self._segment_cache["mask:" + key] = v.deleted  # a fork opens it from here
             new_written[name] = (v.n_deleted, key)
             entries.append(
                 mf.SegmentEntry(name, v.seg.n, v.seg.index is not None, key, v.n_deleted, self._seg_prefix(name))
