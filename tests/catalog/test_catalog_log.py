@@ -118,8 +118,8 @@ def test_random_edits_match_a_dict_model_across_reopens_and_checkpoints(monkeypa
         # a reader of the files (no writes) sees the same document
         assert read_document(storage)[0]["collections"] == c._data["collections"]
     assert rotations > 20
-    # old logs and checkpoints are deleted: one of each remains
-    assert len(storage.list("catalog/")) == 2
+    # old logs and checkpoints are deleted: one of each remains (and the guard)
+    assert len(storage.list("catalog/")) == 2 and storage.exists("catalog.json")
     c.close()
 
 
@@ -195,8 +195,11 @@ def test_migrates_a_store_written_by_the_single_file_catalog(tmp_path):
     assert fork.get(ids=["x"])["documents"] == ["fork only"]
     c.create_collection("after", embedding_function=None)
     c.close()
-    assert not os.path.exists(os.path.join(path, "catalog.json"))
     assert os.path.isdir(os.path.join(path, "catalog"))
+    # catalog.json is now a guard an older gleandb cannot take for an empty catalog
+    import json
+    guard = json.load(open(os.path.join(path, "catalog.json")))
+    assert guard == cat.GUARD and "collections" not in guard
     gleandb.ClientAPI.clear_system_cache()
     c = gleandb.PersistentClient(path)
     assert sorted(x.name for x in c.list_collections()) == ["after", "src", "src-fork"]
@@ -216,8 +219,19 @@ def test_migration_interrupted_after_the_checkpoint_keeps_the_checkpoint(tmp_pat
     storage.put("catalog.json", legacy)  # as if never deleted
     c = Catalog(storage)
     assert [r.name for r in c.all_collections()] == ["src"]
-    assert not storage.exists("catalog.json")
+    assert storage.get("catalog.json") == cat._encode(cat.GUARD)
     c.close()
+
+
+def test_a_guard_without_a_checkpoint_is_refused_not_taken_for_empty(tmp_path):
+    from gleandb.api.errors import CorruptStoreError
+
+    storage = LocalStorage(str(tmp_path))
+    Catalog(storage).close()
+    for key in storage.list("catalog/"):
+        storage.delete(key)
+    with pytest.raises(CorruptStoreError, match="no checkpoint"):
+        Catalog(storage)
 
 
 def test_crash_between_new_log_and_checkpoint_replays_both_logs(tmp_path):

@@ -20,8 +20,10 @@ checkpoint) first creates the empty ``log-<m>``, then writes
 newest checkpoint plus the logs after it, which replay to the same document.
 
 A store written by the old single-file catalog (``catalog.json``) is migrated
-on open: its document becomes the first checkpoint, and ``catalog.json`` is
-deleted only after that (a checkpoint, when present, always wins over it).
+on open: its document becomes the first checkpoint, and only after that is
+``catalog.json`` replaced by a guard without collections (a checkpoint, when
+present, always wins over it), so that an older gleandb fails to open the store
+instead of taking it for empty.
 
 A fork's first manifest lives in the catalog (``manifests/<cid>``), written by
 the same log record that creates the fork, so that a fork is one fsync (plus
@@ -40,12 +42,16 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from gleandb.api.errors import InternalError, NotFoundError, UniqueConstraintError
+from gleandb.api.errors import CorruptStoreError, InternalError, NotFoundError, UniqueConstraintError
 from gleandb.storage.base import KeyNotFound, LogWriter, Storage
 
 log = logging.getLogger("gleandb.catalog")
 
 LEGACY_KEY = "catalog.json"  # the single-file catalog of older stores (migrated on open)
+# what ``catalog.json`` holds once migrated: no "collections", so a gleandb too old to read
+# the log fails to open the store instead of taking it for empty and deleting its data
+GUARD = {"format": 2, "catalog": "catalog/",
+         "note": "the catalog is the log in catalog/; this store needs a newer gleandb"}
 CATALOG_DIR = "catalog/"
 DEFAULT_TENANT = "default_tenant"
 DEFAULT_DATABASE = "default_database"
@@ -164,6 +170,11 @@ def read_document(storage: Storage) -> tuple[dict, int, list[str]]:
             doc = json.loads(storage.get(LEGACY_KEY))
         except KeyNotFound:
             doc = initial_document()
+        if doc.get("format") == GUARD["format"]:
+            raise CorruptStoreError(
+                "the store's catalog has no checkpoint under catalog/ (catalog.json says it was "
+                "migrated): refusing to open it as an empty store"
+            )
     doc.setdefault("manifests", {})
     for n in logs:
         if n >= base:
@@ -184,7 +195,14 @@ class Catalog:
         self._data = doc
         self._staged: dict[str, dict] = {}
         self._reindex()
-        self._rotate(top + 1, old_keys=keys + ([LEGACY_KEY] if storage.exists(LEGACY_KEY) else []))
+        self._rotate(top + 1, old_keys=keys)
+        # last: a migrated catalog.json is replaced only once a checkpoint holds its document
+        try:
+            legacy = json.loads(storage.get(LEGACY_KEY))
+        except (KeyNotFound, ValueError):
+            legacy = None
+        if legacy != GUARD:
+            storage.put(LEGACY_KEY, _encode(GUARD))
 
     # --------------------------------------------------------------- the log
 
