@@ -23,3 +23,17 @@ def test_new_directory_entries_are_fsynced_in_their_parents_and_only_those(tmp_p
     storage.put("a/b/c2.json", b"3")  # existing directory: the file's entry only
     assert synced == [os.path.join("a", "b")]
     assert storage.get("a/b/d/e/f.json") == b"2"
+
+
+def test_put_many_syncs_each_folder_once_and_every_file(tmp_path, monkeypatch):
+    root = str(tmp_path)
+    storage = LocalStorage(root)
+    storage.put("seg/x", b"0")  # the folder exists
+    dirs, files = [], []
+    real_dir, real_fsync = local._fsync_dir, os.fsync
+    monkeypatch.setattr(local, "_fsync_dir", lambda p: (dirs.append(os.path.relpath(p, root)), real_dir(p))[1])
+    monkeypatch.setattr(os, "fsync", lambda fd: (files.append(fd), real_fsync(fd))[1])
+    storage.put_many((f"seg/{n}", n.encode()) for n in ("a", "b", "c"))
+    monkeypatch.undo()
+    assert dirs == ["seg"] and len(files) == 3 + 1, files  # each file, and the folder once
+    assert [storage.get(f"seg/{n}") for n in ("a", "b", "c")] == [b"a", b"b", b"c"]

@@ -627,6 +627,7 @@ class CollectionStore:
             wal_position = self.persisted_position
         entries = []
         new_written = {}
+        mask_files: list[tuple[str, bytes]] = []
         for v in self._views:
             if v.state != PERSISTED:
                 continue
@@ -641,13 +642,15 @@ class CollectionStore:
                     buf = io.BytesIO()
                     np.save(buf, np.flatnonzero(v.deleted).astype(np.int32))
                     if self._durable:
-                        self.storage.put(key, buf.getvalue())
+                        mask_files.append((key, buf.getvalue()))
                         if self._segment_cache is not None:
                             self._segment_cache["mask:" + key] = v.deleted  # a fork opens it from here
             new_written[name] = (v.n_deleted, key)
             entries.append(
                 mf.SegmentEntry(name, v.seg.n, v.seg.index is not None, key, v.n_deleted, self._seg_prefix(name))
             )
+        if mask_files:
+            self.storage.put_many(mask_files)  # one sync of masks/ for all of them
         m = mf.Manifest(
             version=self.version + 1,
             wal_position=wal_position,

@@ -198,6 +198,21 @@ class LocalStorage(Storage):
         with _writing(self.root):
             _fsync_dir(os.path.dirname(path))
 
+    def put_many(self, items) -> None:
+        dirs: list[str] = []
+        for key, data in items:
+            path = self._path(key)
+            tmp = self._write_tmp(path, data)
+            with _writing(self.root, tmp):
+                os.replace(tmp, path)
+            del data  # before the next file's bytes are made
+            d = os.path.dirname(path)
+            if d not in dirs:
+                dirs.append(d)
+        for d in dirs:  # one sync per folder makes every new name in it durable
+            with _writing(self.root):
+                _fsync_dir(d)
+
     def put_from_file(self, key: str, write) -> None:
         path = self._path(key)
         self._ensure_dir(path)
