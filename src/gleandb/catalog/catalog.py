@@ -3,7 +3,7 @@
 The catalog is kept like LevelDB's MANIFEST, so that creating, forking or deleting
 a collection costs the same at 10 or 100,000 collections:
 
-- ``catalog/log-<n>``: an append-only log of edits. Each record is
+- ``catalog/log-<n>`` (the format: ``gleandb.catalog.log``): an append-only log of edits. Each record is
   ``length (u32) | crc32 (u32) | JSON`` holding a list of operations
   (``["set", path, value]`` / ``["del", path]`` on the catalog document) applied
   together. An edit is durable, and only then applied in memory, once its one
@@ -35,28 +35,31 @@ from __future__ import annotations
 
 import json
 import logging
-import struct
 import threading
 import uuid
-import zlib
 from dataclasses import dataclass, field
-from typing import Any
 
-from gleandb.api.errors import CorruptStoreError, InternalError, NotFoundError, UniqueConstraintError
+from gleandb.api.errors import InternalError, NotFoundError, UniqueConstraintError
+from gleandb.catalog import log as catalog_log
+from gleandb.catalog.log import (  # noqa: F401 - the format's names, re-exported
+    CATALOG_DIR,
+    GUARD,
+    LEGACY_KEY,
+    _encode,
+    apply_ops,
+    checkpoint_key,
+    encode_record,
+    is_store,
+    iter_records,
+    log_key,
+)
 from gleandb.storage.base import KeyNotFound, LogWriter, Storage
 
 log = logging.getLogger("gleandb.catalog")
 
-LEGACY_KEY = "catalog.json"  # the single-file catalog of older stores (migrated on open)
-# what ``catalog.json`` holds once migrated: no "collections", so a gleandb too old to read
-# the log fails to open the store instead of taking it for empty and deleting its data
-GUARD = {"format": 2, "catalog": "catalog/",
-         "note": "the catalog is the log in catalog/; this store needs a newer gleandb"}
-CATALOG_DIR = "catalog/"
 DEFAULT_TENANT = "default_tenant"
 DEFAULT_DATABASE = "default_database"
 DEFAULT_DATABASE_ID = "00000000-0000-0000-0000-000000000000"
-_HEADER = struct.Struct("<II")  # payload length, crc32 of the payload
 # rotate when the log passes this many bytes, or the size of the last checkpoint if larger
 # (so a checkpoint's cost, which grows with the catalog, is spread over as many bytes of edits)
 MIN_ROTATE_BYTES = 64 << 10
@@ -86,10 +89,6 @@ class CollectionRecord:
         return d
 
 
-def _encode(data: Any) -> bytes:
-    return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
-
-
 def initial_document() -> dict:
     return {
         "format": 1,
@@ -99,89 +98,9 @@ def initial_document() -> dict:
     }
 
 
-def log_key(n: int) -> str:
-    return f"{CATALOG_DIR}log-{n:020d}"
-
-
-def checkpoint_key(n: int) -> str:
-    return f"{CATALOG_DIR}checkpoint-{n:020d}.json"
-
-
-def _number(key: str) -> int:
-    return int(key.rsplit("-", 1)[1].split(".", 1)[0])
-
-
-def encode_record(ops: list) -> bytes:
-    payload = _encode(ops)
-    return _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
-
-
-def iter_records(data: bytes):
-    """The whole records of one log, in order; stops at the first torn or corrupt one."""
-    pos, n = 0, len(data)
-    while pos + _HEADER.size <= n:
-        length, crc = _HEADER.unpack_from(data, pos)
-        start, end = pos + _HEADER.size, pos + _HEADER.size + length
-        if end > n:
-            return
-        payload = bytes(data[start:end])
-        if zlib.crc32(payload) != crc:
-            return
-        try:
-            ops = json.loads(payload)
-        except ValueError:
-            return
-        yield ops
-        pos = end
-
-
-def apply_ops(doc: dict, ops: list) -> None:
-    """Apply one record's operations to the catalog document, in place."""
-    for op in ops:
-        kind, path = op[0], op[1]
-        node = doc
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
-        if kind == "set":
-            node[path[-1]] = json.loads(_encode(op[2]))  # a private copy
-        elif kind == "del":
-            node.pop(path[-1], None)
-        else:
-            raise ValueError(f"unknown catalog operation {kind!r}")
-
-
-def is_store(storage: Storage) -> bool:
-    """True when ``storage`` holds a catalog (new or legacy)."""
-    return storage.exists(LEGACY_KEY) or bool(storage.list(CATALOG_DIR))
-
-
 def read_document(storage: Storage) -> tuple[dict, int, list[str]]:
-    """The catalog as the files say, without writing anything: (document, highest
-    file number, keys of every catalog file read or superseded)."""
-    keys = storage.list(CATALOG_DIR)
-    checkpoints = sorted(_number(k) for k in keys if "/checkpoint-" in k and k.endswith(".json"))
-    logs = sorted(_number(k) for k in keys if "/log-" in k)
-    if checkpoints:
-        base = checkpoints[-1]
-        doc = json.loads(storage.get(checkpoint_key(base)))
-    else:
-        base = 0
-        try:
-            doc = json.loads(storage.get(LEGACY_KEY))
-        except KeyNotFound:
-            doc = initial_document()
-        if doc.get("format") == GUARD["format"]:
-            raise CorruptStoreError(
-                "the store's catalog has no checkpoint under catalog/ (catalog.json says it was "
-                "migrated): refusing to open it as an empty store"
-            )
-    doc.setdefault("manifests", {})
-    for n in logs:
-        if n >= base:
-            for ops in iter_records(storage.read_log(log_key(n))):
-                apply_ops(doc, ops)
-    top = max([base] + logs)
-    return doc, top, keys
+    """The catalog as its files say, writing nothing (see ``log.read_document``)."""
+    return catalog_log.read_document(storage, initial_document())
 
 
 class Catalog:
