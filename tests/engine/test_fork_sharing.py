@@ -134,3 +134,55 @@ def test_a_fork_of_a_flushed_collection_is_at_most_two_fsyncs(client, monkeypatc
     assert c.get_collection("fork", embedding_function=None).count() == 101
     assert missing_referenced_files(str(tmp_path)) == []
     c.close()
+
+
+@pytest.mark.parametrize("history", [False, True])
+def test_a_fork_with_a_small_unflushed_tail_is_one_fsync_and_keeps_it(tmp_path, monkeypatch, history):
+    """The tail rides in the catalog record; it survives reopen before and after the fork's
+    first flush, and (history on) version 1 of the fork still holds it afterwards."""
+    gleandb.ClientAPI.clear_system_cache()
+    kw = dict(version_retention_count=5, version_retention_seconds=3600) if history else {}
+    settings = gleandb.Settings(memtable_max_rows=1000, index_min_rows=10_000, **kw)
+    c = gleandb.PersistentClient(str(tmp_path), settings=settings)
+    src = c.create_collection("src", embedding_function=None)
+    fill(src, 0, 100)
+    c.engine.flush(wait=True)
+    src.add(ids=["tail-1", "tail-2"], embeddings=vecs(2, 9), documents=["t1", "t2"])
+    src.delete(ids=["r0"])
+    calls = []
+    real_fsync, real_fdatasync = os.fsync, os.fdatasync
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append("fsync"), real_fsync(fd))[1])
+    monkeypatch.setattr(os, "fdatasync", lambda fd: (calls.append("fdatasync"), real_fdatasync(fd))[1])
+    fork = src.fork("fork")
+    monkeypatch.undo()
+    assert len(calls) == 1, calls
+    want = sorted([f"r{i}" for i in range(1, 100)] + ["tail-1", "tail-2"])
+    assert sorted(fork.get()["ids"]) == want
+    fork.add(ids=["own"], embeddings=vecs(1, 3), documents=["own"])
+    src.add(ids=["src-later"], embeddings=vecs(1, 4), documents=["later"])
+    c.close()
+    for step in ("reopen", "flush", "reopen"):
+        gleandb.ClientAPI.clear_system_cache()
+        c = gleandb.PersistentClient(str(tmp_path), settings=settings)
+        f = c.get_collection("fork", embedding_function=None)
+        if step == "flush":
+            f._store.flush()
+            c.engine.worker.wait_idle()
+        assert sorted(f.get()["ids"]) == sorted(want + ["own"]), step
+        assert "src-later" not in f.get()["ids"]
+        assert sorted(c.get_collection("src", embedding_function=None).get()["ids"]) == sorted(
+            want + ["src-later"])
+        c.close()
+    gleandb.ClientAPI.clear_system_cache()
+    c = gleandb.PersistentClient(str(tmp_path), settings=settings)
+    f = c.get_collection("fork", embedding_function=None)
+    assert c.engine.catalog.base_tail(str(f.id)) is None  # the files took over
+    versions = [v["version"] for v in f.versions()]
+    if history:
+        assert versions[0] == 1
+        v1 = f.fork("fork-v1", version=1)
+        assert sorted(v1.get()["ids"]) == want  # the tail, without later writes
+    else:
+        assert 1 not in versions
+    assert missing_referenced_files(str(tmp_path)) == []
+    c.close()

@@ -95,12 +95,15 @@ def initial_document() -> dict:
         "tenants": {DEFAULT_TENANT: {"databases": {DEFAULT_DATABASE: {"id": DEFAULT_DATABASE_ID}}}},
         "collections": {},
         "manifests": {},
+        "tails": {},
     }
 
 
 def read_document(storage: Storage) -> tuple[dict, int, list[str]]:
     """The catalog as its files say, writing nothing (see ``log.read_document``)."""
-    return catalog_log.read_document(storage, initial_document())
+    doc, top, keys = catalog_log.read_document(storage, initial_document())
+    doc.setdefault("tails", {})  # catalogs from before inline tails
+    return doc, top, keys
 
 
 class Catalog:
@@ -255,8 +258,9 @@ class Catalog:
 
     def _drop_ops(self, cid: str) -> list:
         ops = [["del", ["collections", cid]]]
-        if cid in self._data["manifests"]:
-            ops.append(["del", ["manifests", cid]])
+        for part in ("manifests", "tails"):
+            if cid in self._data[part]:
+                ops.append(["del", [part, cid]])
         return ops
 
     def _find(self, name: str, tenant: str, database: str) -> dict | None:
@@ -279,8 +283,9 @@ class Catalog:
         by the same log record as the collection (see ``base_manifest``)."""
         cid = cid or str(uuid.uuid4())
         with self._lock:
+            base_tail = None
             if base_manifest is None:
-                base_manifest = self._staged.pop(cid, None)
+                base_manifest, base_tail = self._staged.pop(cid, (None, None))
             existing = self._find(name, tenant, database)
             if existing is not None and get_or_create:
                 return CollectionRecord(**existing), False
@@ -292,24 +297,30 @@ class Catalog:
             ops = [["set", ["collections", cid], rec.to_dict()]]
             if base_manifest is not None:
                 ops.append(["set", ["manifests", cid], base_manifest])
+            if base_tail is not None:
+                ops.append(["set", ["tails", cid], base_tail])
             self._edit(ops)
             return rec, True
 
-    def stage_manifest(self, cid: str, manifest: dict) -> None:
-        """Hold ``manifest`` as the first manifest of collection ``cid``, to be written by the
-        log record that creates it (a fork: one fsync for both). Dropped if never created."""
+    def stage_manifest(self, cid: str, manifest: dict, tail: str | None = None) -> None:
+        """Hold ``manifest`` (and a small WAL ``tail``, base64) as the first version of
+        collection ``cid``, to be written by the log record that creates it (a fork: one
+        fsync for all). Dropped if the collection is never created."""
         with self._lock:
-            self._staged[cid] = manifest
+            self._staged[cid] = (manifest, tail)
 
     def unstage_manifest(self, cid: str) -> None:
         with self._lock:
             self._staged.pop(cid, None)
 
     def drop_base_manifest(self, cid: str) -> None:
-        """Forget collection ``cid``'s first manifest once its manifest files take over."""
+        """Forget collection ``cid``'s first manifest (and tail) once its own files take over."""
         with self._lock:
-            if cid in self._data["manifests"]:
-                self._edit([["del", ["manifests", cid]]])
+            self._edit([["del", [part, cid]] for part in ("manifests", "tails") if cid in self._data[part]])
+
+    def base_tail(self, cid: str) -> str | None:
+        """The WAL tail of a fork's first version, when the catalog holds it (base64)."""
+        return self._data["tails"].get(cid)
 
     def base_manifest(self, cid: str) -> dict | None:
         """The first manifest of collection ``cid`` when the catalog holds it (forks)."""
@@ -390,6 +401,6 @@ class Catalog:
         with self._lock:
             gone = list(self._data["collections"])
             fresh = initial_document()
-            self._edit([["set", ["collections"], {}], ["set", ["manifests"], {}],
+            self._edit([["set", ["collections"], {}], ["set", ["manifests"], {}], ["set", ["tails"], {}],
                         ["set", ["tenants"], fresh["tenants"]]])
             return gone

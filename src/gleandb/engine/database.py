@@ -86,6 +86,7 @@ class Engine:
                 s = CollectionStore(
                     self.storage, self.collection_prefix(cid), params, self.worker, self.refs, self.segment_cache,
                     base=self.catalog.base_manifest(cid),
+                    base_tail=self.catalog.base_tail(cid),
                     on_own_manifest=lambda: self.catalog.drop_base_manifest(cid),
                 )
                 self._stores[cid] = s

@@ -26,6 +26,7 @@ carry delete masks newer than its WAL position, and why recovery is simply
 
 from __future__ import annotations
 
+import base64
 import logging
 import math
 import threading
@@ -40,11 +41,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from gleandb import budgets, deadlines
-from gleandb.api.errors import InvalidArgumentError
+from gleandb.api.errors import CorruptStoreError, InvalidArgumentError
 from gleandb.engine import gc
 from gleandb.engine import manifest as mf
 from gleandb.engine.segment import Segment, unpack_metadata
-from gleandb.engine.wal import WalBatch, WriteAheadLog
+from gleandb.engine.wal import WalBatch, WriteAheadLog, encode_batch, iter_records, log_key
 from gleandb.engine.worker import BackgroundWorker
 from gleandb.index.fulltext import FullTextConfig
 from gleandb.index.vector import VectorIndex
@@ -108,6 +109,14 @@ class Hydrated:
     uris: list | None = None
 
 
+def _decode_tail(text: str) -> WalBatch:
+    """A fork's inline WAL tail (base64 of one WAL record) as a batch."""
+    batches = list(iter_records(base64.b64decode(text)))
+    if len(batches) != 1:
+        raise CorruptStoreError("a fork's inline WAL tail in the catalog is unreadable")
+    return batches[0]
+
+
 def _new_name(kind: str) -> str:
     return f"{kind}-{uuid.uuid4().hex[:16]}"
 
@@ -122,6 +131,7 @@ class CollectionStore:
         refs: gc.FileReferences | None = None,
         segment_cache=None,
         base: dict | None = None,
+        base_tail: str | None = None,
         on_own_manifest: Callable[[], None] | None = None,
     ):
         self.storage = storage
@@ -149,6 +159,8 @@ class CollectionStore:
         self._compaction_pending = False
         self._base = base  # a fork's first manifest, held by the catalog (see manifest.load_all)
         self._base_unwritten = False
+        # a fork's small unflushed tail (seq 1), held by the catalog instead of a WAL file
+        self._base_tail = _decode_tail(base_tail) if base_tail else None
         self._on_own_manifest = on_own_manifest  # then the catalog's copy may go
         # activity counters since open (exported as metrics by the server)
         self.stats = {"flushes": 0, "rows_flushed": 0, "compactions": 0, "rows_compacted": 0}
@@ -173,6 +185,16 @@ class CollectionStore:
             views.append(SegView(seg, deleted, e.n_deleted, PERSISTED))
             self._written_deletes[e.name] = (e.n_deleted, e.deletes)
         self._views = tuple(views)
+        if self._base_unwritten:
+            if self._base_tail is not None:
+                self._apply(self._base_tail)
+        elif (self._base is not None or self._base_tail is not None) and self._on_own_manifest is not None:
+            # a crash after the first own manifest, before the catalog forgot version 1
+            self._base_tail = None
+            try:
+                self._on_own_manifest()
+            except Exception as e:  # harmless: the files win
+                log.warning("could not drop %s's first manifest from the catalog: %s", self.prefix, e)
         for batch in self.wal.replay(self.seq):
             self._apply(batch)
         if self._durable:
@@ -300,7 +322,11 @@ class CollectionStore:
     def _merged_tail(self, after: int, upto: int) -> WalBatch | None:
         puts: dict[str, tuple] = {}
         deletes: set[str] = set()
-        for b in self.wal.read_range(after, upto):
+        batches = list(self.wal.read_range(after, upto))
+        inline = self._base_tail
+        if inline is not None and after < inline.seq <= upto and not any(b.seq == inline.seq for b in batches):
+            batches.insert(0, inline)
+        for b in batches:
             for id_ in b.delete_ids:
                 puts.pop(id_, None)
                 deletes.add(id_)
@@ -667,10 +693,23 @@ class CollectionStore:
                 first = self._manifests[0] if self._manifests else None
                 keep = mf.retained(self._manifests + [m], self.params.version_retention_count,
                                    self.params.version_retention_seconds)
-                if first is not None and first.version < m.version and any(k is first for k in keep):
+                first_kept = first is not None and first.version < m.version and any(k is first for k in keep)
+                if first_kept:
                     self.storage.put_if_absent(mf.manifest_key(self.prefix, first.version), first.to_json())
+                tail = self._base_tail
+                if tail is not None and (first_kept or m.wal_position < tail.seq):
+                    # still needed (version 1 retained, or not yet covered): a WAL file of its own
+                    key = log_key(self.prefix, tail.seq)
+                    w = self.storage.open_log(key)
+                    try:
+                        w.append(encode_batch(tail))
+                        w.sync()
+                    finally:
+                        w.close()
+                    self.wal.closed_files.append((key, tail.seq))
                 mf.publish(self.storage, self.prefix, m)
                 self._base_unwritten = False
+                self._base_tail = None  # in the WAL or covered by ``m`` now
                 if self._on_own_manifest is not None:
                     try:
                         self._on_own_manifest()
