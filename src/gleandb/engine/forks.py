@@ -3,12 +3,12 @@
 A fork is a new collection whose first manifest names its source's segment
 directories and masks (shared, immutable files) and whose WAL holds the
 source's unflushed tail as one resolved batch. Nothing else is copied, so the
-cost does not depend on the collection's size. The first manifest is written
-by the catalog log record that creates the fork, which is the commit point and
-the fork's one fsync (two more files only when the source has an unflushed
-tail). Until that record is durable the fork's WAL file belongs to a
-collection the catalog does not know, which the next open deletes (keeping the
-shared files, which the source still names).
+cost does not depend on the collection's size. The first manifest, and the tail
+when it is small, are written by the catalog log record that creates the fork,
+which is the commit point and the fork's one fsync (a large tail gets a WAL file
+first). Until that record is durable such a WAL file belongs to a collection the
+catalog does not know, which the next open deletes (keeping the shared files,
+which the source still names).
 
 Vacuum flushes, compacts what is worth compacting, prunes versions beyond
 retention, deletes what no retained version names, and sweeps crash orphans.
