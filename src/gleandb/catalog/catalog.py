@@ -25,10 +25,11 @@ on open: its document becomes the first checkpoint, and only after that is
 present, always wins over it), so that an older gleandb fails to open the store
 instead of taking it for empty.
 
-A fork's first manifest lives in the catalog (``manifests/<cid>``), written by
-the same log record that creates the fork, so that a fork is one fsync (plus
-its WAL file when the source has unflushed writes). Collection data lives
-under ``collections/<id>/`` and is owned by the engine's ``CollectionStore``.
+A fork's first manifest lives in the catalog (``manifests/<cid>``), and its
+source's unflushed tail when small (``tails/<cid>``), written by the same log
+record that creates the fork, so that a fork is one fsync; the collection's own
+files take over at its first flush. Collection data lives under
+``collections/<id>/`` and is owned by the engine's ``CollectionStore``.
 """
 
 from __future__ import annotations
