@@ -1,8 +1,8 @@
 """Shared checks for the fork tests: every file a retained manifest names exists."""
 
-import json
 import os
 
+from gleandb.catalog.catalog import read_document
 from gleandb.engine import manifest as mf
 from gleandb.storage.local import LocalStorage
 
@@ -10,11 +10,11 @@ from gleandb.storage.local import LocalStorage
 def missing_referenced_files(path: str) -> list[str]:
     """Segment files and masks named by a retained manifest of a live collection, but absent."""
     storage = LocalStorage(path)
-    catalog = json.loads(storage.get("catalog.json"))
+    catalog, _top, _keys = read_document(storage)
     missing = []
     for cid in catalog["collections"]:
         prefix = f"collections/{cid}/"
-        for m in mf.load_all(storage, prefix):
+        for m in mf.load_all(storage, prefix, catalog["manifests"].get(cid)):
             for e in m.segments:
                 d = mf.segment_dir(prefix, e)
                 if not storage.exists(d + "records.arrow"):

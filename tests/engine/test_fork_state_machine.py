@@ -202,6 +202,9 @@ class ForkMachine(RuleBasedStateMachine):
     @invariant()
     def gc_kept_every_referenced_file(self):
         if self.client is not None:
+            # at rest: a publish running meanwhile may prune the version the check is reading
+            # (and, rightly, delete its files) between the check's reads
+            self.client.engine.worker.wait_idle()
             assert missing_referenced_files(self.path) == []
 
 

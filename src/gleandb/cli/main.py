@@ -34,8 +34,13 @@ def _require_store(path: str) -> None:
     """Read-only commands must not create a store: refuse a path that does not hold one."""
     if not os.path.isdir(path):
         raise CommandError(f"{path}: no such directory (nothing was created)")
-    if not os.path.isfile(os.path.join(path, "catalog.json")):
-        raise CommandError(f"{path}: not a gleandb store (no catalog.json; nothing was created)")
+    if not _has_catalog(path):
+        raise CommandError(f"{path}: not a gleandb store (no catalog; nothing was created)")
+
+
+def _has_catalog(path: str) -> bool:
+    """A store's catalog: the log directory, or the single file of older stores."""
+    return os.path.isdir(os.path.join(path, "catalog")) or os.path.isfile(os.path.join(path, "catalog.json"))
 
 
 DEMO_COLLECTION = "python-reference"
@@ -314,7 +319,7 @@ class _NewStoreGuard:
     def __init__(self, path: str) -> None:
         self.path = path
         self.dir_existed = os.path.isdir(path)
-        self.store_existed = os.path.isfile(os.path.join(path, "catalog.json"))
+        self.store_existed = _has_catalog(path)
         self.before = set(os.listdir(path)) if self.dir_existed else set()
 
     def undo_store(self) -> None:

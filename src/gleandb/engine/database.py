@@ -42,7 +42,8 @@ class Engine:
         if storage.durable:
             for cid in self.catalog.collection_ids():
                 prefix = self.collection_prefix(cid)
-                self.refs.set(prefix, mf.referenced_keys(prefix, mf.load_all(storage, prefix)))
+                ms = mf.load_all(storage, prefix, self.catalog.base_manifest(cid))
+                self.refs.set(prefix, mf.referenced_keys(prefix, ms))
         self._remove_dropped_collections()
         if storage.durable:
             gc.sweep(storage, self.refs)  # files of crashed flushes, compactions, deletes
@@ -83,7 +84,10 @@ class Engine:
             s = self._stores.get(cid)
             if s is None:
                 s = CollectionStore(
-                    self.storage, self.collection_prefix(cid), params, self.worker, self.refs, self.segment_cache
+                    self.storage, self.collection_prefix(cid), params, self.worker, self.refs, self.segment_cache,
+                    base=self.catalog.base_manifest(cid),
+                    base_tail=self.catalog.base_tail(cid),
+                    on_own_manifest=lambda: self.catalog.drop_base_manifest(cid),
                 )
                 self._stores[cid] = s
             return s
@@ -140,6 +144,7 @@ class Engine:
             for s in self._stores.values():
                 s.close()
             self._stores.clear()
+        self.catalog.close()
         if self._lock is not None:
             self._lock.release()
 

@@ -3,8 +3,10 @@
 A fork is a new collection whose first manifest names its source's segment
 directories and masks (shared, immutable files) and whose WAL holds the
 source's unflushed tail as one resolved batch. Nothing else is copied, so the
-cost does not depend on the collection's size. The catalog entry is the commit
-point: until it is written the fork's files are those of a collection the
+cost does not depend on the collection's size. The first manifest, and the tail
+when it is small, are written by the catalog log record that creates the fork,
+which is the commit point and the fork's one fsync (a large tail gets a WAL file
+first). Until that record is durable such a WAL file belongs to a collection the
 catalog does not know, which the next open deletes (keeping the shared files,
 which the source still names).
 
@@ -14,6 +16,8 @@ retention, deletes what no retained version names, and sweeps crash orphans.
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 import uuid
 from typing import TYPE_CHECKING, Callable
@@ -21,7 +25,10 @@ from typing import TYPE_CHECKING, Callable
 from gleandb.api.errors import InvalidArgumentError
 from gleandb.engine import gc
 from gleandb.engine import manifest as mf
-from gleandb.engine.wal import WriteAheadLog
+from gleandb.engine.wal import WriteAheadLog, encode_batch
+
+# a fork's unflushed tail up to this size rides in its catalog record instead of a WAL file
+INLINE_TAIL_BYTES = 64 << 10
 
 if TYPE_CHECKING:
     from gleandb.engine.database import Engine
@@ -51,15 +58,23 @@ def fork(engine: "Engine", src_cid: str, src_params: "StoreParams", make_record:
         m.forked_from = {"collection": src_cid, "version": m.forked_from["version"]}
         m.created_at = time.time()
         try:
+            inline = None
             if tail is not None:
                 tail.seq = 1
-                wal = WriteAheadLog(storage, prefix, sync=True)
-                wal.append(tail)
-                wal.close()
-            mf.publish(storage, prefix, m)
+                record = encode_batch(tail)
+                if len(record) <= INLINE_TAIL_BYTES:
+                    inline = base64.b64encode(record).decode()
+                else:  # a large tail gets a WAL file of its own (a few more fsyncs)
+                    wal = WriteAheadLog(storage, prefix, sync=True)
+                    wal.append(tail)
+                    wal.close()
+            # the first manifest (and a small tail) go into the catalog record that creates
+            # the fork: one fsync
+            engine.catalog.stage_manifest(new_cid, json.loads(m.to_json()), inline)
             engine.refs.set(prefix, mf.referenced_keys(prefix, [m]))
             rec = make_record(new_cid)  # the commit point
         except BaseException:
+            engine.catalog.unstage_manifest(new_cid)
             engine.refs.drop(prefix)  # nothing dies: the source still names every file
             storage.delete_prefix(prefix)
             raise

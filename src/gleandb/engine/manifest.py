@@ -103,9 +103,15 @@ def referenced_keys(prefix: str, manifests: list[Manifest]) -> set[str]:
     return out
 
 
-def load_all(storage: Storage, prefix: str) -> list[Manifest]:
-    """Every readable manifest of the collection, oldest first."""
+def load_all(storage: Storage, prefix: str, base: dict | None = None) -> list[Manifest]:
+    """Every readable manifest of the collection, oldest first.
+
+    ``base`` is a fork's first manifest as the catalog holds it (a fork writes no
+    manifest file): it is the collection's only version until the collection
+    publishes one of its own, which writes ``base`` as a file first."""
     keys = [k for k in storage.list(f"{prefix}manifests/") if k.endswith(".json")]
+    if not keys and base is not None:
+        return [Manifest.from_json(json.dumps(base).encode())]
     out = []
     last_error = None
     for key in keys:
@@ -119,8 +125,8 @@ def load_all(storage: Storage, prefix: str) -> list[Manifest]:
     return out
 
 
-def load_latest(storage: Storage, prefix: str) -> Manifest:
-    ms = load_all(storage, prefix)
+def load_latest(storage: Storage, prefix: str, base: dict | None = None) -> Manifest:
+    ms = load_all(storage, prefix, base)
     return ms[-1] if ms else Manifest()
 
 

@@ -188,25 +188,29 @@ class Segment:
         no manifest names the segment yet, and its rows stay in the memtable and the WAL."""
         written: list[str] = []
 
-        def put(name: str, data: bytes) -> None:
-            written.append(f"{key_prefix}{name}")
-            storage.put(written[-1], data)
-
-        try:
+        def files():  # produced one at a time (no two files' bytes held at once), synced together
             sink = pa.BufferOutputStream()
             with pa.ipc.new_file(sink, self.table.schema) as w:
                 w.write_table(self.table)
-            put("records.arrow", sink.getvalue().to_pybytes())
+            written.append(f"{key_prefix}records.arrow")
+            yield written[-1], sink.getvalue().to_pybytes()
+            del sink
+            if self.index is None:
+                vec = self._vectors if self._vectors is not None else np.zeros((self.n, 0), np.float32)
+                written.append(f"{key_prefix}vectors.f32")
+                yield written[-1], np.ascontiguousarray(vec, dtype="<f4").tobytes()
+            if self._fulltext is not None:
+                written.append(f"{key_prefix}{FULLTEXT_FILE}")
+                yield written[-1], self._fulltext.to_bytes()
+            if self._trigram is not None:
+                written.append(f"{key_prefix}{TRIGRAM_FILE}")
+                yield written[-1], self._trigram.to_bytes()
+
+        try:
+            storage.put_many(files())
             if self.index is not None:
                 written.append(f"{key_prefix}vectors.faiss")
                 storage.put_from_file(written[-1], self.index.write_faiss_file)
-            else:
-                vec = self._vectors if self._vectors is not None else np.zeros((self.n, 0), np.float32)
-                put("vectors.f32", np.ascontiguousarray(vec, dtype="<f4").tobytes())
-            if self._fulltext is not None:
-                put(FULLTEXT_FILE, self._fulltext.to_bytes())
-            if self._trigram is not None:
-                put(TRIGRAM_FILE, self._trigram.to_bytes())
         except BaseException:
             for key in written:
                 try:

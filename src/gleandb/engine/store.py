@@ -26,6 +26,7 @@ carry delete masks newer than its WAL position, and why recovery is simply
 
 from __future__ import annotations
 
+import base64
 import logging
 import math
 import threading
@@ -40,11 +41,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from gleandb import budgets, deadlines
-from gleandb.api.errors import InvalidArgumentError
+from gleandb.api.errors import CorruptStoreError, InvalidArgumentError
 from gleandb.engine import gc
 from gleandb.engine import manifest as mf
 from gleandb.engine.segment import Segment, unpack_metadata
-from gleandb.engine.wal import WalBatch, WriteAheadLog
+from gleandb.engine.wal import WalBatch, WriteAheadLog, encode_batch, iter_records, log_key
 from gleandb.engine.worker import BackgroundWorker
 from gleandb.index.fulltext import FullTextConfig
 from gleandb.index.vector import VectorIndex
@@ -108,6 +109,14 @@ class Hydrated:
     uris: list | None = None
 
 
+def _decode_tail(text: str) -> WalBatch:
+    """A fork's inline WAL tail (base64 of one WAL record) as a batch."""
+    batches = list(iter_records(base64.b64decode(text)))
+    if len(batches) != 1:
+        raise CorruptStoreError("a fork's inline WAL tail in the catalog is unreadable")
+    return batches[0]
+
+
 def _new_name(kind: str) -> str:
     return f"{kind}-{uuid.uuid4().hex[:16]}"
 
@@ -121,6 +130,9 @@ class CollectionStore:
         worker: BackgroundWorker,
         refs: gc.FileReferences | None = None,
         segment_cache=None,
+        base: dict | None = None,
+        base_tail: str | None = None,
+        on_own_manifest: Callable[[], None] | None = None,
     ):
         self.storage = storage
         self.prefix = prefix
@@ -145,6 +157,11 @@ class CollectionStore:
         self._durable = storage.durable
         self.wal = WriteAheadLog(storage, prefix, sync=params.wal_sync)
         self._compaction_pending = False
+        self._base = base  # a fork's first manifest, held by the catalog (see manifest.load_all)
+        self._base_unwritten = False
+        # a fork's small unflushed tail (seq 1), held by the catalog instead of a WAL file
+        self._base_tail = _decode_tail(base_tail) if base_tail else None
+        self._on_own_manifest = on_own_manifest  # then the catalog's copy may go
         # activity counters since open (exported as metrics by the server)
         self.stats = {"flushes": 0, "rows_flushed": 0, "compactions": 0, "rows_compacted": 0}
         self._open()
@@ -152,7 +169,8 @@ class CollectionStore:
     # ------------------------------------------------------------------ open
 
     def _open(self) -> None:
-        self._manifests = mf.load_all(self.storage, self.prefix)
+        self._manifests = mf.load_all(self.storage, self.prefix, self._base)
+        self._base_unwritten = self._base is not None and not self.storage.list(f"{self.prefix}manifests/")
         m = self._manifests[-1] if self._manifests else mf.Manifest()
         self.version = m.version
         self.persisted_position = m.wal_position
@@ -163,20 +181,39 @@ class CollectionStore:
         for e in m.segments:
             self._seg_dirs[e.name] = mf.segment_dir(self.prefix, e)
             seg = self._load_segment(e, m.dimension or 0)
-            deleted = None
-            if e.deletes:
-                rows = np.load(io.BytesIO(self.storage.get(e.deletes)))
-                deleted = np.zeros(seg.n, dtype=bool)
-                deleted[rows] = True
+            deleted = self._load_mask(e.deletes, seg.n) if e.deletes else None
             views.append(SegView(seg, deleted, e.n_deleted, PERSISTED))
             self._written_deletes[e.name] = (e.n_deleted, e.deletes)
         self._views = tuple(views)
+        if self._base_unwritten:
+            if self._base_tail is not None:
+                self._apply(self._base_tail)
+        elif (self._base is not None or self._base_tail is not None) and self._on_own_manifest is not None:
+            # a crash after the first own manifest, before the catalog forgot version 1
+            self._base_tail = None
+            try:
+                self._on_own_manifest()
+            except Exception as e:  # harmless: the files win
+                log.warning("could not drop %s's first manifest from the catalog: %s", self.prefix, e)
         for batch in self.wal.replay(self.seq):
             self._apply(batch)
         if self._durable:
             self.retire()
         if self._memtable_rows() >= self.params.memtable_max_rows:
             self._freeze()
+
+    def _load_mask(self, key: str, n: int) -> np.ndarray:
+        """The delete mask file ``key`` as a bool per row. Mask files are immutable and masks
+        copy-on-write, so forks opened in this process share one array per file."""
+        cache = self._segment_cache
+        mask = cache.get("mask:" + key) if cache is not None else None
+        if mask is None or len(mask) != n:
+            rows = np.load(io.BytesIO(self.storage.get(key)))
+            mask = np.zeros(n, dtype=bool)
+            mask[rows] = True
+            if cache is not None and self._durable:
+                cache["mask:" + key] = mask
+        return mask
 
     def _seg_prefix(self, name: str) -> str:
         """Where segment ``name`` lives: new segments go to the shared pool, so forks can name them."""
@@ -285,7 +322,11 @@ class CollectionStore:
     def _merged_tail(self, after: int, upto: int) -> WalBatch | None:
         puts: dict[str, tuple] = {}
         deletes: set[str] = set()
-        for b in self.wal.read_range(after, upto):
+        batches = list(self.wal.read_range(after, upto))
+        inline = self._base_tail
+        if inline is not None and after < inline.seq <= upto and not any(b.seq == inline.seq for b in batches):
+            batches.insert(0, inline)
+        for b in batches:
             for id_ in b.delete_ids:
                 puts.pop(id_, None)
                 deletes.add(id_)
@@ -612,6 +653,7 @@ class CollectionStore:
             wal_position = self.persisted_position
         entries = []
         new_written = {}
+        mask_files: list[tuple[str, bytes]] = []
         for v in self._views:
             if v.state != PERSISTED:
                 continue
@@ -626,11 +668,15 @@ class CollectionStore:
                     buf = io.BytesIO()
                     np.save(buf, np.flatnonzero(v.deleted).astype(np.int32))
                     if self._durable:
-                        self.storage.put(key, buf.getvalue())
+                        mask_files.append((key, buf.getvalue()))
+                        if self._segment_cache is not None:
+                            self._segment_cache["mask:" + key] = v.deleted  # a fork opens it from here
             new_written[name] = (v.n_deleted, key)
             entries.append(
                 mf.SegmentEntry(name, v.seg.n, v.seg.index is not None, key, v.n_deleted, self._seg_prefix(name))
             )
+        if mask_files:
+            self.storage.put_many(mask_files)  # one sync of masks/ for all of them
         m = mf.Manifest(
             version=self.version + 1,
             wal_position=wal_position,
@@ -641,7 +687,36 @@ class CollectionStore:
             created_at=time.time(),
         )
         if self._durable:
-            mf.publish(self.storage, self.prefix, m)
+            if self._base_unwritten:
+                # the catalog's copy of version 1 stops counting once a manifest file exists,
+                # so version 1 becomes a file first if retention keeps it beside ``m``
+                first = self._manifests[0] if self._manifests else None
+                keep = mf.retained(self._manifests + [m], self.params.version_retention_count,
+                                   self.params.version_retention_seconds)
+                first_kept = first is not None and first.version < m.version and any(k is first for k in keep)
+                if first_kept:
+                    self.storage.put_if_absent(mf.manifest_key(self.prefix, first.version), first.to_json())
+                tail = self._base_tail
+                if tail is not None and (first_kept or m.wal_position < tail.seq):
+                    # still needed (version 1 retained, or not yet covered): a WAL file of its own
+                    key = log_key(self.prefix, tail.seq)
+                    w = self.storage.open_log(key)
+                    try:
+                        w.append(encode_batch(tail))
+                        w.sync()
+                    finally:
+                        w.close()
+                    self.wal.closed_files.append((key, tail.seq))
+                mf.publish(self.storage, self.prefix, m)
+                self._base_unwritten = False
+                self._base_tail = None  # in the WAL or covered by ``m`` now
+                if self._on_own_manifest is not None:
+                    try:
+                        self._on_own_manifest()
+                    except Exception as e:  # harmless: the files win over the catalog's copy
+                        log.warning("could not drop %s's first manifest from the catalog: %s", self.prefix, e)
+            else:
+                mf.publish(self.storage, self.prefix, m)
         self.version = m.version
         self.persisted_position = wal_position
         self._written_deletes = new_written
@@ -669,7 +744,7 @@ class CollectionStore:
         are never merged, so rebuild work stays proportional to what is merged.
         """
         p = self.params
-        persisted = [v for v in self._views if v.state == PERSISTED]
+        persisted = self._own_persisted()
         heavy = [v for v in persisted if v.n_deleted and v.n_deleted >= p.compaction_deleted_fraction * v.seg.n]
         if heavy:
             return [v.seg.name for v in heavy]
@@ -682,6 +757,16 @@ class CollectionStore:
             if len(tiers[tier]) >= p.compaction_min_segments:
                 return [v.seg.name for v in tiers[tier]]
         return []
+
+    def _shared(self, name: str) -> bool:
+        """True when another collection's retained manifests name segment ``name``: rewriting
+        it would reclaim nothing (the other keeps the original) and would end the sharing."""
+        return self._durable and self.refs.count(self._seg_prefix(name)) > 1
+
+    def _own_persisted(self) -> list[SegView]:
+        """Persisted segments only this collection names: the ones compaction may rewrite.
+        A shared segment keeps its deleted rows masked until its other owners are gone."""
+        return [v for v in self._views if v.state == PERSISTED and not self._shared(v.seg.name)]
 
     def compact(self) -> None:
         """Schedule a compaction of every segment with deleted rows or below the size tier."""
@@ -697,7 +782,7 @@ class CollectionStore:
                 if self._closed:
                     return
                 if force:
-                    persisted = [v for v in self._views if v.state == PERSISTED]
+                    persisted = self._own_persisted()
                     names = [v.seg.name for v in persisted]
                     if len(persisted) <= 1 and not any(v.n_deleted for v in persisted):
                         names = []
@@ -728,6 +813,11 @@ class CollectionStore:
                     self._cache_segment(new_seg)
             with self._lock:
                 if self._closed:
+                    return
+                if any(self._shared(name) for name in snap):
+                    # forked meanwhile: publishing would turn shared segments into a private copy
+                    if new_seg is not None and self._durable:
+                        gc.delete_keys(self.storage, [self._seg_prefix(new_seg.name)])
                     return
                 locs = self._locs()
                 new_mask = np.zeros(new_seg.n, dtype=bool) if new_seg is not None else None

@@ -11,7 +11,7 @@ lack, so they have their own small append interface.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Callable
+from typing import Callable, Iterable
 
 
 class StorageError(Exception):
@@ -64,6 +64,13 @@ class Storage(ABC):
     @abstractmethod
     def put(self, key: str, data: bytes) -> None:
         """Atomically create or replace ``key``; durable when it returns."""
+
+    def put_many(self, items: "Iterable[tuple[str, bytes]]") -> None:
+        """``put`` each (key, data); all durable when it returns. Not atomic as a group (a
+        failure may leave some written): for files that only a later commit point names.
+        Local storage syncs each folder once instead of once per file."""
+        for key, data in items:
+            self.put(key, data)
 
     def put_from_file(self, key: str, write: "Callable[[str], None]") -> None:
         """Create ``key`` from a file that ``write(path)`` produces, for libraries that

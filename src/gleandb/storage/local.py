@@ -140,10 +140,14 @@ class LocalStorage(Storage):
 
     def _make_dir(self, d: str) -> None:
         if not os.path.isdir(d):
+            # the nearest existing ancestor: only the entries created below it need an fsync
+            top = os.path.dirname(d)
+            while top != self.root and top.startswith(self.root) and not os.path.isdir(top):
+                top = os.path.dirname(top)
             os.makedirs(d, exist_ok=True)
-            # make the new directory entries themselves durable
+            # make the new directory entries themselves durable (each in its parent)
             parent = d
-            while parent != self.root and parent.startswith(self.root):
+            while parent != top and parent.startswith(self.root):
                 parent = os.path.dirname(parent)
                 _fsync_dir(parent)
 
@@ -193,6 +197,21 @@ class LocalStorage(Storage):
             os.replace(tmp, path)
         with _writing(self.root):
             _fsync_dir(os.path.dirname(path))
+
+    def put_many(self, items) -> None:
+        dirs: list[str] = []
+        for key, data in items:
+            path = self._path(key)
+            tmp = self._write_tmp(path, data)
+            with _writing(self.root, tmp):
+                os.replace(tmp, path)
+            del data  # before the next file's bytes are made
+            d = os.path.dirname(path)
+            if d not in dirs:
+                dirs.append(d)
+        for d in dirs:  # one sync per folder makes every new name in it durable
+            with _writing(self.root):
+                _fsync_dir(d)
 
     def put_from_file(self, key: str, write) -> None:
         path = self._path(key)
