@@ -179,7 +179,8 @@ def main() -> None:
                     == scc.retrieve(query_texts=[q], n_results=10, mode="bm25", include=[])["ids"] for q in queries)
     lines += ["", f"search at {shas[-1][:12]}, chain vs from scratch: {same}/{len(queries)} queries with the same top-10 "
               "(same scores, same ids wherever a score is not tied); BM25 alone: "
-              f"{same_bm25}/{len(queries)} identical (dense can differ: the from-scratch collection searches one approximate HNSW graph, the chain's small segments are searched exactly)"]
+              f"{same_bm25}/{len(queries)} identical (dense can differ: the from-scratch collection searches one "
+              "approximate HNSW graph, the chain's small segments are searched exactly)"]
     del sx
 
     # one new commit changing 3 files
