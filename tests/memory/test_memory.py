@@ -86,6 +86,15 @@ def test_subject_key_supersedes_and_unrelated_is_added(make):
     assert {h.id for h in mem.list()} == {b, c}
 
 
+def test_subject_key_finds_a_memory_far_from_the_new_text(make):
+    mem = make(candidates=1)
+    a = mem.remember("I live in Paris", metadata={"subject": "city"})
+    mem.remember("Moving boxes are in the garage")  # nearer to the new text than a
+    b = mem.remember("Moving to Berlin in May", metadata={"subject": "city"})
+    assert mem.last_decision.decision == "supersedes" and mem.last_decision.id == a
+    assert b in {h.id for h in mem.list()} and a not in {h.id for h in mem.list()}
+
+
 def test_dedupe_off_keeps_everything(make):
     mem = make(dedupe=False)
     mem.remember("I live in Paris")

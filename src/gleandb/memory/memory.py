@@ -121,7 +121,7 @@ class Memory:
         expires = now + ttl if ttl else R.NO_EXPIRY
         decision = S.Decision(S.UNRELATED, None, "dedupe is off")
         if self.dedupe:
-            decision = S.decide(text, meta, self._neighbours(text, now), llm=self.llm,
+            decision = S.decide(text, meta, self._neighbours(text, meta, now), llm=self.llm,
                                 same_threshold=self.same_threshold, supersede_threshold=self.supersede_threshold,
                                 llm_threshold=self.llm_threshold, subject_key=self.subject_key)
         self.last_decision = decision
@@ -293,11 +293,19 @@ class Memory:
             raise MemoryNotFoundError(f"no live memory {mid!r} in scope {self.scope}")
         return got["documents"][0], got["metadatas"][0]
 
-    def _neighbours(self, text: str, now: float) -> list[S.Candidate]:
+    def _neighbours(self, text: str, meta: dict, now: float) -> list[S.Candidate]:
+        """The nearest live memories by embedding, plus those with the same subject value
+        (which may be far from the new text: "I moved to Berlin" / "I live in Paris")."""
         r = self.collection.retrieve(query_texts=[text], n_results=self.candidates, mode="dense",
                                      where=R.live_filter(self._key, now), include=_INC)
         out = [S.Candidate(i, d, _to_sim(s.get("dense"), self._space), m)
                for i, d, m, s in zip(r["ids"][0], r["documents"][0], r["metadatas"][0], r["ranker_scores"][0])]
+        subject = meta.get(self.subject_key) if self.subject_key else None
+        if subject is not None:
+            seen = {c.id for c in out}
+            got = self.collection.get(where=R.live_filter(self._key, now, {self.subject_key: subject}), include=_INC)
+            out += [S.Candidate(i, d, -1.0, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])
+                    if i not in seen]  # similarity unknown: only the subject rule can pick them
         return sorted(out, key=lambda c: -c.sim)
 
     def _predecessors(self, ids: list[str]) -> list[str]:

@@ -113,7 +113,9 @@ def judge(llm: Any, text: str, cands: list[Candidate]) -> Decision:
 def decide(text: str, metadata: dict, cands: list[Candidate], *, llm: Any, same_threshold: float,
            supersede_threshold: float, llm_threshold: float, subject_key: str | None) -> Decision:
     if llm is not None:
-        shown = [c for c in cands if c.sim >= llm_threshold]
+        subject = metadata.get(subject_key) if subject_key else None
+        shown = [c for c in cands if c.sim >= llm_threshold
+                 or (subject is not None and c.metadata.get(subject_key) == subject)]
         if not shown:
             return Decision(UNRELATED, None, f"no memory with cosine >= llm_threshold {llm_threshold}")
         try:
