@@ -22,6 +22,8 @@ def test_remember_recall_with_why(make):
     assert hits[0].score == pytest.approx(w["relevance"] * 1.0 + w["recency"] * why["recency"] + w["importance"] * 0.5)
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
     assert gleandb.memory.Memory is gleandb.Memory
+    import json
+    json.dumps([h.to_dict() for h in hits])  # plain numbers only (the MCP tools send these as JSON)
 
 
 def test_weights_recency_and_importance_change_the_order(make, clock):

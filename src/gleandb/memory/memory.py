@@ -53,6 +53,10 @@ def _check_k(name: str, k: Any) -> int:
     return k
 
 
+def _num(x: Any, kind: type) -> Any:
+    return None if x is None else kind(x)
+
+
 def _to_sim(distance: float | None, space: str) -> float:
     """Cosine similarity from the collection's distance (unit vectors for l2 and ip)."""
     if distance is None:
@@ -224,11 +228,12 @@ class Memory:
         for i, (mid, doc, meta, t) in enumerate(zip(ids, docs, metas, terms)):
             h = R.hit_from(mid, doc, meta, self.scope)
             ranks, scores = r["ranks"][0][i], r["ranker_scores"][0][i]
-            h.score = t["score"]
-            h.why = {"dense": {"rank": ranks.get("dense"), "distance": scores.get("dense")},
-                     "bm25": {"rank": ranks.get("bm25"), "score": scores.get("bm25")},
-                     "fused": r["scores"][0][i], "relevance": t["relevance"], "recency": t["recency"],
-                     "importance": t["importance"], "weights": dict(self.weights)}
+            h.score = float(t["score"])
+            h.why = {"dense": {"rank": _num(ranks.get("dense"), int), "distance": _num(scores.get("dense"), float)},
+                     "bm25": {"rank": _num(ranks.get("bm25"), int), "score": _num(scores.get("bm25"), float)},
+                     "fused": float(r["scores"][0][i]), "relevance": float(t["relevance"]),
+                     "recency": float(t["recency"]), "importance": float(t["importance"]),
+                     "weights": dict(self.weights)}  # plain Python numbers: JSON-ready (MCP, HTTP)
             hits.append(h)
         hits.sort(key=lambda h: -h.score)  # stable: ties keep retrieval order
         return hits[:k]
