@@ -15,7 +15,8 @@ Figures, per configuration:
 - live memories per user after ingestion (dedupe and supersession shrink it);
 - remember and recall latency p50 / p95 (ms, wall clock, one thread).
 
-Configurations: ``append`` (dedupe=False: everything kept, recency decides),
+Configurations: ``append`` (dedupe=False: everything kept, default weights),
+``append-recency`` (dedupe=False, recency weight 1.0 instead of 0.3),
 ``heuristic`` (dedupe=True, the text-only heuristic of gleandb.memory.supersede),
 ``subject`` (dedupe=True and each fact carries ``metadata={"subject": attribute}``).
 
@@ -131,7 +132,9 @@ def run(config: str, users: int, per_user: int, changes: int, ef, seed: int) -> 
     coll = client.create_collection("memories", embedding_function=ef, metadata={"hnsw:space": "cosine"})
     for u in range(users):
         convs[u] = conversation(rng, per_user, changes)
-        mems[u] = gleandb.Memory(client, {"user": f"u{u}"}, collection=coll, dedupe=config != "append", clock=clock)
+        weights = {"recency": 1.0} if config == "append-recency" else None
+        mems[u] = gleandb.Memory(client, {"user": f"u{u}"}, collection=coll, dedupe=not config.startswith("append"),
+                                 weights=weights, clock=clock)
     # interleave users by time, as a service would see them
     stream = sorted((t, u, text, attr, ver) for u, conv in convs.items() for t, text, attr, ver in conv)
     for t, u, text, attr, ver in stream:
