@@ -27,8 +27,10 @@ text-only heuristic cannot catch every change: the figures show what it misses.
     PYTHONPATH=src .venv/bin/python bench/bench_memory.py --users 100 --per-user 100 --ef default
 
 ``--ef hashing`` is gleandb's dependency-free hashing embedding (fast, lexical);
-``--ef default`` is the real default model (all-MiniLM-L6-v2), with a cache so each text
-is embedded once (remember embeds the text for the neighbour search and again for add).
+``--ef default`` is the real default model (all-MiniLM-L6-v2). Documents are embedded
+through a cache (each distinct text once: the synthetic texts repeat a lot); queries go
+through ``embed_query``, which is not cached, so recall latency and (with dedupe) remember
+latency include one model call for the question or the new text.
 """
 
 from __future__ import annotations
@@ -104,7 +106,8 @@ def conversation(rng: random.Random, per_user: int, changes: int) -> list[tuple[
 
 
 class CachedEF:
-    """Embeds each distinct text once (the default model is the slow part on 2 cores)."""
+    """Embeds each distinct document once (the default model is the slow part on 2 cores);
+    ``embed_query`` falls through to the model."""
 
     def __init__(self, ef):
         self.ef = ef
