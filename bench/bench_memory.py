@@ -196,7 +196,8 @@ def main() -> None:
     ef = HashingEmbeddingFunction() if a.ef == "hashing" else CachedEF(gleandb.DefaultEmbeddingFunction())
     head = (f"# bench_memory: {a.users} users x {a.per_user} memories ({10 * a.changes} facts, "
             f"{10} attributes x {a.changes} values, rest small talk), ef={a.ef}, recall k=5\n"
-            f"# {platform.machine()} {os.cpu_count()} cpus, load {os.getloadavg()[0]:.1f}, python {platform.python_version()}")
+            f"# {platform.machine()} {os.cpu_count()} cpus, load {os.getloadavg()[0]:.1f}, "
+            f"python {platform.python_version()}")
     cols = ["config", "memories", "live/user", "recall@1", "recall@5", "stale@1", "stale-in-5",
             "remember p50", "remember p95", "recall p50", "recall p95"]
     lines = [head, "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]

@@ -62,7 +62,8 @@ def check_user_metadata(metadata: Any, field_name: str = "metadata") -> dict:
         if not isinstance(k, str) or not k:
             raise MemoryArgumentError(f"{field_name} keys must be non-empty strings, got {k!r}")
         if k.startswith(PREFIX):
-            raise MemoryArgumentError(f"{field_name} key {k!r} is reserved (keys starting with {PREFIX!r} are gleandb's)")
+            raise MemoryArgumentError(
+                f"{field_name} key {k!r} is reserved (keys starting with {PREFIX!r} are gleandb's)")
         if not isinstance(v, (str, int, float, bool)) or (isinstance(v, float) and not math.isfinite(v)):
             raise MemoryArgumentError(f"{field_name}[{k!r}] must be a str, int, float or bool, got {v!r}")
     return dict(metadata)
