@@ -10,6 +10,10 @@ judge keeps a document with at least ``JUDGE_MIN_WORDS`` words, and the query wr
 answers with the document's first content words, as many as the example queries in the
 prompt have on average (4 without examples). Deterministic, so tests and the worked example
 in the docs can rely on it.
+
+As the memory judge (``gleandb.Memory(llm=...)``) it answers by a rule tests can predict:
+"same" when the new and an existing memory have the same content words, "supersedes" when
+both start with the same ``subject:`` prefix and differ after it, else "unrelated".
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ QUERY = re.compile(r"^Query: (.*)$", re.M)
 DOCUMENT = re.compile(r'<document id="([^"]*)">\n(.*?)\n</document>', re.S)
 EXAMPLES = re.compile(r"<example-queries>\n(.*?)\n</example-queries>", re.S)
 CRITERION = re.compile(r"^\d+\. (.*)$", re.M)
+NEW_MEMORY = re.compile(r"^New memory: (.*)$", re.M)
+EXISTING = re.compile(r'<existing id="(\d+)">\n(.*?)\n</existing>', re.S)
 JUDGE_MIN_WORDS = 8
 STOPWORDS = set("""a an and are as at be by for from has have how i in is it its of on or that the this to
 was were what when where which who why will with you your do does can not no""".split())
@@ -95,6 +101,10 @@ class Request:
         return m.group(1).split("\n") if m else []
 
     @property
+    def is_memory_judge(self) -> bool:
+        return '"decision"' in self.system and "memory" in self.system
+
+    @property
     def criteria(self) -> list[str]:
         return CRITERION.findall(self.prompt) if self.is_judge else []
 
@@ -127,7 +137,22 @@ def query_answer(req: Request) -> str:
     return json.dumps({"query": " ".join(content[: max(1, length)])})
 
 
+def memory_answer(req: Request) -> str:
+    new = NEW_MEMORY.search(req.prompt).group(1)
+    content = lambda s: {w for w in re.findall(r"[a-z0-9]+", s.lower()) if w not in STOPWORDS}  # noqa: E731
+    subject = lambda s: s.split(":", 1)[0].strip().lower() if ":" in s else None  # noqa: E731
+    for m in EXISTING.finditer(req.prompt):
+        idx, old = int(m.group(1)), m.group(2)
+        if content(old) == content(new):
+            return json.dumps({"decision": "same", "id": idx})
+        if subject(new) is not None and subject(old) == subject(new):
+            return json.dumps({"decision": "supersedes", "id": idx})
+    return json.dumps({"decision": "unrelated", "id": None})
+
+
 def default_answer(req: Request, relevance: Callable[[str, str], int] = overlap) -> str:
+    if req.is_memory_judge:
+        return memory_answer(req)
     if req.is_judge:
         return judge_answer(req)
     if req.is_query_writer:

@@ -59,6 +59,7 @@ from gleandb.embeddings.functions import (
 )
 from gleandb import errors, rerank
 from gleandb.deadlines import deadline
+from gleandb.memory import Memory, MemoryHit
 
 __all__ = [
     "AdminClient",
@@ -93,6 +94,8 @@ __all__ = [
     "QueryResult",
     "Settings",
     "deadline",
+    "Memory",
+    "MemoryHit",
     "BoolInvertedIndexConfig",
     "FloatInvertedIndexConfig",
     "FtsIndexConfig",
