@@ -43,7 +43,9 @@ INSTRUCTIONS = (
     "`query` (meaning only), `grep` (regular expression, returns matching lines) and `get` (by id or filter). "
     "`context` returns the best passages for a question packed into a token budget, with [n] citations. "
     "Filters: `where` on metadata, e.g. {\"year\": {\"$gte\": 2020}} or {\"$and\": [...]}; "
-    "`where_document` on text, e.g. {\"$contains\": \"invoice\"} or {\"$regex\": \"v[0-9]+\"}."
+    "`where_document` on text, e.g. {\"$contains\": \"invoice\"} or {\"$regex\": \"v[0-9]+\"}. "
+    "Git repositories indexed with `glean code index`: `code_repos` lists them; `code_search` (hybrid), "
+    "`code_grep` (like git grep -n) and `code_diff` read any indexed commit or branch."
 )
 log = logging.getLogger("gleandb.server")
 # largest n_results / limit a tool accepts: a model's context window is the real bound
@@ -589,6 +591,9 @@ def build_server(backend: Backend, settings: Any = None) -> MCPServer:
                           if k in out["usage"]}}
 
     _register_memory(server, tool, client, writes, read_only, destroys)
+    from gleandb.server.mcp_code import register_code
+
+    register_code(server, tool, client, read_only)
     _register_resources(server, backend)
     return server
 
