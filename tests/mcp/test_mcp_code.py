@@ -155,3 +155,18 @@ def test_errors_are_tool_errors(indexed, tmp_path):
     assert "HEAD~40" in error(bad_diff)
     assert "max_matches" in error(bad_max)
     assert ok(still)["repos"][0]["repo"] == "proj"  # the server kept working
+
+
+def test_a_moved_repository_is_a_clear_error(tmp_path):
+    (tmp_path / "git").mkdir()
+    path, _shas, _feature = build(tmp_path / "git")
+    backend = LocalBackend(str(tmp_path / "store"))
+    try:
+        CodeIndex(backend.client(), str(path), HashingEmbeddingFunction(64)).index_rev("main")
+        shutil.move(str(path), str(tmp_path / "elsewhere"))
+        _, (grep, repos) = _calls(backend, ("code_grep", {"repo": "proj", "pattern": "def"}), ("code_repos", {}))
+        msg = error(grep)
+        assert "not on this server's disk" in msg and str(path.resolve()) in msg and "--name proj" in msg
+        assert ok(repos)["repos"][0]["repo_present"] is False
+    finally:
+        backend.close()
