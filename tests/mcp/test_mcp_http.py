@@ -121,3 +121,38 @@ def test_http_backend_fails_closed_without_a_request():
 
     with pytest.raises(ToolError, match="credentials cannot be checked"):
         HttpBackend(State()).client()
+
+
+def test_code_tools_read_the_callers_tenant(server, tmp_path):
+    """A repository indexed into tenant acme (over the HTTP API, with acme's token) is what acme's
+    MCP calls see; the default tenant has no code index."""
+    import shutil
+    import sys
+
+    if shutil.which("git") is None:
+        pytest.skip("the code index runs git")
+    import gleandb
+    from gleandb.code import CodeIndex
+    from gleandb.embeddings.hashing import HashingEmbeddingFunction
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "code"))
+    from code_gitrepo import build, git
+
+    path, shas, _feature = build(tmp_path)
+    port = int(server.url.rsplit(":", 1)[1])
+    http = gleandb.HttpClient("127.0.0.1", port, headers={"Authorization": f"Bearer {ACME}"}, tenant="acme")
+    CodeIndex(http, str(path), HashingEmbeddingFunction(64)).index_rev("main")
+
+    async def go():
+        async with _client(server, ACME) as c:
+            repos = ok(await call(c, "code_repos"))
+            grep = ok(await call(c, "code_grep", repo="proj", pattern="^def ", rev="main"))
+        async with _client(server, ADMIN) as c:
+            elsewhere = error(await call(c, "code_grep", repo="proj", pattern="^def "))
+        return repos, grep, elsewhere
+
+    repos, grep, elsewhere = run(go())
+    assert [r["repo"] for r in repos["repos"]] == ["proj"] and repos["repos"][0]["aliases"] == {"main": shas[-1]}
+    expected = git(path, "grep", "-n", "-E", "^def ", shas[-1]).replace(f"{shas[-1]}:", "").strip()
+    assert grep["text"] == expected and grep["commit"] == shas[-1]
+    assert "no code index named 'proj'" in elsewhere
