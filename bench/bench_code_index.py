@@ -2,7 +2,7 @@
 commit from scratch, on pallets/click's last N first-parent commits. Prints figures and
 writes bench/results-code-index.txt; not a test.
 
-    git clone /work/shared/data/click.bundle /tmp/click
+    git clone ../shared/data/click.bundle /tmp/click
     python bench/bench_code_index.py [--repo /tmp/click] [--commits 100]
 
 Embeddings: by default the hashing embedding function (gleandb_hashing, dim 256), so the

@@ -5,7 +5,7 @@ the store. Prints a table and writes bench/results-fork-chain.txt; not a test.
 
     python bench/bench_fork_chain.py [--commits 100] [--collections 10000] [--repeats 3] [--repo /tmp/click-chain]
 
-The repository is pallets/click (``/work/shared/data/click.bundle``), its last N
+The repository is pallets/click (``../shared/data/click.bundle`` beside the checkout), its last N
 first-parent commits, oldest first. Every .py/.md/.rst file is cut into 40-line windows
 (ids ``path:start``); a commit's changed files are those whose blob id differs from the
 parent's. Embeddings come from the hashing embedding function, computed once per distinct
@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -31,7 +32,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import gleandb  # noqa: E402
 from gleandb.embeddings.hashing import HashingEmbeddingFunction  # noqa: E402
 
-BUNDLE = "/work/shared/data/click.bundle"
+# the shared data folder beside the checkout (../shared/data/click.bundle)
+BUNDLE = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "click.bundle")
 WINDOW = 40
 EXTS = (".py", ".md", ".rst")
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results-fork-chain.txt")
