@@ -135,3 +135,58 @@ def test_over_http(repo, tmp_path, capsys):
         proc.terminate()
         proc.wait(timeout=60)
         log.close()
+
+
+def test_url_with_tenant_database_and_token_from_the_environment(repo, tmp_path, capsys, monkeypatch):
+    """--url with --tenant/--database and the token read from GLEAN_TOKEN (never an argument):
+    the index lands in that tenant's database; without the token the server refuses, in one line."""
+    import gleandb
+
+    path, shas, _ = repo
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = open(tmp_path / "server.log", "wb")
+    env = dict(os.environ, GLEAN_AUTH_TOKENS="s3cret-token")
+    proc = subprocess.Popen([sys.executable, "-m", "gleandb.cli.main", "run", "--path", str(tmp_path / "data"),
+                             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+                            stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60  # a bound for a loaded machine, not a speed expectation
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/api/v2/heartbeat", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        auth = {"Authorization": "Bearer s3cret-token"}
+        httpx.post(f"{url}/api/v2/tenants", json={"name": "acme"}, headers=auth).raise_for_status()
+        httpx.post(f"{url}/api/v2/tenants/acme/databases", json={"name": "prod"}, headers=auth).raise_for_status()
+
+        monkeypatch.delenv("GLEAN_TOKEN", raising=False)
+        assert main(["code", "index", str(path), "--url", url, "--tenant", "acme", "--database", "prod",
+                     "--embedding", "hashing", "--quiet"]) != 0
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("glean code:"), err
+
+        monkeypatch.setenv("GLEAN_TOKEN", "s3cret-token")
+        assert main(["code", "index", str(path), "--url", url, "--tenant", "acme", "--database", "prod",
+                     "--embedding", "hashing", "--quiet"]) == 0
+        capsys.readouterr()
+        assert main(["code", "grep", str(path), "--url", url, "--tenant", "acme", "--database", "prod",
+                     "class [A-Z]"]) == 0
+        assert capsys.readouterr().out.splitlines() == ["app.py:8:class Group:", "web/app.js:3:export class Reader {"]
+        # the default tenant holds no index of it: one line on stderr, non-zero exit
+        assert main(["code", "grep", str(path), "--url", url, "class [A-Z]"]) != 0
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("glean code:"), err
+        in_acme = gleandb.HttpClient(host="127.0.0.1", port=port, headers=auth, tenant="acme", database="prod")
+        assert any(col.name.startswith("code.") for col in in_acme.list_collections())
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+        log.close()
+    # --tenant without --url is refused before anything happens
+    assert main(["code", "grep", str(path), "--path", str(tmp_path / "nowhere"), "--tenant", "acme", "x"]) != 0
+    assert "go with --url" in capsys.readouterr().err

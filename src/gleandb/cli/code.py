@@ -22,10 +22,19 @@ def _store_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("repo", metavar="REPO", help="path of the git repository")
     p.add_argument("--path", default=None, help="store directory (default ./data)")
     p.add_argument("--url", default=None, help="a glean run server, e.g. http://localhost:8000 (instead of --path)")
+    _server_args(p)
     p.add_argument("--name", default=None, help="index name (default: the repository's directory name)")
     p.add_argument("--embedding", choices=["default", "hashing"], default=None,
                    help="embedding function of a new index: default (all-MiniLM-L6-v2) or hashing "
                    "(no model; words only). Default: the one the index was built with, else default")
+
+
+def _server_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tenant", default=None, help="with --url: the tenant (default default_tenant)")
+    p.add_argument("--database", default=None, help="with --url: the database (default default_database)")
+    p.add_argument("--token-env", default="GLEAN_TOKEN", metavar="NAME",
+                   help="with --url: the environment variable holding the server's token, sent as "
+                   "'Authorization: Bearer ...' when set (default GLEAN_TOKEN; never pass a secret as an argument)")
 
 
 def add_parser(sub: "argparse._SubParsersAction") -> None:
@@ -74,6 +83,7 @@ def add_parser(sub: "argparse._SubParsersAction") -> None:
     hk.add_argument("repo", metavar="REPO")
     hk.add_argument("--path", default=None, help="store directory the hook indexes into (default ./data, absolute)")
     hk.add_argument("--url", default=None)
+    _server_args(hk)
     hk.add_argument("--force", action="store_true", help="overwrite existing hooks")
     hk.set_defaults(func=cmd_install_hook)
 
@@ -87,8 +97,14 @@ def _client(args: argparse.Namespace, create: bool):
         u = urlparse(args.url if "://" in args.url else "http://" + args.url)
         if u.scheme not in ("http", "https") or not u.hostname:
             raise ValueError(f"--url must be http://host:port, got {args.url!r}")
+        token = os.environ.get(args.token_env) if args.token_env else None
         return gleandb.HttpClient(host=u.hostname, port=u.port or (443 if u.scheme == "https" else 80),
-                                  ssl=u.scheme == "https")
+                                  ssl=u.scheme == "https",
+                                  headers={"Authorization": f"Bearer {token}"} if token else None,
+                                  tenant=args.tenant or gleandb.DEFAULT_TENANT,
+                                  database=args.database or gleandb.DEFAULT_DATABASE)
+    if args.tenant or args.database:
+        raise ValueError("--tenant and --database go with --url (an embedded store has the default ones)")
     if not create:  # search, grep, diff only read: never create a store
         from gleandb.cli.main import _require_store
 
@@ -178,7 +194,17 @@ def cmd_install_hook(args: argparse.Namespace) -> int:
     clash = [t for t in targets if os.path.exists(t) and not args.force]
     if clash:
         raise ValueError(f"{clash[0]} exists; pass --force to overwrite it (nothing was written)")
-    store = f"--url {shlex.quote(args.url)}" if args.url else f"--path {shlex.quote(os.path.abspath(args.path or './data'))}"
+    if args.url:
+        store = f"--url {shlex.quote(args.url)}"
+        for flag, value in (("--tenant", args.tenant), ("--database", args.database)):
+            if value:
+                store += f" {flag} {shlex.quote(value)}"
+        if args.token_env != "GLEAN_TOKEN":  # the hook reads the token from the environment, never from the file
+            store += f" --token-env {shlex.quote(args.token_env)}"
+    else:
+        if args.tenant or args.database:
+            raise ValueError("--tenant and --database go with --url (an embedded store has the default ones)")
+        store = f"--path {shlex.quote(os.path.abspath(args.path or './data'))}"
     glean = shlex.quote(os.path.join(os.path.dirname(os.path.abspath(sys.argv[0])), "glean")) \
         if os.path.basename(sys.argv[0]) == "glean" else "glean"
     body = (f"#!/bin/sh\n{HOOK_MARK}\n"
