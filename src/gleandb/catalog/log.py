@@ -11,12 +11,11 @@ appended when the process died, so it was never acknowledged and nothing follows
 from __future__ import annotations
 
 import json
-import struct
-import zlib
 from typing import Any
 
 from gleandb.api.errors import CorruptStoreError
 from gleandb.storage.base import KeyNotFound, Storage
+from gleandb.storage.framing import frame, unframe
 
 LEGACY_KEY = "catalog.json"  # the single-file catalog of older stores (migrated on open)
 # what ``catalog.json`` holds once migrated: no "collections", so a gleandb too old to read
@@ -24,7 +23,8 @@ LEGACY_KEY = "catalog.json"  # the single-file catalog of older stores (migrated
 GUARD = {"format": 2, "catalog": "catalog/",
          "note": "the catalog is the log in catalog/; this store needs a newer gleandb"}
 CATALOG_DIR = "catalog/"
-_HEADER = struct.Struct("<II")  # payload length, crc32 of the payload
+# a catalog edit is a few hundred bytes; a longer length field can only be a torn header
+_MAX_RECORD = 1 << 30
 
 
 def _encode(data: Any) -> bytes:
@@ -44,27 +44,17 @@ def _number(key: str) -> int:
 
 
 def encode_record(ops: list) -> bytes:
-    payload = _encode(ops)
-    return _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+    return frame(_encode(ops))
 
 
 def iter_records(data: bytes):
     """The whole records of one log, in order; stops at the first torn or corrupt one."""
-    pos, n = 0, len(data)
-    while pos + _HEADER.size <= n:
-        length, crc = _HEADER.unpack_from(data, pos)
-        start, end = pos + _HEADER.size, pos + _HEADER.size + length
-        if end > n:
-            return
-        payload = bytes(data[start:end])
-        if zlib.crc32(payload) != crc:
-            return
+    for payload in unframe(data, _MAX_RECORD):
         try:
             ops = json.loads(payload)
         except ValueError:
             return
         yield ops
-        pos = end
 
 
 def apply_ops(doc: dict, ops: list) -> None:

@@ -1,4 +1,4 @@
-"""Framing of records in append-only logs (the WAL, the label log): each record is
+"""Framing of records in append-only logs (the WAL, the catalog log, the label log): each record is
 ``length (u32) | CRC32 (u32) | body``.
 
 A crash can leave the last record of a log half-written. Reading stops at the first
