@@ -6,7 +6,6 @@ whole), every fork's data intact, and no referenced file deleted. Several rounds
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import crash_catalog  # noqa: E402
-from crash_support import child_env, read_lines, wait_for  # noqa: E402
+from crash_support import child_env, kill_child, wait_for  # noqa: E402
 
 RUNNER = os.path.join(HERE, "crash_catalog.py")
 ROUNDS = 8
@@ -38,23 +37,14 @@ def test_kill_during_create_fork_delete_and_checkpoint(tmp_path):
     in_flight_kinds = set()
     for rnd in range(ROUNDS):
         log = str(tmp_path / f"runner-{rnd}.log")
-        with open(log, "w") as out:
-            proc = subprocess.Popen([sys.executable, RUNNER, "run", path, str(next_op)], stdout=out,
-                                    stderr=subprocess.STDOUT, env=child_env())
-        try:
+
+        def wait(proc, log=log):
             wait_for(lambda ls: "READY" in ls, log, proc, 60)
             target = next_op + rng.randint(3, 25)
             wait_for(lambda ls: f"BEGIN {target}" in ls, log, proc, 120)
             time.sleep(rng.choice([0.0, 0.0001, 0.0005, 0.001, 0.003]))
-            assert proc.poll() is None, f"runner died by itself: {read_lines(log)[-10:]}"
-            os.kill(proc.pid, signal.SIGKILL)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
-        lines = read_lines(log)
-        acks = [int(l.split()[1]) for l in lines if l.startswith("ACK ")]
-        begins = [int(l.split()[1]) for l in lines if l.startswith("BEGIN ")]
+
+        acks, begins, _lines = kill_child([sys.executable, RUNNER, "run", path, str(next_op)], log, wait, "runner")
         acked = next_op + len(acks)
         in_flight = bool(begins) and begins[-1] == acked
         got = _dump(path)

@@ -12,7 +12,6 @@ Then a new writer continues on the same directory; several rounds.
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import crash_writer  # noqa: E402
-from crash_support import child_env, read_lines, wait_for  # noqa: E402
+from crash_support import child_env, kill_child, wait_for  # noqa: E402
 
 WRITER = os.path.join(HERE, "crash_writer.py")
 ROUNDS = 8
@@ -83,34 +82,22 @@ def test_kill_reopen_continue(db, tmp_path):
     for rnd in range(ROUNDS):
         mode = ["mid_batch", "random", "mid_batch", "startup"][rnd % 4] if rnd else "random"
         log = str(tmp_path / f"writer-{rnd}.log")
-        with open(log, "w") as out:
-            proc = subprocess.Popen(
-                [sys.executable, WRITER, "write", module, path, str(next_batch)],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=child_env(),
-            )
-        try:
+
+        def wait(proc, log=log):
             if mode == "startup":
                 # kill while importing / opening / replaying the log
                 time.sleep(rng.uniform(0.0, 1.5))
+                return
+            wait_for(lambda ls: "READY" in ls, log, proc, 60)
+            if mode == "random":
+                time.sleep(rng.uniform(0.05, 1.0))
             else:
-                wait_for(lambda ls: "READY" in ls, log, proc, 60)
-                if mode == "random":
-                    time.sleep(rng.uniform(0.05, 1.0))
-                else:
-                    target = next_batch + rng.randint(2, 15)
-                    wait_for(lambda ls: f"BEGIN {target}" in ls, log, proc, 60)
-                    time.sleep(rng.choice([0.0, 0.0005, 0.001, 0.003, 0.01]))
-            assert proc.poll() is None, f"writer died by itself: {read_lines(log)[-10:]}"
-            os.kill(proc.pid, signal.SIGKILL)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
-        lines = read_lines(log)
-        acks = [int(l.split()[1]) for l in lines if l.startswith("ACK ")]
-        begins = [int(l.split()[1]) for l in lines if l.startswith("BEGIN ")]
+                target = next_batch + rng.randint(2, 15)
+                wait_for(lambda ls: f"BEGIN {target}" in ls, log, proc, 60)
+                time.sleep(rng.choice([0.0, 0.0005, 0.001, 0.003, 0.01]))
+
+        acks, begins, lines = kill_child([sys.executable, WRITER, "write", module, path, str(next_batch)], log,
+                                         wait, "writer")
         assert acks == list(range(next_batch, next_batch + len(acks))), lines[-10:]
         acked = next_batch + len(acks)  # batches [0, acked) were acknowledged
         in_flight = begins and begins[-1] == acked

@@ -8,7 +8,6 @@ manifest names was deleted. Then continue on the same directory; several rounds.
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import crash_forker  # noqa: E402
-from crash_support import child_env, read_lines, wait_for  # noqa: E402
+from crash_support import child_env, kill_child, wait_for  # noqa: E402
 
 RUNNER = os.path.join(HERE, "crash_forker.py")
 ROUNDS = 8
@@ -40,10 +39,8 @@ def test_kill_during_fork_and_vacuum(tmp_path):
     kinds_in_flight = set()
     for rnd in range(ROUNDS):
         log = str(tmp_path / f"runner-{rnd}.log")
-        with open(log, "w") as out:
-            proc = subprocess.Popen([sys.executable, RUNNER, "run", path, str(next_op)], stdout=out,
-                                    stderr=subprocess.STDOUT, env=child_env())
-        try:
+
+        def wait(proc, log=log):
             wait_for(lambda ls: "READY" in ls, log, proc, 60)
             # aim at a fork or a vacuum a few ops ahead, then kill inside it (or just after)
             target = next_op + rng.randint(2, 12)
@@ -51,15 +48,8 @@ def test_kill_during_fork_and_vacuum(tmp_path):
                 target += 1
             wait_for(lambda ls: f"BEGIN {target}" in ls, log, proc, 120)
             time.sleep(rng.choice([0.0, 0.0002, 0.001, 0.003, 0.01, 0.03]))
-            assert proc.poll() is None, f"runner died by itself: {read_lines(log)[-10:]}"
-            os.kill(proc.pid, signal.SIGKILL)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
-        lines = read_lines(log)
-        acks = [int(l.split()[1]) for l in lines if l.startswith("ACK ")]
-        begins = [int(l.split()[1]) for l in lines if l.startswith("BEGIN ")]
+
+        acks, begins, _lines = kill_child([sys.executable, RUNNER, "run", path, str(next_op)], log, wait, "runner")
         acked = next_op + len(acks)
         in_flight = bool(begins) and begins[-1] == acked
         got = _dump(path)
