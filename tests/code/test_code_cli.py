@@ -3,6 +3,7 @@ over HTTP against a real ``glean run``."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -96,6 +97,32 @@ def feature_of(path) -> str:
                           check=True).stdout.strip()
 
 
+@contextlib.contextmanager
+def _glean_run(tmp_path, env=None):
+    """A real ``glean run`` on a free loopback port; yields its URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = open(tmp_path / "server.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "gleandb.cli.main", "run", "--path", str(tmp_path / "data"),
+                             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+                            stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60  # a bound for a loaded machine, not a speed expectation
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/api/v2/heartbeat", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+        log.close()
+
+
 def test_over_http(repo, tmp_path, capsys):
     """The module through HttpClient against glean run: index a chain, grep, search, aliases."""
     import gleandb
@@ -103,21 +130,8 @@ def test_over_http(repo, tmp_path, capsys):
     from gleandb.embeddings.hashing import HashingEmbeddingFunction
 
     path, shas, _ = repo
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = open(tmp_path / "server.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "gleandb.cli.main", "run", "--path", str(tmp_path / "data"),
-                             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-                            stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60  # a bound for a loaded machine, not a speed expectation
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+    with _glean_run(tmp_path) as url:
+        port = int(url.rsplit(":", 1)[1])
         client = gleandb.HttpClient(host="127.0.0.1", port=port)
         ix = CodeIndex(client, str(path), HashingEmbeddingFunction(64))
         reps = ix.index_last(len(shas), "main")
@@ -131,10 +145,6 @@ def test_over_http(repo, tmp_path, capsys):
         assert capsys.readouterr().out.splitlines() == ["app.py:8:class Group:", "web/app.js:3:export class Reader {"]
         assert main(["code", "index", str(path), "--url", f"127.0.0.1:{port}", "--rev", feature_of(path)]) == 0
         assert ix.aliases()["feature"] == feature_of(path)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
-        log.close()
 
 
 def test_url_with_tenant_database_and_token_from_the_environment(repo, tmp_path, capsys, monkeypatch):
@@ -143,23 +153,8 @@ def test_url_with_tenant_database_and_token_from_the_environment(repo, tmp_path,
     import gleandb
 
     path, shas, _ = repo
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = open(tmp_path / "server.log", "wb")
-    env = dict(os.environ, GLEAN_AUTH_TOKENS="s3cret-token")
-    proc = subprocess.Popen([sys.executable, "-m", "gleandb.cli.main", "run", "--path", str(tmp_path / "data"),
-                             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-                            stdout=log, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60  # a bound for a loaded machine, not a speed expectation
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/api/v2/heartbeat", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+    with _glean_run(tmp_path, env=dict(os.environ, GLEAN_AUTH_TOKENS="s3cret-token")) as url:
+        port = int(url.rsplit(":", 1)[1])
         auth = {"Authorization": "Bearer s3cret-token"}
         httpx.post(f"{url}/api/v2/tenants", json={"name": "acme"}, headers=auth).raise_for_status()
         httpx.post(f"{url}/api/v2/tenants/acme/databases", json={"name": "prod"}, headers=auth).raise_for_status()
@@ -183,10 +178,6 @@ def test_url_with_tenant_database_and_token_from_the_environment(repo, tmp_path,
         assert len(err) == 1 and err[0].startswith("glean code:"), err
         in_acme = gleandb.HttpClient(host="127.0.0.1", port=port, headers=auth, tenant="acme", database="prod")
         assert any(col.name.startswith("code.") for col in in_acme.list_collections())
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
-        log.close()
     # --tenant without --url is refused before anything happens
     assert main(["code", "grep", str(path), "--path", str(tmp_path / "nowhere"), "--tenant", "acme", "x"]) != 0
     assert "go with --url" in capsys.readouterr().err
