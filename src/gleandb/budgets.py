@@ -15,7 +15,7 @@ from typing import Iterator
 
 from gleandb.api.errors import InvalidArgumentError
 
-__all__ = ["result_budget", "charge", "active", "too_large"]
+__all__ = ["result_budget", "charge", "charged", "active", "too_large"]
 
 _budget: contextvars.ContextVar[list | None] = contextvars.ContextVar("gleandb_result_budget", default=None)
 
@@ -39,6 +39,12 @@ def result_budget(limit: int | None, setting: str | None = None) -> Iterator[Non
 
 def active() -> bool:
     return _budget.get() is not None
+
+
+def charged() -> int | None:
+    """Bytes charged so far in this context (None: no budget)."""
+    b = _budget.get()
+    return None if b is None else b[1]
 
 
 def charge(nbytes: int) -> None:

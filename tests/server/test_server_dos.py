@@ -7,7 +7,9 @@ import httpx
 import orjson
 import pytest
 
-from gleandb.server.responses import fragments
+from gleandb import budgets
+from gleandb.errors import InvalidArgumentError
+from gleandb.server.responses import SMALL_BYTES, fragments, json_response
 
 from conftest import Server  # noqa: E402
 
@@ -54,6 +56,36 @@ def test_fragments_serialise_exactly_as_one_dump():
     for depth in (0, 1, 2, 3):
         assert b"".join(fragments(rows, depth)) == orjson.dumps(rows)
     assert b"".join(fragments({"ids": [], "x": {}}, 2)) == orjson.dumps({"ids": [], "x": {}})
+
+
+def _body(resp) -> bytes:
+    if hasattr(resp, "body_iterator"):
+        import asyncio
+
+        async def collect():
+            return b"".join([c async for c in resp.body_iterator])
+
+        return asyncio.run(collect())
+    return resp.body
+
+
+def test_small_answers_are_serialised_once_large_ones_streamed_both_exact():
+    """Rows charged under SMALL_BYTES: one dump, sent whole; more: sized, then streamed.
+    Both bodies are exactly orjson.dumps of the answer, and both paths enforce the limit."""
+    rows = {"ids": [["a", "b"]], "documents": [["x" * 100, "y"]], "distances": [[0.5, 1.0]]}
+    with budgets.result_budget(10 * SMALL_BYTES):
+        budgets.charge(100)
+        small = json_response(rows, 10 * SMALL_BYTES, depth=2)
+        budgets.charge(SMALL_BYTES)
+        big = json_response(rows, 10 * SMALL_BYTES, depth=2)
+    assert not hasattr(small, "body_iterator") and hasattr(big, "body_iterator")
+    assert _body(small) == _body(big) == orjson.dumps(rows)
+    assert int(big.headers["content-length"]) == len(orjson.dumps(rows))
+    for charged in (100, SMALL_BYTES):
+        with budgets.result_budget(10 * SMALL_BYTES):
+            budgets.charge(charged)
+            with pytest.raises(InvalidArgumentError, match="Response too large"):
+                json_response(rows, 50, depth=2)
 
 
 def test_response_limit_refuses_large_answers_and_keeps_small_ones_unchanged(limited):

@@ -8,9 +8,10 @@ rows). Three guards, cheapest first:
 2. ``gleandb.budgets.result_budget`` (charged by ``CollectionStore.hydrate``): while rows
    are fetched, their string and vector bytes count against the limit, so an over-limit
    answer stops before it is turned into Python objects.
-3. :func:`json_response`: the exact size is counted by serialising the answer piece by
-   piece (rows are never joined into one buffer) and the body is then streamed with its
-   ``Content-Length``; over the limit, nothing is sent but the error.
+3. :func:`json_response`: a small answer (its rows charged under ``SMALL_BYTES``) is
+   serialised once, in C, and checked; a larger one is sized by serialising it piece by
+   piece (rows are never joined into one buffer) and then streamed with its
+   ``Content-Length``. Over the limit, nothing is sent but the error.
 
 Every refusal is an ``InvalidArgumentError`` (400, Chroma's error shape) naming the size,
 the limit and the setting. The streamed body is byte-identical to ``orjson.dumps`` of the
@@ -21,11 +22,15 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
+from gleandb import budgets
 from gleandb.budgets import too_large
 
 SETTING = "max_response_bytes / GLEAN_MAX_RESPONSE_BYTES"
 # bytes handed to the server per write while streaming
 CHUNK_BYTES = 1 << 20
+# answers whose rows were charged less than this are serialised once and sent whole (the
+# common case: JSON of that many row bytes is a few MiB at most); larger ones are streamed
+SMALL_BYTES = 1 << 20
 
 
 # ------------------------------------------------------------------ 1. prediction
@@ -102,8 +107,14 @@ def _chunks(obj: Any, depth: int) -> Iterator[bytes]:
 def json_response(obj: Any, limit: int | None, depth: int) -> Any:
     """A StreamingResponse of ``obj`` as JSON (``depth``: how many list levels hold rows:
     1 for get, 2 for query), or InvalidArgumentError when it would exceed ``limit``."""
-    from starlette.responses import StreamingResponse
+    from starlette.responses import Response, StreamingResponse
 
+    charged = budgets.charged()
+    if charged is not None and charged < SMALL_BYTES:
+        body = _dumps(obj)
+        if limit and len(body) > limit:
+            raise too_large(f"{len(body)} bytes", limit, SETTING)
+        return Response(body, media_type="application/json")
     total = 0
     for piece in fragments(obj, depth):  # sizing pass: nothing is kept
         total += len(piece)
