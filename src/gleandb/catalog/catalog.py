@@ -55,6 +55,7 @@ from gleandb.catalog.log import (  # noqa: F401 - the format's names, re-exporte
     log_key,
 )
 from gleandb.storage.base import KeyNotFound, LogWriter, Storage
+from gleandb.storage.framing import append_record
 
 log = logging.getLogger("gleandb.catalog")
 
@@ -155,14 +156,7 @@ class Catalog:
         """Make ``ops`` durable (one append + one sync), then apply them in memory."""
         if not ops:
             return
-        record = encode_record(ops)
-        before = self._log.size
-        try:
-            self._log.append(record)
-            self._log.sync()
-        except BaseException:
-            self._log.truncate(before)  # not acknowledged: it must not come back on replay
-            raise
+        append_record(self._log, encode_record(ops))
         apply_ops(self._data, ops)
         if any(op[1][0] == "collections" for op in ops):
             self._update_index(ops)

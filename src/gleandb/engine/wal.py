@@ -24,7 +24,7 @@ import msgpack
 import numpy as np
 
 from gleandb.storage.base import LogWriter, Storage
-from gleandb.storage.framing import frame, unframe
+from gleandb.storage.framing import append_record, frame, unframe
 
 _MAX_RECORD = 1 << 34
 
@@ -123,15 +123,7 @@ class WriteAheadLog:
         if self._writer is None:
             self._key = log_key(self.prefix, batch.seq)
             self._writer = self.storage.open_log(self._key)
-        before = self._writer.size
-        try:
-            self._writer.append(encode_batch(batch))
-            if self.sync_enabled:
-                self._writer.sync()
-        except BaseException:
-            # not acknowledged, so it must not come back on replay: cut the record off
-            self._writer.truncate(before)
-            raise
+        append_record(self._writer, encode_batch(batch), sync=self.sync_enabled)
         self._current_max_seq = batch.seq
 
     def rotate(self) -> None:

@@ -38,7 +38,7 @@ import msgpack
 
 from gleandb.evals.golden import GoldenQuery, GoldenSet, GoldenSetError
 from gleandb.storage.base import LogWriter, Storage
-from gleandb.storage.framing import frame, unframe
+from gleandb.storage.framing import append_record, frame, unframe
 
 _MAX_RECORD = 1 << 28
 GRADES = (0, 1, 2, 3)
@@ -142,14 +142,7 @@ class LabelStore:
 
     def _write(self, events: list[dict]) -> None:
         self._open_writer()
-        before = self._writer.size
-        try:
-            self._writer.append(_encode(events))
-            self._writer.sync()
-        except BaseException:
-            # not acknowledged, so it must not come back on replay: cut the record off (as the WAL does)
-            self._writer.truncate(before)
-            raise
+        append_record(self._writer, _encode(events))
 
     def _commit(self, events: list[dict]) -> None:
         """Number, persist (synced) and apply events; called with the lock held."""

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import struct
 import zlib
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
+
+if TYPE_CHECKING:
+    from gleandb.storage.base import LogWriter
 
 HEADER = struct.Struct("<II")
 
@@ -36,3 +39,17 @@ def unframe(data: bytes, max_record: int) -> Iterator[bytes]:
             return  # torn or corrupt tail
         yield body
         pos = end
+
+
+def append_record(writer: "LogWriter", record: bytes, sync: bool = True) -> None:
+    """Append one framed record (:func:`frame`) and make it durable (``sync``). If that fails, it is
+    cut off the log before the error propagates: it was not acknowledged, so it must never
+    come back on replay, and nothing may follow a half-written record."""
+    before = writer.size
+    try:
+        writer.append(record)
+        if sync:
+            writer.sync()
+    except BaseException:
+        writer.truncate(before)
+        raise
