@@ -208,3 +208,25 @@ def test_no_text_found_creates_nothing(tmp_path, fake_model, capsys, monkeypatch
     assert main(["ingest", "--path", "store", "--collection", "notes", "bin"]) == 1
     _one_line(capsys.readouterr().err, "1 file holds no text in bin; skipped 1 file: 1 not a text format (.png 1)")
     assert not (tmp_path / "store").exists()
+
+
+@pytest.mark.parametrize("argv", [
+    ["eval", "run", "notes", "--path", "{p}", "--golden", "{g}"],
+    ["eval", "tune", "notes", "--path", "{p}", "--golden", "{g}", "--apply"],
+    ["eval", "generate", "notes", "--path", "{p}", "--model", "m", "--base-url", "http://127.0.0.1:9/v1",
+     "-o", "{o}"],
+    ["label", "notes", "--path", "{p}", "--export", "{o}"],
+])
+def test_eval_and_label_commands_create_no_store(tmp_path, capsys, argv):
+    """A mistyped --path is an error with a non-zero exit, never a new empty store."""
+    golden = tmp_path / "golden.jsonl"
+    golden.write_text('{"query_id": "q1", "query": "x", "relevant": {"a": 3}}\n')
+    for target in (tmp_path / "nonexistent", tmp_path / "plain"):
+        if target.name == "plain":
+            target.mkdir()
+        rc = main([a.format(p=target, g=golden, o=tmp_path / "out.jsonl") for a in argv])
+        assert rc != 0
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and str(target) in err[0], err
+        assert not target.exists() or list(target.iterdir()) == []
+        assert not (tmp_path / "out.jsonl").exists()

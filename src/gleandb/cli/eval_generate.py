@@ -97,8 +97,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
         llm = _client(args)
     except (ValueError, ChatError) as exc:
         return fail(str(exc))
-    if not Path(args.path).is_dir():
-        return fail(f"no store at {args.path!r} (--path)")
+    from gleandb.cli.main import _has_catalog
+
+    if not Path(args.path).is_dir() or not _has_catalog(args.path):
+        return fail(f"no store at {args.path!r} (--path; nothing was created)")
     out = Path(args.output)
     if not out.parent.is_dir():
         return fail(f"cannot write {args.output!r}: folder {str(out.parent)!r} does not exist (-o)")

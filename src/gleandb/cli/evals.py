@@ -83,6 +83,13 @@ def _run(args: argparse.Namespace, what: str) -> int:
     except (ValueError, ChatError) as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
+    from gleandb.cli.main import CommandError, _require_store
+
+    try:
+        _require_store(args.path)  # scoring and tuning never create a store
+    except CommandError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
     client = gleandb.PersistentClient(args.path)
     try:
         try:

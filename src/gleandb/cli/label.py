@@ -32,6 +32,9 @@ def cmd_label(args: argparse.Namespace) -> int:
     import gleandb
     from gleandb.evals.labels import LabelError, label_store, read_golden, write_golden
 
+    from gleandb.cli.main import _require_store
+
+    _require_store(args.path)  # labels belong to an existing collection: never create a store
     clients: dict[tuple[str, str], object] = {}
     client = gleandb.PersistentClient(args.path)
     clients[(gleandb.DEFAULT_TENANT, gleandb.DEFAULT_DATABASE)] = client
