@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import gleandb
+from gleandb.engine import forks
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fork_checks import missing_referenced_files, pool_files  # noqa: E402
@@ -139,7 +140,9 @@ def test_a_fork_of_a_flushed_collection_is_at_most_two_fsyncs(client, monkeypatc
 @pytest.mark.parametrize("history", [False, True])
 def test_a_fork_with_a_small_unflushed_tail_is_one_fsync_and_keeps_it(tmp_path, monkeypatch, history):
     """The tail rides in the catalog record; it survives reopen before and after the fork's
-    first flush, and (history on) version 1 of the fork still holds it afterwards."""
+    first flush, and (history on) version 1 of the fork still holds it afterwards.
+    (Inline tails are off by default, see ``forks.INLINE_TAIL_BYTES``; this turns them on.)"""
+    monkeypatch.setattr(forks, "INLINE_TAIL_BYTES", 64 << 10)
     gleandb.ClientAPI.clear_system_cache()
     kw = dict(version_retention_count=5, version_retention_seconds=3600) if history else {}
     settings = gleandb.Settings(memtable_max_rows=1000, index_min_rows=10_000, **kw)
