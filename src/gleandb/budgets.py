@@ -13,7 +13,7 @@ import contextvars
 from contextlib import contextmanager
 from typing import Iterator
 
-from gleandb.api.errors import InvalidArgumentError
+from gleandb.errors import InvalidArgumentError
 
 __all__ = ["result_budget", "charge", "charged", "active", "too_large"]
 

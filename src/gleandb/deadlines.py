@@ -25,7 +25,7 @@ import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, TypeVar
 
-from gleandb.api.errors import DeadlineExceededError
+from gleandb.errors import DeadlineExceededError
 
 __all__ = ["Deadline", "deadline", "check", "current", "bind", "DeadlineExceededError"]
 

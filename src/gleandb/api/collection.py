@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from gleandb.api import validation as v
-from gleandb.api.errors import InternalError, InvalidArgumentError
+from gleandb.errors import InternalError, InvalidArgumentError
 from gleandb.api.schema import Schema, check_filters, effective_schema, value_type_of_tag
 from gleandb.api.results import GetResult, QueryResult, get_result, query_result, wants_metadatas
 from gleandb.engine.store import CollectionStore, Hydrated, SegView

@@ -40,7 +40,7 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 
-from gleandb.api.errors import InternalError, NotFoundError, UniqueConstraintError
+from gleandb.errors import InternalError, NotFoundError, UniqueConstraintError
 from gleandb.catalog import log as catalog_log
 from gleandb.catalog.log import (  # noqa: F401 - the format's names, re-exported
     CATALOG_DIR,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from gleandb.api.errors import CorruptStoreError
+from gleandb.errors import CorruptStoreError
 from gleandb.storage.base import KeyNotFound, Storage
 from gleandb.storage.framing import frame, unframe
 

@@ -11,7 +11,7 @@ import os
 import threading
 import weakref
 
-from gleandb.api.errors import InvalidArgumentError
+from gleandb.errors import InvalidArgumentError
 from gleandb.catalog.catalog import Catalog
 from gleandb.engine import forks, gc
 from gleandb.engine import manifest as mf

@@ -22,7 +22,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Callable
 
-from gleandb.api.errors import InvalidArgumentError
+from gleandb.errors import InvalidArgumentError
 from gleandb.engine import gc
 from gleandb.engine import manifest as mf
 from gleandb.engine.wal import WriteAheadLog, encode_batch

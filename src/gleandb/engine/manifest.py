@@ -26,7 +26,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 
-from gleandb.api.errors import CorruptStoreError
+from gleandb.errors import CorruptStoreError
 from gleandb.storage.base import Storage
 
 FORMAT = 1

@@ -29,7 +29,7 @@ import msgpack
 import numpy as np
 import pyarrow as pa
 
-from gleandb.api.errors import CorruptStoreError
+from gleandb.errors import CorruptStoreError
 from gleandb.index.filters import metadata_columns
 from gleandb.index.fulltext import FullTextConfig, FullTextIndex
 from gleandb.index.trigram import TrigramIndex

@@ -41,7 +41,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from gleandb import budgets, deadlines
-from gleandb.api.errors import CorruptStoreError, InvalidArgumentError
+from gleandb.errors import CorruptStoreError, InvalidArgumentError
 from gleandb.engine import gc
 from gleandb.engine import manifest as mf
 from gleandb.engine.segment import Segment, unpack_metadata

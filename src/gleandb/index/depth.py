@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gleandb.api.errors import InvalidArgumentError
+from gleandb.errors import InvalidArgumentError
 
 __all__ = ["MAX_FILTER_DEPTH", "filter_depth", "check_depth"]
 

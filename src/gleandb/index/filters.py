@@ -51,7 +51,7 @@ except ImportError:  # pragma: no cover
     import sre_constants as _sre_constants, sre_parse as _sre_parser  # type: ignore
 
 from gleandb import deadlines as deadline
-from gleandb.api.errors import InvalidArgumentError
+from gleandb.errors import InvalidArgumentError
 from gleandb.index.depth import MAX_FILTER_DEPTH, check_depth, filter_depth  # noqa: F401 (re-exported)
 from gleandb.index.trigram import literal_query, regex_query
 
@@ -1046,7 +1046,7 @@ def compile_filter(where: Any, where_document: Any) -> Filter | None:
     Collection layer's `` in get.`` suffix); problems chromadb's engine rejects
     (bool or non-finite range operands, mixed ``$in`` lists, list operands for
     ``$eq``, unknown ``$``-keys, bad regexes, ...) raise
-    :class:`~gleandb.api.errors.InvalidArgumentError`.
+    :class:`~gleandb.errors.InvalidArgumentError`.
     """
     if where is None and where_document is None:
         return None

@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from gleandb.api.errors import InvalidArgumentError
+from gleandb.errors import InvalidArgumentError
 
 __all__ = ["FullTextConfig", "ENGLISH_STOPWORDS", "analyze", "analyze_query"]
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
-from gleandb.api.errors import InvalidArgumentError
+from gleandb.errors import InvalidArgumentError
 
 KEYS = ("mode", "fusion", "weights", "candidates", "rrf_k")
 MODES = ("hybrid", "dense", "bm25")

@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from gleandb import deadlines
-from gleandb.api.errors import InvalidArgumentError
+from gleandb.errors import InvalidArgumentError
 from gleandb.engine.store import CollectionStore, SegView
 
 Ranked = list[tuple[int, int, float]]

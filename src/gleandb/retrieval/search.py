@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numpy as np
 
 from gleandb.api import search as s
-from gleandb.api.errors import InvalidArgumentError
+from gleandb.errors import InvalidArgumentError
 from gleandb.engine.store import CollectionStore, SegView
 from gleandb.index.filters import compile_search_filter
 from gleandb.retrieval import fusion

@@ -20,7 +20,7 @@ import uuid
 from contextlib import contextmanager
 from typing import Iterator
 
-from gleandb.api.errors import InsufficientStorageError
+from gleandb.errors import InsufficientStorageError
 from gleandb.storage.base import KeyNotFound, LogWriter, Storage, StorageError
 
 _TMP_SUFFIX = ".tmp-"

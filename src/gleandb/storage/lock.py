@@ -17,7 +17,7 @@ import socket
 import sys
 import time
 
-from gleandb.api.errors import StoreLockedError
+from gleandb.errors import StoreLockedError
 
 REDACTED = "<redacted>"
 # an option whose name contains one of these words carries a secret value
