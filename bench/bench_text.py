@@ -123,7 +123,8 @@ def child(a) -> None:
 
     if a.child == "gleandb":
         import pyarrow as pa
-        from gleandb.index.fulltext import FullTextIndex, bm25_top_k
+        from gleandb.index.fulltext import FullTextIndex
+        from gleandb.retrieval.rankers import bm25_top_k
         from gleandb.index.trigram import TrigramIndex
 
         st = col._store

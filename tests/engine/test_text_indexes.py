@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import gleandb
-from gleandb.index.fulltext import bm25_top_k
+from gleandb.retrieval.rankers import bm25_top_k
 
 import sys, os
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "index"))

@@ -12,7 +12,8 @@ import gleandb
 from gleandb.api.errors import InvalidArgumentError
 from gleandb.engine.segment import Segment
 from gleandb.engine.store import PERSISTED, SegView
-from gleandb.index.fulltext import FullTextIndex, bm25_top_k
+from gleandb.index.fulltext import FullTextIndex
+from gleandb.retrieval.rankers import bm25_top_k
 from gleandb.index.tokenize import FullTextConfig, analyze, analyze_query
 
 from text_corpus import passages

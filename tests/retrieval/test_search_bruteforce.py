@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 import gleandb
 from gleandb import Bm25, GroupBy, K, Knn, MaxK, MinK, Rrf, Search, Val, Weighted
 from gleandb.api import search as s
-from gleandb.index.fulltext import bm25_top_k
+from gleandb.retrieval.rankers import bm25_top_k
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from filter_reference import where_document_matches, where_matches  # noqa: E402

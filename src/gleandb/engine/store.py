@@ -47,7 +47,7 @@ from gleandb.engine import manifest as mf
 from gleandb.engine.segment import Segment, unpack_metadata
 from gleandb.engine.wal import WalBatch, WriteAheadLog, encode_batch, iter_records, log_key
 from gleandb.engine.worker import BackgroundWorker
-from gleandb.index.fulltext import FullTextConfig
+from gleandb.index.tokenize import FullTextConfig
 from gleandb.index.vector import VectorIndex
 
 log = logging.getLogger("gleandb.engine")

@@ -1,40 +1,26 @@
-"""BM25 full-text search: a per-segment inverted index and collection-wide scoring.
+"""BM25 full-text search: the per-segment inverted index.
 
 Per segment (:class:`FullTextIndex`): CSR postings ``term -> (rows, term
 frequencies)``, the analysed length of every row, and which rows have a document.
 Terms are found by a 64-bit hash (blake2b) kept sorted, checked against the stored
 term text, so an index loads from a memory-mapped file with no parsing at all.
 
-Scoring (:func:`bm25_top_k`) is BM25 as Lucene computes it::
-
-    idf(t)   = ln(1 + (N - n_t + 0.5) / (n_t + 0.5))
-    score    = sum over query terms t of idf(t) * tf * (k1 + 1) / (tf + k1 * (1 - b + b * len / avgdl))
-
-with ``N`` (live rows that have a document), ``avgdl`` and each ``n_t`` summed over
-every segment and the memtable and counting live rows only. A score therefore never
-depends on how rows happen to be split into segments, nor on deleted or replaced
-versions. A query term that occurs twice in the query counts twice (as in Lucene's
-boolean query, rank-bm25 and bm25s). Rows without a document never match; a
-document with no terms counts in ``N`` with length 0.
+Scoring over a whole snapshot (collection-wide statistics, live rows only) is
+``gleandb.retrieval.rankers.bm25_top_k``: this module knows one segment and nothing of
+the engine above it.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
-from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import pyarrow as pa
 
-from gleandb import deadlines
 from gleandb.index import arrays
 from gleandb.index.tokenize import FullTextConfig, analyze, analyze_query
 
-if TYPE_CHECKING:
-    from gleandb.engine.store import SegView
-
-__all__ = ["FullTextConfig", "FullTextIndex", "bm25_top_k", "analyze_query"]
+__all__ = ["FullTextConfig", "FullTextIndex", "analyze_query"]
 
 FORMAT = 1
 
@@ -160,100 +146,3 @@ class FullTextIndex:
         data = self.term_bytes.tobytes()
         off = self.term_offsets
         return [data[off[i] : off[i + 1]].decode() for i in range(len(off) - 1)]
-
-
-def _live_stats(idx: FullTextIndex, live: np.ndarray | None) -> tuple[int, int]:
-    """(rows with a document, total analysed length) among live rows."""
-    if live is None:
-        return idx.n_docs, idx.total_len
-    return int(np.count_nonzero(idx.has_doc & live)), int(idx.doc_len[live].sum(dtype=np.int64))
-
-
-def bm25_top_k(
-    snapshot: Sequence["SegView"],
-    query: str,
-    k: int,
-    allowed: Sequence[np.ndarray | None] | None,
-    config: FullTextConfig,
-) -> list[tuple[int, int, float]]:
-    """Top-k (view index, row, BM25 score) over the live rows of snapshot, best (highest score) first.
-    allowed[i] is a bool mask of rows of snapshot[i] that pass filters (None = all); deleted rows never match.
-
-    Ties are broken by insertion order (``rid``), so the result does not depend on the
-    segment layout either.
-    """
-    if k <= 0:
-        return []
-    counts = Counter(analyze_query(query, config))
-    if not counts:
-        return []
-    terms = list(counts)
-    qtf = np.array([counts[t] for t in terms], dtype=np.float64)
-    # collection-wide statistics over live rows
-    N = 0
-    total_len = 0
-    df = np.zeros(len(terms), dtype=np.int64)
-    per_view = []
-    for view in snapshot:
-        deadlines.check()
-        idx = view.seg.fulltext(config)
-        live = view.live_mask()
-        n_docs, tl = _live_stats(idx, live)
-        N += n_docs
-        total_len += tl
-        posts = []
-        for j, t in enumerate(terms):
-            tid = idx.term_id(t)
-            if tid < 0:
-                posts.append(None)
-                continue
-            rows, tfs = idx.postings(tid)
-            if live is not None:
-                keep = live[rows]
-                rows, tfs = rows[keep], tfs[keep]
-            df[j] += len(rows)
-            posts.append((rows, tfs))
-        per_view.append((idx, live, posts))
-    if N == 0 or not df.any():
-        return []
-    avgdl = total_len / N if total_len else 1.0
-    idf = np.log1p((N - df + 0.5) / (df + 0.5))
-    k1, b = config.k1, config.b
-    cand_v, cand_r, cand_s, cand_rid = [], [], [], []
-    for vi, (idx, live, posts) in enumerate(per_view):
-        if all(p is None for p in posts):
-            continue
-        deadlines.check()
-        scores = np.zeros(idx.n, dtype=np.float64)
-        touched = np.zeros(idx.n, dtype=bool)
-        norm = k1 * (1.0 - b + b * (idx.doc_len / avgdl))
-        for j, p in enumerate(posts):
-            if p is None or not len(p[0]):
-                continue
-            rows = p[0].astype(np.int64)
-            tf = p[1].astype(np.float64)
-            scores[rows] += qtf[j] * idf[j] * tf * (k1 + 1.0) / (tf + norm[rows])
-            touched[rows] = True
-        if allowed is not None and allowed[vi] is not None:
-            touched &= allowed[vi]
-        rows = np.flatnonzero(touched)
-        if not len(rows):
-            continue
-        s = scores[rows]
-        if len(rows) > k:
-            # keep every row tied with the k-th score so rid tie-breaking stays exact
-            kth = np.partition(s, len(s) - k)[len(s) - k]
-            keep = s >= kth
-            rows, s = rows[keep], s[keep]
-        cand_v.append(np.full(len(rows), vi, dtype=np.int64))
-        cand_r.append(rows)
-        cand_s.append(s)
-        cand_rid.append(snapshot[vi].seg.rids[rows])
-    if not cand_v:
-        return []
-    V = np.concatenate(cand_v)
-    R = np.concatenate(cand_r)
-    S = np.concatenate(cand_s)
-    RID = np.concatenate(cand_rid)
-    order = np.lexsort((RID, -S))[:k]
-    return [(int(V[i]), int(R[i]), float(S[i])) for i in order]
