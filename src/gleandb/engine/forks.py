@@ -20,7 +20,7 @@ import base64
 import json
 import time
 import uuid
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from gleandb.errors import InvalidArgumentError
 from gleandb.engine import gc
@@ -35,8 +35,24 @@ from gleandb.engine.wal import WriteAheadLog, encode_batch
 INLINE_TAIL_BYTES = 0
 
 if TYPE_CHECKING:
-    from gleandb.engine.database import Engine
     from gleandb.engine.store import CollectionStore, StoreParams
+
+
+class Engine(Protocol):
+    """What a fork and a vacuum use of the store directory (``engine.database.Engine``),
+    declared here so this module does not import the one that calls it."""
+
+    storage: Any
+    catalog: Any
+    refs: gc.FileReferences
+    worker: Any
+    fork_lock: Any
+
+    def store(self, cid: str, params: "StoreParams") -> "CollectionStore": ...
+
+    def collection_prefix(self, cid: str) -> str: ...
+
+    def open_stores(self) -> list[tuple[str, "CollectionStore"]]: ...
 
 
 def fork(engine: "Engine", src_cid: str, src_params: "StoreParams", make_record: Callable[[str], object],
