@@ -9,7 +9,7 @@ committed by the store under its write lock (``CollectionStore.commit``).
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -18,6 +18,7 @@ from gleandb.api import validation as v
 from gleandb.errors import InternalError, InvalidArgumentError
 from gleandb.api.schema import Schema, check_filters, effective_schema, value_type_of_tag
 from gleandb.api.results import GetResult, QueryResult, get_result, query_result, wants_metadatas
+from gleandb.api.retrieve import retrieve
 from gleandb.engine.store import CollectionStore, Hydrated, SegView
 from gleandb.engine.wal import WalBatch
 from gleandb import deadlines
@@ -26,8 +27,22 @@ from gleandb.retrieval.config import UNSET
 from gleandb.index.vector import raw_distances
 
 if TYPE_CHECKING:
-    from gleandb.api.client import Client
     from gleandb.catalog.catalog import CollectionRecord
+
+
+class Client(Protocol):
+    """What a ``Collection`` uses of the client that made it (``gleandb.api.client.Client``),
+    declared here because the client imports this module."""
+
+    _catalog: Any
+
+    def _store_for(self, record: "CollectionRecord") -> CollectionStore: ...
+
+    def _updated_configuration(self, record: "CollectionRecord", configuration: dict) -> dict: ...
+
+    def _apply_params(self, record: "CollectionRecord") -> None: ...
+
+    def _fork(self, record: "CollectionRecord", new_name: str, version: int | None) -> "CollectionRecord": ...
 
 NO_BATCH_LIMIT = 1 << 62
 DEFAULT_GET_INCLUDE = ["metadatas", "documents"]
@@ -539,7 +554,7 @@ class Collection:
         chromadb's or a wire dict) or a list; returns a ``SearchResult``. See docs/search.md."""
         from gleandb.retrieval.search import run
 
-        return run(self, searches)
+        return run(self._store, self._embedding_function, searches)
 
     def retrieve(self, query_texts=None, query_embeddings=None, n_results=10, where=None, where_document=None,
                  mode=UNSET, fusion=UNSET, weights=UNSET, candidates=UNSET, rrf_k=UNSET,
@@ -547,8 +562,6 @@ class Collection:
         """One-call hybrid retrieval (dense + BM25, fused); omitted mode / fusion / weights /
         candidates / rrf_k come from ``configuration["retrieval"]``, else the built-in
         default. See docs/search.md."""
-        from gleandb.retrieval.hybrid import retrieve
-
         self._check_schema_filters(where, where_document)
         return retrieve(self, query_texts, query_embeddings, n_results, where, where_document, mode, fusion,
                         weights, candidates, rrf_k, include)

@@ -535,17 +535,18 @@ class _HttpCollectionBase(Collection):
         """Hybrid retrieval (see ``Collection.retrieve``); text queries are embedded here for the dense ranker.
         Only the tunable arguments the caller gave are sent: the server fills the others from the
         collection's stored configuration (checked here against the last known one)."""
+        from gleandb.api.retrieve import embed_texts, validate_args
         from gleandb.retrieval import hybrid
 
         given = dict(mode=mode, fusion=fusion, weights=weights, candidates=candidates, rrf_k=rrf_k)
         e = hybrid.effective(self._record.configuration, **given)
-        a = hybrid.validate_args(query_texts, query_embeddings, n_results, e["mode"], e["fusion"], e["weights"],
-                                 e["candidates"], e["rrf_k"], include)
+        a = validate_args(query_texts, query_embeddings, n_results, e["mode"], e["fusion"], e["weights"],
+                          e["candidates"], e["rrf_k"], include)
         with v.validation_context("retrieve"):
             compile_filter(where, where_document)
         emb = a["embeddings"]
         if "dense" in a["active"] and emb is None:
-            emb = hybrid.embed_texts(self, a["texts"])
+            emb = embed_texts(self._embedding_function, a["texts"])
         body = {"query_texts": a["texts"], "query_embeddings": None if emb is None else emb.tolist(),
                 "n_results": a["n_results"], "where": where, "where_document": where_document,
                 "include": a["include"]}

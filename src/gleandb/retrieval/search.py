@@ -27,19 +27,16 @@ Without a rank, records come back filtered and unscored in insertion order (like
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from gleandb.api import search as s
+from gleandb.expression import search as s
 from gleandb.errors import InvalidArgumentError
 from gleandb.engine.store import CollectionStore, SegView
 from gleandb.index.filters import compile_search_filter
 from gleandb.retrieval import fusion
 from gleandb.retrieval.rankers import bm25_ranked, dense_top_k
-
-if TYPE_CHECKING:
-    from gleandb.api.collection import Collection
 
 SPECIAL_SELECT = ("#id", "#document", "#embedding", "#metadata", "#score")
 Key = tuple[int, int]  # (view index, row) in one snapshot
@@ -265,13 +262,13 @@ def embed_string_queries(search: s.Search, embedding_function: Any) -> None:
             leaf.query = np.asarray(vec[0], dtype=np.float32)
 
 
-def run(collection: "Collection", searches: Any) -> s.SearchResult:
-    """``collection.search(searches)``: one search or a list; returns a ``SearchResult``."""
+def run(store: CollectionStore, embedding_function: Any, searches: Any) -> s.SearchResult:
+    """``collection.search(searches)``: one search or a list; returns a ``SearchResult``.
+    Text ``Knn`` queries are embedded with the collection's ``embedding_function``."""
     items = searches if isinstance(searches, (list, tuple)) else [searches]
     parsed = [parse(x) for x in items]
     for p in parsed:
-        embed_string_queries(p, collection._embedding_function)
-    store = collection._store
+        embed_string_queries(p, embedding_function)
     out = s.SearchResult(ids=[], documents=[], embeddings=[], metadatas=[], scores=[], select=[])
     for p in parsed:
         res = execute(store, p)

@@ -580,9 +580,9 @@ def build_server(backend: Backend, settings: Any = None) -> MCPServer:
         from gleandb.retrieval.context import stored_mode
 
         if (mode or stored_mode(col)) in ("hybrid", "dense"):
-            from gleandb.retrieval.hybrid import embed_texts
+            from gleandb.api.retrieve import embed_texts
 
-            body["query_embedding"] = [float(x) for x in embed_texts(col, [question])[0]]
+            body["query_embedding"] = [float(x) for x in embed_texts(col.embedding_function, [question])[0]]
         out = run_context(col, {k: v for k, v in body.items() if v is not None}, policy)
         return {"text": out["text"], "citations": out["citations"],
                 "chunks": [{"citation": c["citation"], "id": c["id"], "metadata": c["metadata"],
