@@ -3,28 +3,28 @@
 Each method validates its input first (``gleandb.api.validation``, chromadb's
 checks and messages), computes embeddings if it must, and only then touches the
 store, so bad input raises before anything is written. Writes are resolved and
-committed by the store under its write lock (``CollectionStore.commit``).
+committed by the store under its write lock (``CollectionStore.commit``); reads
+(``get``, ``count``, ``query``) are executed below the API by ``gleandb.engine.query``
+and only shaped into chromadb's results here.
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-import pyarrow as pa
 
 from gleandb.api import validation as v
-from gleandb.errors import InternalError, InvalidArgumentError
+from gleandb.errors import InvalidArgumentError
 from gleandb.api.schema import Schema, check_filters, effective_schema, value_type_of_tag
 from gleandb.api.results import GetResult, QueryResult, get_result, query_result, wants_metadatas
 from gleandb.api.retrieve import retrieve
-from gleandb.engine.store import CollectionStore, Hydrated, SegView
+from gleandb.engine import query as engine_query
+from gleandb.engine.store import CollectionStore
 from gleandb.engine.wal import WalBatch
-from gleandb import deadlines
-from gleandb.index.filters import compile_filter, parse_column_name
+from gleandb.index.filters import compile_filter
 from gleandb.retrieval.config import UNSET
-from gleandb.index.vector import raw_distances
 
 if TYPE_CHECKING:
     from gleandb.catalog.catalog import CollectionRecord
@@ -118,12 +118,10 @@ class Collection:
     def schema(self) -> Schema:
         """The collection's ``Schema`` (chromadb's default one unless created with one)."""
         discovered: dict[str, set[str]] = {}
-        for view in self._store.snapshot():
-            for col in view.seg.table.column_names:
-                parsed = parse_column_name(col)
-                vt = value_type_of_tag(parsed[0]) if parsed else None
-                if vt is not None:
-                    discovered.setdefault(parsed[1], set()).add(vt)
+        for tag, key in engine_query.metadata_columns(self._store):
+            vt = value_type_of_tag(tag)
+            if vt is not None:
+                discovered.setdefault(key, set()).add(vt)
         return Schema.deserialize_from_json(
             effective_schema(self.configuration_json, self._record.configuration.get("schema"), discovered)
         )
@@ -280,7 +278,7 @@ class Collection:
                 victims = [i for i in dict.fromkeys(id_list) if i in found]
                 count["n"] = len(id_list)  # chromadb reports the ids sent
             else:
-                victims = self._matching_ids(st.snapshot(), filt, id_list, limit)
+                victims = engine_query.matching_ids(st.snapshot(), filt, id_list, limit)
                 count["n"] = len(victims)
             if not victims:
                 return None
@@ -290,85 +288,6 @@ class Collection:
         return {"deleted": count["n"]}
 
     # ----------------------------------------------------------------- read
-
-    @staticmethod
-    def _ids_set(ids: Sequence[str] | None) -> pa.Array | None:
-        return None if ids is None else pa.array(list(ids), pa.string())
-
-    def _select(self, snap: Sequence[SegView], filt, ids) -> list[tuple[int, np.ndarray]]:
-        out = []
-        masks = CollectionStore.allowed_masks(snap, filt, self._ids_set(ids))
-        for vi, (view, mask) in enumerate(zip(snap, masks)):
-            rows = np.arange(view.seg.n, dtype=np.int64) if mask is None else np.flatnonzero(mask)
-            if len(rows):
-                out.append((vi, rows))
-        return out
-
-    def _matching_ids(self, snap, filt, ids, limit) -> list[str]:
-        picks = self._ordered_picks(snap, self._select(snap, filt, ids), None)
-        if limit is not None:
-            picks = picks[:limit]
-        return CollectionStore.hydrate(snap, picks, set(), None).ids
-
-    @staticmethod
-    def _ordered_picks(snap, selected, order_by) -> np.ndarray:
-        if not selected:
-            return np.zeros((0, 2), dtype=np.int64)
-        vis = np.concatenate([np.full(len(r), vi, dtype=np.int64) for vi, r in selected])
-        rows = np.concatenate([r for _vi, r in selected])
-        if order_by is None:
-            rids = np.concatenate([snap[vi].seg.rids[r] for vi, r in selected])
-            if np.all(rids[:-1] <= rids[1:]):  # segments hold disjoint rid ranges in order: common
-                return np.stack([vis, rows], axis=1)
-            order = np.argsort(rids, kind="stable")
-        else:
-            order = Collection._order_by(snap, selected, order_by)
-        return np.stack([vis[order], rows[order]], axis=1)  # (n, 2): view index, row
-
-    @staticmethod
-    def _order_by(snap, selected, order_by) -> np.ndarray:
-        keys = [order_by] if isinstance(order_by, str) else list(order_by)
-        if not keys or not all(isinstance(k, str) and k.lstrip("-") for k in keys):
-            raise ValueError(f"Expected order_by to be a metadata key or a list of keys, got {order_by!r}")
-        rids = np.concatenate([snap[vi].seg.rids[r] for vi, r in selected])
-        sort_cols: list[np.ndarray] = [rids]  # last resort: insertion order
-        for spec in reversed(keys):
-            desc = spec.startswith("-")
-            key = spec[1:] if desc else spec
-            nums, strs, kind = [], [], []
-            for vi, r in selected:
-                table = snap[vi].seg.table
-                num = np.full(len(r), np.nan)
-                sv = np.full(len(r), "", dtype=object)
-                k = np.full(len(r), 3, dtype=np.int8)  # 0 number, 1 string, 2 bool, 3 missing
-                for col in table.column_names:
-                    parsed = parse_column_name(col)
-                    if parsed is None or parsed[1] != key or parsed[0] not in ("i", "f", "s", "b"):
-                        continue
-                    vals = table.column(col).take(pa.array(r, pa.int64())).to_pylist()
-                    for j, x in enumerate(vals):
-                        if x is None:
-                            continue
-                        if parsed[0] == "s":
-                            sv[j], k[j] = x, 1
-                        elif parsed[0] == "b":
-                            num[j], k[j] = float(x), 2
-                        else:
-                            num[j], k[j] = float(x), 0
-                nums.append(num)
-                strs.append(sv)
-                kind.append(k)
-            num = np.concatenate(nums)
-            sv = np.concatenate(strs)
-            kd = np.concatenate(kind)
-            # strings ranked among themselves, then everything as one numeric key
-            uniq, srank = np.unique(sv.astype(str), return_inverse=True)
-            value = np.where(kd == 1, srank.astype(np.float64), np.nan_to_num(num))
-            if desc:
-                value = -value
-            sort_cols.append(value)
-            sort_cols.append(kd)  # present values before missing ones, numbers first
-        return np.lexsort(tuple(sort_cols))
 
     def get(
         self,
@@ -388,12 +307,7 @@ class Collection:
             filt = compile_filter(where, where_document)
         self._check_schema_filters(where, where_document)
         limit, offset = v.validate_limit_offset(limit, offset)
-        snap = self._store.snapshot()
-        picks = self._ordered_picks(snap, self._select(snap, filt, id_list), order_by)
-        picks = picks[offset:] if offset else picks
-        if limit is not None:
-            picks = picks[:limit]
-        h = CollectionStore.hydrate(snap, picks, _hydrate_fields(include), self._store.dimension)
+        h = engine_query.get(self._store, filt, id_list, order_by, offset, limit, _hydrate_fields(include))
         return get_result(h, include, self._load_data(h, include))  # type: ignore[return-value]
 
     def _load_data(self, h, include) -> list | None:
@@ -409,10 +323,7 @@ class Collection:
         with v.validation_context("count"):
             filt = compile_filter(where, where_document)
         self._check_schema_filters(where, where_document)
-        if filt is None:
-            return self._store.count()
-        snap = self._store.snapshot()
-        return sum(len(r) for _vi, r in self._select(snap, filt, None))
+        return engine_query.count(self._store, filt)
 
     def _prepare_query(
         self, query_embeddings, query_texts, query_images, query_uris, ids, n_results, where, where_document, include
@@ -446,87 +357,10 @@ class Collection:
             query_embeddings, query_texts, query_images, query_uris, ids, n_results, where, where_document, include
         )
         store = self._store
-        dim = store.dimension
-        queries = v.query_embedding_matrix(qi.embeddings, dim)
-        nq = queries.shape[0]
-        if dim is None:
-            empty = [Hydrated(embeddings=np.zeros((0, 0), np.float32)) for _ in range(nq)]
-            data = [self._load_data(h, include) for h in empty] if self._data_loader is not None else None
-            return query_result(empty, [[] for _ in range(nq)], data, include)  # type: ignore[return-value]
-        snap = store.snapshot()
-        ids_set = self._ids_set(id_list)
-        k = n_results
-        # chromadb answers a query holding NaN or infinities (its distances are NaN/inf);
-        # the index cannot search with one, so such a query takes the rows a zero vector
-        # finds, and its distances are computed from its real values afterwards
-        bad = ~np.isfinite(queries).all(axis=1)
-        search_q = queries
-        if bad.any():
-            search_q = queries.copy()
-            search_q[bad] = 0.0
-        cand_d, cand_v, cand_r = [], [], []
-        masks = CollectionStore.allowed_masks(snap, filt, ids_set)
-        if id_list is not None and filt is None:
-            self._require_query_ids(snap, masks, id_list)
-        for vi, (view, mask) in enumerate(zip(snap, masks)):
-            if mask is not None and not mask.any():
-                continue
-            deadlines.check()
-            d, r = view.seg.search(search_q, k, mask, store.params.ef_search)
-            cand_d.append(d)
-            cand_r.append(r)
-            cand_v.append(np.full(r.shape, vi, dtype=np.int64))
-        dists_out, picks_out = [], []
-        if cand_d:
-            D = np.concatenate(cand_d, axis=1)
-            R = np.concatenate(cand_r, axis=1)
-            V = np.concatenate(cand_v, axis=1)
-            D = np.where(R < 0, np.inf, D)
-            order = np.argsort(D, axis=1, kind="stable")[:, :k]
-            for qi_ in range(nq):
-                o = order[qi_]
-                o = o[R[qi_, o] >= 0]
-                dists_out.append([float(x) for x in D[qi_, o]])
-                picks_out.append(list(zip(V[qi_, o].tolist(), R[qi_, o].tolist())))
-        else:
-            dists_out = [[] for _ in range(nq)]
-            picks_out = [[] for _ in range(nq)]
-        if bad.any():
-            self._nonfinite_distances(snap, queries, bad, picks_out, dists_out, store.params.space)
-        # every query's rows count against a response budget before any is built
-        fields = _hydrate_fields(include)
-        CollectionStore.charge_budget(snap, picks_out, fields, dim)
-        hyd = [CollectionStore.hydrate(snap, p, fields, dim, charged=True) for p in picks_out]
+        queries = v.query_embedding_matrix(qi.embeddings, store.dimension)
+        hyd, dists_out = engine_query.knn(store, queries, n_results, filt, id_list, _hydrate_fields(include))
         data = [self._load_data(h, include) for h in hyd] if self._data_loader is not None else None
         return query_result(hyd, dists_out, data, include)  # type: ignore[return-value]
-
-    @staticmethod
-    def _require_query_ids(snap, masks, id_list) -> None:
-        """chromadb refuses ``query(ids=...)`` naming an id that is not in the collection
-        (unless a where/where_document filter is given): InternalError, here naming them."""
-        wanted = list(dict.fromkeys(id_list))
-        sizes = [view.seg.n if mask is None else int(np.count_nonzero(mask)) for view, mask in zip(snap, masks)]
-        if sum(sizes) >= len(wanted):
-            return
-        picks = [(vi, int(r)) for vi, (view, mask) in enumerate(zip(snap, masks))
-                 for r in (range(view.seg.n) if mask is None else np.flatnonzero(mask))]
-        found = set(CollectionStore.hydrate(snap, picks, set(), None).ids)
-        missing = [i for i in wanted if i not in found]
-        shown = ", ".join(repr(i) for i in missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
-        raise InternalError(
-            f"Error executing plan: Internal error: Error finding id: {len(missing)} of the query's ids "
-            f"are not in the collection: {shown}"
-        )
-
-    @staticmethod
-    def _nonfinite_distances(snap, queries, bad, picks_out, dists_out, space) -> None:
-        """Distances of the picked rows to each query that holds NaN or infinities."""
-        for qi_ in np.flatnonzero(bad).tolist():
-            picks = picks_out[qi_]
-            if not picks:
-                continue
-            vecs = np.vstack([snap[vi].seg.embeddings(np.array([row])) for vi, row in picks])
-            dists_out[qi_] = [float(x) for x in raw_distances(vecs, queries[qi_], space)]
 
     # --------------------------------------------------------------- modify
 
