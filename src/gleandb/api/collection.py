@@ -462,3 +462,10 @@ class Collection:
 
     def get_model(self) -> dict:
         return {**self._record.to_dict(), "dimension": self._store.dimension, "version": self._store.version}
+
+
+def client_of(collection: Collection) -> Any:
+    """The client that opened ``collection`` (embedded or HTTP), for code above the API that
+    must work beside it: an evaluation creates its re-embedded copy there, the label log
+    lives in its store. The one sanctioned way to it: nothing outside ``api`` reads ``_client``."""
+    return collection._client

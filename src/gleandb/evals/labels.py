@@ -36,6 +36,7 @@ from typing import Any, Iterable, Iterator
 
 import msgpack
 
+from gleandb.api.collection import client_of
 from gleandb.evals.golden import GoldenQuery, GoldenSet, GoldenSetError
 from gleandb.storage.base import LogWriter, Storage
 from gleandb.storage.framing import append_record, frame, unframe
@@ -435,7 +436,7 @@ _STORES_LOCK = threading.Lock()
 def label_store(collection: Any) -> LabelStore:
     """The LabelStore of a collection, shared by everyone using the same open store (one
     writer per log, like the WAL)."""
-    engine = collection._client.engine
+    engine = client_of(collection).engine
     cid = str(collection.id)
     with _STORES_LOCK:
         stores = _STORES.setdefault(engine, {})

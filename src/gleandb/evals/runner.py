@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from gleandb.api.collection import client_of
 from gleandb.evals.configs import Config, search_for
 
 COPY_BATCH = 256
@@ -51,7 +52,7 @@ def reembedded_copy(col: Any, ef: Any) -> Iterator[Any]:
     """A copy of ``col`` whose vectors come from ``ef`` (deleted on exit).
 
     Records without a document cannot be re-embedded and are left out of the copy."""
-    client = col._client  # the copy lives next to the original, in the same store
+    client = client_of(col)  # the copy lives next to the original, in the same store
     name = f"{col.name[:200]}-eval-{uuid.uuid4().hex[:10]}"
     first = col.get(limit=1, include=["documents"], where_document={"$regex": "."})
     if not first["ids"]:

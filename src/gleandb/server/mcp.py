@@ -235,24 +235,6 @@ def _embedding_function(spec: dict | None) -> Any:
     return ef
 
 
-def _grep_lines(documents: list[str], re2: str, max_lines: int) -> tuple[list[list[tuple[int, str]]], int]:
-    """The matching lines of each document (1-based line numbers), found by the same RE2
-    engine the filter uses (linear time), and how many lines matched in all."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    out: list[list[tuple[int, str]]] = []
-    total = 0
-    for doc in documents:
-        lines = (doc or "").split("\n")
-        hits = pc.match_substring_regex(pa.array(lines, pa.string()), re2).to_pylist()
-        found = [(n + 1, line) for n, (line, hit) in enumerate(zip(lines, hits)) if hit]
-        total += len(found)
-        out.append(found[: max(0, max_lines)])
-        max_lines -= len(out[-1])
-    return out, total
-
-
 # ------------------------------------------------------------------ the server
 
 
@@ -536,12 +518,12 @@ def build_server(backend: Backend, settings: Any = None) -> MCPServer:
         """Like grep: the documents whose text matches a regular expression and, for each, the matching lines
         with their 1-based line numbers (also as "id:line:text" in `text`). Exact and exhaustive, not
         ranked: use it for names, identifiers, error messages, numbers."""
-        from gleandb.index.filters import compile_regex
+        from gleandb.api.text import grep_lines
 
         full = f"(?i){pattern}" if ignore_case else pattern
         col = _collection(client(), collection)
         r = col.get(where=where, where_document={"$regex": full}, limit=limit, include=["documents", "metadatas"])
-        lines, total = _grep_lines(r["documents"], compile_regex(full), max_lines)
+        lines, total = grep_lines(r["documents"], full, max_lines)
         matches = [{"id": i, "metadata": m, "lines": [{"line": n, "text": t} for n, t in found]}
                    for i, m, found in zip(r["ids"], r["metadatas"], lines)]
         text = "\n".join(f"{m['id']}:{ln['line']}:{ln['text']}" for m in matches for ln in m["lines"])
