@@ -389,7 +389,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             names = {c.name for c in client.list_collections()}
             created = args.collection not in names
             col = client.get_or_create_collection(args.collection, embedding_function=ef)
-            used = ef_name(col._embedding_function)
+            used = ef_name(col.embedding_function)
             if used not in (None, "default"):
                 raise CommandError(
                     f"collection {args.collection!r} uses the embedding function {used!r}; glean ingest embeds "

@@ -177,7 +177,7 @@ def first_stage(col: Any, question: str, query_embedding: Any, n: int, where: An
     saves embedding it with the collection's function."""
     if mode is None:  # the collection's stored retrieval mode, else the built-in default
         mode = stored_mode(col)
-    if query_embedding is None and mode != "bm25" and getattr(col, "_embedding_function", True) is None:
+    if query_embedding is None and mode != "bm25" and getattr(col, "embedding_function", True) is None:
         raise ValueError(f"mode={mode!r} embeds the question with the collection's embedding function, and this "
                          "collection has none: pass query_embedding, or use mode='bm25'")
     include = ["documents", "metadatas"] + (["embeddings"] if with_embeddings else [])
@@ -202,8 +202,7 @@ def stored_mode(col: Any) -> str:
     """The retrieval mode a plain ``col.retrieve()`` uses (stored configuration, else built-in)."""
     from gleandb.retrieval.hybrid import effective
 
-    record = getattr(col, "_record", None)
-    return effective(getattr(record, "configuration", None))["mode"]
+    return effective(getattr(col, "configuration_json", None))["mode"]
 
 
 # ------------------------------------------------------------------------ pipeline
