@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from gleandb.catalog.catalog import CollectionRecord
 
 
-class Client(Protocol):
+class CollectionClient(Protocol):
     """What a ``Collection`` uses of the client that made it (``gleandb.api.client.Client``),
     declared here because the client imports this module."""
 
@@ -43,6 +43,7 @@ class Client(Protocol):
     def _apply_params(self, record: "CollectionRecord") -> None: ...
 
     def _fork(self, record: "CollectionRecord", new_name: str, version: int | None) -> "CollectionRecord": ...
+
 
 NO_BATCH_LIMIT = 1 << 62
 DEFAULT_GET_INCLUDE = ["metadatas", "documents"]
@@ -76,7 +77,7 @@ def _clean_new_metadata(md: dict | None) -> dict | None:
 
 
 class Collection:
-    def __init__(self, client: "Client", record: "CollectionRecord", embedding_function: Any, data_loader: Any = None):
+    def __init__(self, client: CollectionClient, record: "CollectionRecord", embedding_function: Any, data_loader: Any = None):
         self._client = client
         self._record = record
         self._embedding_function = embedding_function
