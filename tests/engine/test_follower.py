@@ -1,0 +1,226 @@
+"""Follower mode: a read-only engine over the writer's files.
+
+The writer is an ordinary PersistentClient; the follower is a second engine over a second
+LocalStorage of the same directory (what a query node process does), so everything between
+them goes through the files. Checked: the follower converges to the writer's exact records
+after random writes, flushes and compactions; a concurrent reader only ever sees whole write
+batches; catalog changes arrive; and the follower never writes a byte.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import gleandb
+from gleandb.api.errors import ReadOnlyStoreError
+from gleandb.engine.database import Engine
+from gleandb.engine.follower import Follower
+from gleandb.engine.store import CollectionStore, StoreParams
+from gleandb.storage.local import LocalStorage
+from gleandb.storage.readonly import ReadOnlyStorage
+
+WAIT_S = 30  # upper bound for convergence on a loaded machine; not a speed expectation
+POLL_S = 0.02
+
+
+class Recording(LocalStorage):
+    """Local storage that records every write-side call (a follower must make none)."""
+
+    def __init__(self, root):
+        super().__init__(root)
+        self.writes: list[str] = []
+
+    def _note(self, op, key):
+        self.writes.append(f"{op} {key}")
+
+    def put(self, key, data):
+        self._note("put", key)
+        return super().put(key, data)
+
+    def put_many(self, items):
+        for key, data in items:
+            self.put(key, data)
+
+    def put_from_file(self, key, write):
+        self._note("put_from_file", key)
+        return super().put_from_file(key, write)
+
+    def put_if_absent(self, key, data):
+        self._note("put_if_absent", key)
+        return super().put_if_absent(key, data)
+
+    def delete(self, key):
+        self._note("delete", key)
+        return super().delete(key)
+
+    def delete_prefix(self, prefix):
+        self._note("delete_prefix", prefix)
+        return super().delete_prefix(prefix)
+
+    def open_log(self, key):
+        self._note("open_log", key)
+        return super().open_log(key)
+
+    def remove_temp_files(self):
+        self._note("remove_temp_files", "")
+
+
+def _follower(path):
+    inner = Recording(str(path))
+    engine = Engine(ReadOnlyStorage(inner), StoreParams(), path=str(path), read_only=True)
+    follower = Follower(engine, POLL_S)
+    return engine, follower, inner
+
+
+def _records(store: CollectionStore) -> dict:
+    snap = store.snapshot()
+    picks = [(vi, r) for vi, v in enumerate(snap) for r in range(v.seg.n)
+             if v.deleted is None or not v.deleted[r]]
+    h = CollectionStore.hydrate(snap, picks, {"documents", "metadatas", "embeddings"}, store.dimension)
+    return {i: (h.documents[j], h.metadatas[j], tuple(np.asarray(h.embeddings[j], dtype=np.float32).tolist()))
+            for j, i in enumerate(h.ids)}
+
+
+def _writer_records(col) -> dict:
+    g = col.get(include=["documents", "metadatas", "embeddings"])
+    return {i: (g["documents"][j], g["metadatas"][j], tuple(np.asarray(g["embeddings"][j], dtype=np.float32).tolist()))
+            for j, i in enumerate(g["ids"])}
+
+
+def _store(engine, client, name):
+    rec = client.get_collection(name)._record
+    return engine.store(rec.id, client._params_for(rec))
+
+
+def _converge(engine, client, name, want, follower):
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        follower.refresh()
+        got = _records(_store(engine, client, name))
+        if got == want or time.monotonic() > deadline:
+            return got
+        time.sleep(POLL_S)
+
+
+@pytest.fixture
+def writer(tmp_path):
+    path = tmp_path / "store"
+    c = gleandb.PersistentClient(str(path), settings=gleandb.Settings(
+        memtable_max_rows=40, index_min_rows=30, compaction_min_segments=3))
+    yield path, c
+    c.close()
+
+
+def test_follower_converges_to_the_writer_and_never_writes(writer):
+    path, w = writer
+    col = w.create_collection("docs", embedding_function=None)
+    col.add(ids=["seed"], embeddings=[[0.0, 0.0, 1.0]])
+    engine, follower, inner = _follower(path)
+    rng = random.Random(7)
+    ids = [f"id{i}" for i in range(120)]
+    try:
+        for step in range(12):
+            for _ in range(rng.randint(1, 6)):
+                op = rng.choice(["add", "upsert", "update", "delete"])
+                batch = rng.sample(ids, rng.randint(1, 15))
+                emb = [[rng.random(), rng.random(), rng.random()] for _ in batch]
+                meta = [{"step": step, "n": rng.randint(0, 9)} for _ in batch]
+                docs = [f"doc {b} at {step}" for b in batch]
+                if op == "add":
+                    col.add(ids=batch, embeddings=emb, metadatas=meta, documents=docs)
+                elif op == "upsert":
+                    col.upsert(ids=batch, embeddings=emb, metadatas=meta, documents=docs)
+                elif op == "update":
+                    col.update(ids=batch, metadatas=meta)
+                else:
+                    col.delete(ids=batch)
+            if step % 4 == 3:
+                w.flush()
+            if step % 6 == 5:
+                w.compact()
+            want = _writer_records(col)
+            assert _converge(engine, w, "docs", want, follower) == want, f"step {step}"
+        assert follower.reopens > 0  # flushes and compactions were followed by reopening
+        assert follower.failed_polls == 0, follower.last_error
+        assert inner.writes == []
+        # and a write through the follower is refused, naming why
+        store = _store(engine, w, "docs")
+        with pytest.raises(ReadOnlyStoreError, match="read-only"):
+            store.commit(lambda s: None)
+        with pytest.raises(ReadOnlyStoreError, match="writer"):
+            engine.catalog.create_database("other", "default_tenant")
+        assert inner.writes == []
+    finally:
+        engine.close()
+
+
+def test_readers_see_whole_batches_only(writer):
+    path, w = writer
+    col = w.create_collection("batches", embedding_function=None)
+    col.add(ids=["b0-0"], embeddings=[[1.0, 0.0]])
+    col.delete(ids=["b0-0"])
+    engine, follower, inner = _follower(path)
+    follower.start()
+    rec = col._record
+    params = w._params_for(rec)
+    bad: list[str] = []
+    reads = [0]
+    stop = threading.Event()
+
+    def read():
+        while not stop.is_set():
+            reads[0] += 1
+            store = engine.store(rec.id, params)
+            if store._closed:  # swapped by a reopen: take the new one
+                continue
+            counts: dict[str, int] = {}
+            for i in _records(store):
+                counts[i.split("-")[0]] = counts.get(i.split("-")[0], 0) + 1
+            bad.extend(f"{b}: {n}" for b, n in counts.items() if n != 8)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for b in range(1, 30):
+            col.add(ids=[f"b{b}-{j}" for j in range(8)], embeddings=[[float(b), float(j)] for j in range(8)])
+            if b % 10 == 0:
+                col.delete(ids=[f"b{b - 5}-{j}" for j in range(8)])  # a whole batch goes at once too
+        want = _writer_records(col)
+        assert _converge(engine, w, "batches", want, follower) == want
+    finally:
+        stop.set()
+        reader.join()
+        engine.close()
+    assert bad == []
+    assert reads[0] > 10 and follower.reopens > 0
+    assert inner.writes == []
+
+
+def test_catalog_changes_arrive(writer):
+    path, w = writer
+    a = w.create_collection("first", embedding_function=None)
+    a.add(ids=["x"], embeddings=[[1.0]])
+    engine, follower, inner = _follower(path)
+    try:
+        rec_a = a._record
+        assert engine.store(rec_a.id, w._params_for(rec_a)).count() == 1
+        b = w.create_collection("second", embedding_function=None)
+        b.add(ids=["y", "z"], embeddings=[[1.0], [2.0]])
+        # a lookup that misses looks at the files again before answering "not found"
+        time.sleep(0.06)
+        assert engine.catalog.has_collection_id(b._record.id)
+        w.delete_collection("first")
+        deadline = time.monotonic() + WAIT_S
+        while rec_a.id in dict(engine.open_stores()) and time.monotonic() < deadline:
+            follower.refresh()
+            time.sleep(POLL_S)
+        assert rec_a.id not in dict(engine.open_stores())
+        assert not engine.catalog.has_collection_id(rec_a.id)
+        assert inner.writes == []
+    finally:
+        engine.close()
