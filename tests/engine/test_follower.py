@@ -224,3 +224,60 @@ def test_catalog_changes_arrive(writer):
         assert inner.writes == []
     finally:
         engine.close()
+
+
+class Reads(LocalStorage):
+    """Local storage that records which keys were read."""
+
+    def __init__(self, root):
+        super().__init__(root)
+        self.read: list[str] = []
+
+    def get(self, key):
+        self.read.append(key)
+        return super().get(key)
+
+    def get_buffer(self, key):
+        self.read.append(key)
+        return super().get_buffer(key)
+
+    def local_path(self, key):
+        self.read.append(key)
+        return super().local_path(key)
+
+
+def test_cold_open_reads_only_what_the_query_needs(tmp_path):
+    path = tmp_path / "store"
+    w = gleandb.PersistentClient(str(path))
+    rng = np.random.default_rng(0)
+    for name in ("wanted", "other"):
+        c = w.create_collection(name, embedding_function=None)
+        c.add(ids=[f"{name}{i}" for i in range(300)], embeddings=rng.standard_normal((300, 4)).astype(np.float32),
+              documents=[f"text number {i}" for i in range(300)])
+    w.flush()
+    wanted = w.get_collection("wanted")._record
+    other_prefix = f"collections/{w.get_collection('other')._record.id}/"
+    params = w._params_for(wanted)
+    w.close()
+    storage = Reads(str(path))
+    engine = Engine(ReadOnlyStorage(storage), StoreParams(), path=str(path), read_only=True)
+    try:
+        opened_at = len(storage.read)  # the catalog only
+        assert all(k.startswith("catalog") for k in storage.read)
+        store = engine.store(wanted.id, params)
+        seg_keys = [k for k in storage.read[opened_at:] if "segments/" in k]
+        assert seg_keys and not any(k.endswith((".idx",)) for k in storage.read)  # k-NN needs no text index
+        assert not any(other_prefix in k for k in storage.read)
+        # the other collection's segments were never read
+        other_segs = {k for k in storage.list("segments/")} - {k for k in seg_keys}
+        assert other_segs and not (other_segs & set(storage.read))
+        # a text query reads the text index then, once
+        seg = store.snapshot()[0].seg
+        assert seg.trigram_index() is not None and seg.fulltext(store.fulltext_config).n == 300
+        idx_reads = [k for k in storage.read if k.endswith(".idx")]
+        assert sorted(k.rsplit("/", 1)[1] for k in idx_reads) == ["fulltext.idx", "trigram.idx"]
+        seg.trigram_index()
+        seg.fulltext(store.fulltext_config)
+        assert len([k for k in storage.read if k.endswith(".idx")]) == 2
+    finally:
+        engine.close()
