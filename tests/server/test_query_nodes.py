@@ -163,6 +163,10 @@ def test_healthcheck_degraded_when_storage_fails_and_node_keeps_serving(tmp_path
     col = w.create_collection("kept", embedding_function=None)
     col.add(ids=["a", "b"], embeddings=[[1.0, 0.0], [0.0, 1.0]])
     w.close()
+    def tree():
+        return {(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in path.rglob("*")}
+
+    before = tree()
     storage = Flaky(str(path))
     settings = ServerSettings(path=str(path), role="query", poll_interval_s=0.02, access_log=False)
     with TestClient(create_app(str(path), settings, storage=storage)) as http:
@@ -178,6 +182,8 @@ def test_healthcheck_degraded_when_storage_fails_and_node_keeps_serving(tmp_path
         assert http.post(f"{COLS}/{cid}/query", json=q).json()["ids"] == [["a", "b"]]
         storage.down = False
         assert _wait(lambda: not http.get("/api/v2/healthcheck").json()["gleandb"]["degraded"])
+        assert http.post(f"{COLS}/{cid}/add", json={"ids": ["c"], "embeddings": [[1.0, 1.0]]}).status_code == 405
+    assert tree() == before  # the query node wrote nothing: no file added, changed or removed
 
 
 @pytest.mark.parametrize("cli, field", [

@@ -16,7 +16,7 @@ from gleandb.catalog.catalog import MIN_ROTATE_BYTES, Catalog, read_document
 from gleandb.catalog.log import CATALOG_DIR, LEGACY_KEY
 from gleandb.storage.base import KeyNotFound, Storage, StorageError
 
-MIN_MISS_REFRESH_S = 0.05
+MIN_MISS_REFRESH_S = 0.01
 _ATTEMPTS = 8  # a rotation can delete the files being read: read again
 
 
