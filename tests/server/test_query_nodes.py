@@ -186,6 +186,30 @@ def test_healthcheck_degraded_when_storage_fails_and_node_keeps_serving(tmp_path
     assert tree() == before  # the query node wrote nothing: no file added, changed or removed
 
 
+def test_unreachable_writer_is_named_and_nothing_is_applied(tmp_path):
+    import socket
+
+    from fastapi.testclient import TestClient
+
+    import gleandb
+    from gleandb.server.app import create_app
+
+    path = tmp_path / "store"
+    w = gleandb.PersistentClient(str(path))
+    w.create_collection("lonely", embedding_function=None).add(ids=["a"], embeddings=[[1.0]])
+    w.close()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"  # nothing listens there once closed
+    settings = ServerSettings(path=str(path), role="query", writer_url=dead, access_log=False)
+    with TestClient(create_app(str(path), settings)) as http:
+        cid = http.get(f"{COLS}/lonely").json()["id"]
+        r = http.post(f"{COLS}/{cid}/add", json={"ids": ["b"], "embeddings": [[2.0]]})
+        assert r.status_code == 503
+        assert dead in r.json()["message"] and "not applied" in r.json()["message"]
+        assert http.get(f"{COLS}/{cid}/count").json() == 1
+
+
 @pytest.mark.parametrize("cli, field", [
     ({"role": "reader"}, "role"),
     ({"role": "writer", "writer_url": "http://x:1"}, "writer_url"),

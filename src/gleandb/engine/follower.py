@@ -171,10 +171,14 @@ class Follower:
                 self._refresh()
             except Exception as e:  # unreachable storage, a corrupt file: keep serving what we have
                 self.failed_polls += 1
-                self.last_error = f"{type(e).__name__}: {e}"
+                error = f"{type(e).__name__}: {e}"
+                if error != self.last_error:  # once per new error, not once per poll
+                    log.warning("follower poll failed (serving the last state read): %s", error)
+                self.last_error = error
                 self.last_error_at = time.time()
-                log.warning("follower poll failed (serving the last state read): %s", self.last_error)
                 return False
+            if self.last_error is not None:
+                log.warning("follower poll succeeded again after %d failed polls", self.failed_polls)
             self.last_error = None
             self.last_ok_at = time.time()
             return True

@@ -93,10 +93,14 @@ class WriteForwarding:
         except httpx.HTTPError as e:
             self.failed += 1
             log.warning("could not forward %s %s to the writer at %s: %s", method, path, self.writer_url, e)
+            if isinstance(e, (httpx.ConnectError, httpx.ConnectTimeout)):
+                outcome = "The write was not applied (the writer never received it); retry, or send it to the writer directly."
+            else:  # sent, but no answer: the writer may have applied it
+                outcome = ("The writer received the request but did not answer: the write may or may not have been "
+                           "applied; read it back before retrying.")
             await self._reply(send, 503, "ChromaError",
                               f"this query node could not reach the writer at {self.writer_url} to forward "
-                              f"{method} {path}: {type(e).__name__}: {e}. The write was not applied by this node; "
-                              "retry, or send it to the writer directly.")
+                              f"{method} {path}: {type(e).__name__}: {e}. {outcome}")
             return
         self.forwarded += 1
         if resp.status_code < 300 and self.after_write is not None:
