@@ -281,3 +281,43 @@ def test_cold_open_reads_only_what_the_query_needs(tmp_path):
         assert len([k for k in storage.read if k.endswith(".idx")]) == 2
     finally:
         engine.close()
+
+
+class Ranged(LocalStorage):
+    def __init__(self, root):
+        super().__init__(root)
+        self.ranges: list[tuple[str, int, int]] = []
+
+    def get_range(self, key, start, length):
+        self.ranges.append((key, start, length))
+        return super().get_range(key, start, length)
+
+
+def test_wal_is_read_incrementally_and_a_torn_tail_once(writer):
+    path, w = writer
+    col = w.create_collection("tail", embedding_function=None)
+    col.add(ids=["a"], embeddings=[[1.0, 2.0]])
+    storage = Ranged(str(path))
+    engine = Engine(ReadOnlyStorage(storage), StoreParams(), path=str(path), read_only=True)
+    follower = Follower(engine, POLL_S)
+    try:
+        rec = col._record
+        store = engine.store(rec.id, w._params_for(rec))
+        follower.refresh()
+        col.add(ids=["b"], embeddings=[[3.0, 4.0]])
+        storage.ranges.clear()
+        follower.refresh()
+        assert store.count() == 2
+        (key, start, length), = storage.ranges
+        assert start > 0  # only the bytes appended since the last poll
+        follower.refresh()
+        assert len(storage.ranges) == 1  # unchanged: not read again
+        # a crash mid-append leaves half a record: read once, never applied, not re-read
+        with open(storage._path(key), "ab") as f:
+            f.write(b"\x40\x00\x00\x00\x00\x00\x00\x00half")
+        follower.refresh()
+        follower.refresh()
+        assert len(storage.ranges) == 2 and store.count() == 2
+        assert follower.failed_polls == 0
+    finally:
+        engine.close()

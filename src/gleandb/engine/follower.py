@@ -46,6 +46,7 @@ class _FollowState:
     manifests: tuple[str, ...]  # manifest keys listed when the store was opened
     base: dict | None  # the catalog's first manifest (forks) at that time
     wal_offsets: dict[str, int] = field(default_factory=dict)  # WAL key -> bytes applied (whole records)
+    wal_sizes: dict[str, int] = field(default_factory=dict)  # WAL key -> size when last read
 
 
 _states: "weakref.WeakKeyDictionary[CollectionStore, _FollowState]" = weakref.WeakKeyDictionary()
@@ -107,18 +108,20 @@ def follow_wal(engine, store: CollectionStore, state: _FollowState) -> bool:
         except KeyNotFound:
             continue  # covered by a manifest and deleted: the next listing shows that manifest
         done = state.wal_offsets.get(key, 0)
-        if size <= done:
-            continue
+        if size <= done or state.wal_sizes.get(key) == size:
+            continue  # nothing new (a torn tail left by a crash is not read again and again)
         try:
             data = storage.get_range(key, done, size - done)
         except KeyNotFound:
             continue
         bodies, used = _whole_records(data)
         state.wal_offsets[key] = done + used
+        state.wal_sizes[key] = size
         batches.extend(decode_batch(b) for b in bodies)
     for key in list(state.wal_offsets):
         if key not in files:
             del state.wal_offsets[key]
+            state.wal_sizes.pop(key, None)
     batches.sort(key=lambda b: b.seq)
     with store._lock:
         for b in batches:
