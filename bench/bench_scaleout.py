@@ -312,13 +312,23 @@ def cold_start(store: str, logdir: str, writer_url: str, cid: str, dim: int, pol
             "hits": after["hits"]}
 
 
+def open_store(store: str):
+    """The storage of ``store``: a directory, or an s3:// URL once object storage is merged."""
+    if store.startswith("s3://"):
+        from gleandb.storage.urls import open_storage
+
+        return open_storage(store)
+    from gleandb.storage.local import LocalStorage
+
+    return LocalStorage(store)
+
+
 def segment_bytes(store: str, name: str) -> int:
     """Bytes of the segment and mask files the latest manifest of collection ``name`` names."""
     import gleandb
     from gleandb.engine import manifest as mf
-    from gleandb.storage.local import LocalStorage
 
-    local = LocalStorage(store)
+    local = open_store(store)
     c = gleandb.PersistentClient(store)
     try:
         cid = c.get_collection(name)._record.id
@@ -336,9 +346,8 @@ def segment_bytes(store: str, name: str) -> int:
 
 def zipf_cache(store: str, reads: int = 5000, s: float = 1.1) -> dict:
     from gleandb.storage.cache import CachedStorage
-    from gleandb.storage.local import LocalStorage
 
-    local = LocalStorage(store)
+    local = open_store(store)
     keys = [k for k in local.list("segments/")] + [k for k in local.list("masks/")]
     sizes = {k: local.size_of(k) for k in keys}
     total = sum(sizes.values())
@@ -366,7 +375,10 @@ def main() -> None:
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results-scaleout.txt"))
     args = ap.parse_args()
     if args.storage and args.storage.startswith("s3://"):
-        sys.exit("s3:// storage needs the object-storage backend (glean run --storage); not in this build")
+        try:
+            import gleandb.storage.urls  # noqa: F401
+        except ImportError:
+            sys.exit("s3:// storage needs the object-storage backend (glean run --storage); not in this build")
     nginx = ensure_nginx()
     work = tempfile.mkdtemp(prefix="glean-scaleout-")
     os.chmod(work, 0o755)
@@ -374,7 +386,8 @@ def main() -> None:
     lines = [f"# .venv/bin/python bench/bench_scaleout.py --rows {args.rows} --dim {args.dim} "
              f"--duration {args.duration:g} --readers {args.readers} --poll {args.poll:g}",
              f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, "
-             f"load avg {os.getloadavg()[0]:.1f} at start; storage: local directory"]
+             f"load avg {os.getloadavg()[0]:.1f} at start; storage: "
+             f"{'object storage ' + store if store.startswith('s3://') else 'local directory'}"]
     print(f"loading {args.rows} rows x2 collections into {store}", flush=True)
     t = time.perf_counter()
     load(store, args.rows, args.dim)
@@ -418,7 +431,8 @@ def main() -> None:
         q.stop()
     writer.stop()
     z = zipf_cache(store)
-    store_bytes = sum(f.stat().st_size for f in Path(store).rglob("*") if f.is_file())
+    st = open_store(store)
+    store_bytes = sum(st.size_of(k) for k in st.list(""))
     seg_bytes = {name: segment_bytes(store, name) for name in ("bench", "untouched")}
 
     lines += [

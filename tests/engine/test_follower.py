@@ -321,3 +321,43 @@ def test_wal_is_read_incrementally_and_a_torn_tail_once(writer):
         assert follower.failed_polls == 0
     finally:
         engine.close()
+
+
+class Heads(LocalStorage):
+    def __init__(self, root):
+        super().__init__(root)
+        self.heads: list[str] = []
+
+    def size_of(self, key):
+        self.heads.append(key)
+        return super().size_of(key)
+
+
+def test_closed_wal_files_are_not_looked_at_again(tmp_path):
+    path = tmp_path / "store"
+    w = gleandb.PersistentClient(str(path))
+    col = w.create_collection("many", embedding_function=None)
+    col.add(ids=["a"], embeddings=[[1.0]])
+    rec = col._record
+    params = w._params_for(rec)
+    w.close()
+    for i in range(3):  # each open of the writer starts a new WAL file
+        w = gleandb.PersistentClient(str(path))
+        w.get_collection("many", embedding_function=None).add(ids=[f"b{i}"], embeddings=[[float(i)]])
+        w.close()
+    storage = Heads(str(path))
+    engine = Engine(ReadOnlyStorage(storage), StoreParams(), path=str(path), read_only=True)
+    follower = Follower(engine, POLL_S)
+    try:
+        store = engine.store(rec.id, params)
+        assert store.count() == 4
+        wal = [k for k in storage.list(f"collections/{rec.id}/wal/")]
+        assert len(wal) == 4
+        follower.refresh()
+        follower.refresh()
+        storage.heads.clear()
+        follower.refresh()
+        assert [k for k in storage.heads if "/wal/" in k] == [wal[-1]]  # only the newest file
+        assert store.count() == 4 and follower.failed_polls == 0
+    finally:
+        engine.close()

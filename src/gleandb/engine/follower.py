@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 from gleandb.api.errors import CorruptStoreError
 from gleandb.engine.store import CollectionStore, StoreParams
-from gleandb.engine.wal import _MAX_RECORD, decode_batch
+from gleandb.engine.wal import _MAX_RECORD, decode_batch, first_seq_of
 from gleandb.storage.base import KeyNotFound, StorageError
 from gleandb.storage.framing import HEADER
 
@@ -47,6 +47,9 @@ class _FollowState:
     base: dict | None  # the catalog's first manifest (forks) at that time
     wal_offsets: dict[str, int] = field(default_factory=dict)  # WAL key -> bytes applied (whole records)
     wal_sizes: dict[str, int] = field(default_factory=dict)  # WAL key -> size when last read
+    # WAL files read after a newer one was listed: closed for good, never looked at again (on
+    # object storage every group of writes is its own object: no HEAD of each at every poll)
+    wal_final: set[str] = field(default_factory=set)
 
 
 _states: "weakref.WeakKeyDictionary[CollectionStore, _FollowState]" = weakref.WeakKeyDictionary()
@@ -101,14 +104,22 @@ def follow_wal(engine, store: CollectionStore, state: _FollowState) -> bool:
     again instead (a gap in the sequence: files it needs were already collected)."""
     storage = engine.storage
     files = [k for k in storage.list(f"{store.prefix}wal/") if k.endswith(".log")]
+    firsts = {k: first_seq_of(k) for k in files}
+    newest = max(firsts.values(), default=0)
     batches = []
     for key in files:
+        if key in state.wal_final:
+            continue
         try:
             size = storage.size_of(key)
         except KeyNotFound:
             continue  # covered by a manifest and deleted: the next listing shows that manifest
+        # a newer file was listed before this size was read: this one is closed, its size final
+        closed = firsts[key] < newest
         done = state.wal_offsets.get(key, 0)
         if size <= done or state.wal_sizes.get(key) == size:
+            if closed:
+                state.wal_final.add(key)
             continue  # nothing new (a torn tail left by a crash is not read again and again)
         try:
             data = storage.get_range(key, done, size - done)
@@ -117,11 +128,14 @@ def follow_wal(engine, store: CollectionStore, state: _FollowState) -> bool:
         bodies, used = _whole_records(data)
         state.wal_offsets[key] = done + used
         state.wal_sizes[key] = size
+        if closed:
+            state.wal_final.add(key)
         batches.extend(decode_batch(b) for b in bodies)
     for key in list(state.wal_offsets):
         if key not in files:
             del state.wal_offsets[key]
             state.wal_sizes.pop(key, None)
+            state.wal_final.discard(key)
     batches.sort(key=lambda b: b.seq)
     with store._lock:
         for b in batches:
@@ -226,6 +240,16 @@ class Follower:
         }
 
 
+def store_key(path: str) -> str:
+    """The name ``open_engine`` registers the store at ``path`` under (a real path, or an
+    object-store URL), so clients opened on ``path`` find the follower."""
+    try:
+        from gleandb.storage.urls import normalize  # with object storage support
+    except ImportError:  # pragma: no cover - depends on the build
+        return os.path.realpath(path)
+    return normalize(path)
+
+
 def open_follower(path: str, storage, params: StoreParams, interval_s: float = 1.0):
     """The shared read-only engine of ``path`` (registered like ``open_engine``'s, so clients
     opened on ``path`` in this process use it), reading through ``storage`` and polled every
@@ -234,7 +258,7 @@ def open_follower(path: str, storage, params: StoreParams, interval_s: float = 1
     from gleandb.engine import database as db
     from gleandb.storage.readonly import ReadOnlyStorage
 
-    key = os.path.realpath(path)
+    key = store_key(path)
     with db._engines_lock:
         entry = db._engines.get(key)
         if entry is not None and not entry[0].closed:

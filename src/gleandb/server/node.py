@@ -24,7 +24,15 @@ def open_query_engine(path: str, settings: ServerSettings, storage: Storage | No
     (default: the local directory ``path``)."""
     from gleandb.engine.follower import open_follower
 
+    if storage is None and "://" in path and not path.startswith("file://"):
+        try:  # an object store URL (``glean run --storage s3://...``)
+            from gleandb.storage.urls import open_storage
+        except ImportError:
+            raise ValueError(f"--role query on {path!r}: this build has no object storage support") from None
+        storage = open_storage(path)
     if storage is None:
+        if path.startswith("file://"):
+            path = path[len("file://"):]
         if not os.path.isdir(path):
             raise ValueError(f"--role query: no store directory at {path!r} (a query node never creates "
                              "one: start the writer on it first, or fix --path)")

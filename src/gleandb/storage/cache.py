@@ -260,6 +260,11 @@ class CachedStorage(Storage):
     def durable(self) -> bool:
         return self.inner.durable
 
+    @property
+    def appendable(self) -> bool:
+        """Whether the backing store appends to logs (False on object storage)."""
+        return getattr(self.inner, "appendable", True)
+
     # -------------------------------------------------------------- writes
 
     def _forget(self, key: str) -> None:

@@ -49,6 +49,11 @@ class ReadOnlyStorage(Storage):
     def durable(self) -> bool:
         return self.inner.durable
 
+    @property
+    def appendable(self) -> bool:
+        """Whether the backing store appends to logs (False on object storage)."""
+        return getattr(self.inner, "appendable", True)
+
     # writes are refused
     def put(self, key: str, data: bytes) -> None:
         raise self._refuse("put", key)
