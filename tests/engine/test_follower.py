@@ -214,6 +214,13 @@ def test_catalog_changes_arrive(writer):
         # a lookup that misses looks at the files again before answering "not found"
         time.sleep(0.06)
         assert engine.catalog.has_collection_id(b._record.id)
+        # a fork (its first manifest lives in the catalog) reads as the writer's fork does
+        fork = b.fork("second-fork")
+        fork.add(ids=["f"], embeddings=[[3.0]])
+        time.sleep(0.02)
+        assert engine.catalog.has_collection_id(fork._record.id)
+        fstore = engine.store(fork._record.id, w._params_for(fork._record))
+        assert _records(fstore) == _writer_records(fork)
         w.delete_collection("first")
         deadline = time.monotonic() + WAIT_S
         while rec_a.id in dict(engine.open_stores()) and time.monotonic() < deadline:
