@@ -188,6 +188,7 @@ def test_readers_see_whole_batches_only(writer):
     try:
         for b in range(1, 30):
             col.add(ids=[f"b{b}-{j}" for j in range(8)], embeddings=[[float(b), float(j)] for j in range(8)])
+            time.sleep(0.005)  # let the reader and the poll run between writes
             if b % 10 == 0:
                 col.delete(ids=[f"b{b - 5}-{j}" for j in range(8)])  # a whole batch goes at once too
         want = _writer_records(col)
