@@ -451,7 +451,7 @@ def main() -> None:
         f"query node killed (SIGKILL) after {args.duration / 2:g} s ({b['reads_before_kill']} reads done by then): "
         f"{b['failed']} failed read requests through nginx{' ' + repr(b['fail_samples']) if b['failed'] else ''}",
         "",
-        f"cold start of a new query node (empty cache; store {store_bytes / 1e6:.1f} MB on disk, 2 collections):",
+        f"cold start of a new query node (empty cache; store {store_bytes / 1e6:.1f} MB, 2 collections):",
         f"  process start to first heartbeat {cold['process_start_s']:.2f} s; first query {cold['first'] * 1e3:.1f} ms "
         f"(opens the collection: catalog, manifest, segments, WAL tail); warm query p50 {cold['warm_p50'] * 1e3:.1f} ms",
         f"  fetched into the cache (all 21 queries): {cold['fetched_bytes'] / 1e6:.2f} MB in {cold['misses']} objects, "
