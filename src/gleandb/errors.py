@@ -201,6 +201,18 @@ class InsufficientStorageError(ChromaError):
         return "InsufficientStorageError"
 
 
+class ReadOnlyStoreError(ChromaError):
+    """A write reached a store opened read-only (a query node following the writer's files):
+    nothing was written. Over HTTP: 405, naming the role and where writes go."""
+
+    def code(self) -> int:
+        return 405
+
+    @classmethod
+    def name(cls) -> str:
+        return "ReadOnlyStoreError"
+
+
 class DeadlineExceededError(ChromaError):
     """A read ran past its deadline (``gleandb.deadline``; the server's request timeout)
     and was stopped; nothing was changed."""
@@ -233,6 +245,7 @@ error_types: dict[str, type[ChromaError]] = {
     "CorruptStoreError": CorruptStoreError,
     "InsufficientStorageError": InsufficientStorageError,
     "DeadlineExceededError": DeadlineExceededError,
+    "ReadOnlyStoreError": ReadOnlyStoreError,
     # Catch-all for any other errors
     "ChromaError": ChromaError,
 }

@@ -92,8 +92,10 @@ def test_bm25_segment_split_invariance(tmp_path):
     c = _client(tmp_path / "split", **TINY)
     try:
         col = c.get_collection("split", embedding_function=None)
-        assert all(v.seg._fulltext is not None for v in col._store.snapshot())  # loaded, not rebuilt
+        assert all(v.seg._fulltext is None for v in col._store.snapshot())  # read on first use only
         assert _scores(col) == expected
+        for v in col._store.snapshot():  # loaded from its file, not rebuilt
+            assert v.seg._fulltext is not None and "fulltext.idx" in v.seg._text_tried
     finally:
         c.close()
 
@@ -113,10 +115,11 @@ def test_text_index_files_written_and_loaded(tmp_path):
     c = _client(tmp_path, **TINY)
     try:
         col = c.get_collection("files", embedding_function=None)
-        for v in col._store.snapshot():
-            assert v.seg._fulltext is not None and v.seg._trigram is not None
         got = col.get(where_document={"$contains": "function"})["ids"]
         assert got == [f"d{i}" for i in range(200) if "function" in DOCS[i]]
+        for v in col._store.snapshot():  # the trigram index came from its file (read on first use)
+            assert v.seg._trigram is not None and "trigram.idx" in v.seg._text_tried
+            assert v.seg.fulltext(col._store.fulltext_config) is not None and "fulltext.idx" in v.seg._text_tried
     finally:
         c.close()
 

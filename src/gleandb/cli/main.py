@@ -439,6 +439,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     cli = {k: getattr(args, k) for k in (
         "path", "host", "port", "allow_reset", "max_body_bytes", "auth_tokens", "auth_basic",
         "cors_allow_origins", "log_level", "access_log", "max_response_bytes", "request_timeout_s",
+        "role", "writer_url", "poll_interval_s", "cache_dir", "cache_memory_bytes", "cache_disk_bytes",
     )}
     try:
         settings = load_settings(cli, args.config)
@@ -535,6 +536,19 @@ def main(argv: list[str] | None = None) -> int:
                      help="allow this CORS origin (repeatable; GLEAN_CORS_ALLOW_ORIGINS)")
     run.add_argument("--log-level", default=None, help="debug, info, warning, error (GLEAN_LOG_LEVEL)")
     run.add_argument("--config", default=None, help="YAML file of settings (GLEAN_CONFIG)")
+    run.add_argument("--role", default=None, choices=["all", "writer", "query"],
+                     help="all (default): reads and writes in one process; writer: the store's one writer; "
+                          "query: a read-only node following the writer's files (docs/deploy.md) (GLEAN_ROLE)")
+    run.add_argument("--writer-url", default=None,
+                     help="--role query: where writes are forwarded, e.g. http://writer:8000 (GLEAN_WRITER_URL)")
+    run.add_argument("--poll-interval", type=float, default=None, dest="poll_interval_s",
+                     help="--role query: seconds between looks for new writes (GLEAN_POLL_INTERVAL_S, default 1)")
+    run.add_argument("--cache-dir", default=None,
+                     help="--role query: local directory caching segments (GLEAN_CACHE_DIR; default: memory only)")
+    run.add_argument("--cache-memory-bytes", type=int, default=None,
+                     help="--role query: memory cache bound (GLEAN_CACHE_MEMORY_BYTES, default 256 MiB)")
+    run.add_argument("--cache-disk-bytes", type=int, default=None,
+                     help="--role query: disk cache bound (GLEAN_CACHE_DISK_BYTES, default 10 GiB)")
     run.set_defaults(func=cmd_run)
     args = parser.parse_args(argv)
     return _run(args)

@@ -13,6 +13,7 @@ import weakref
 
 from gleandb.errors import InvalidArgumentError
 from gleandb.catalog.catalog import Catalog
+from gleandb.catalog.follower import FollowerCatalog
 from gleandb.engine import forks, gc
 from gleandb.engine import manifest as mf
 from gleandb.engine.store import CollectionStore, StoreParams
@@ -24,12 +25,16 @@ from gleandb.storage.memory import MemoryStorage
 
 
 class Engine:
-    def __init__(self, storage: Storage, base_params: StoreParams, lock: ProcessLock | None = None, path: str | None = None):
+    def __init__(self, storage: Storage, base_params: StoreParams, lock: ProcessLock | None = None,
+                 path: str | None = None, read_only: bool = False):
         self.storage = storage
         self.path = path
         self.base_params = base_params
         self._lock = lock
-        self.catalog = Catalog(storage)
+        # a follower (query node, ``gleandb.engine.follower``): reads the writer's files, writes nothing
+        self.read_only = read_only
+        self.follower = None  # its poll loop, when one runs
+        self.catalog = FollowerCatalog(storage) if read_only else Catalog(storage)
         self.worker = BackgroundWorker(f"gleandb-worker[{path or 'memory'}]")
         self._stores: dict[str, CollectionStore] = {}
         self._mutex = threading.RLock()
@@ -39,6 +44,8 @@ class Engine:
         self.segment_cache: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
         # held by fork (data written, catalog not yet) and by sweeps, which must not race it
         self.fork_lock = threading.RLock()
+        if read_only:
+            return  # collections are opened (manifests read) on first use; nothing is swept
         if storage.durable:
             for cid in self.catalog.collection_ids():
                 prefix = self.collection_prefix(cid)
@@ -82,7 +89,11 @@ class Engine:
             if self.closed:
                 raise InvalidArgumentError("This client has been closed")
             s = self._stores.get(cid)
-            if s is None:
+            if s is None and self.read_only:
+                from gleandb.engine.follower import open_read_only
+
+                s = self._stores[cid] = open_read_only(self, cid, params)
+            elif s is None:
                 s = CollectionStore(
                     self.storage, self.collection_prefix(cid), params, self.worker, self.refs, self.segment_cache,
                     base=self.catalog.base_manifest(cid),
@@ -139,6 +150,8 @@ class Engine:
         if self.closed:
             return
         self.closed = True
+        if self.follower is not None:
+            self.follower.stop()
         self.worker.stop()
         with self._mutex:
             for s in self._stores.values():

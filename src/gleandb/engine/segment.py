@@ -16,7 +16,7 @@ Files of a persisted segment ``<prefix>segments/<name>/``:
   to be worth an index (searched exactly).
 - ``fulltext.idx`` / ``trigram.idx``: the BM25 and trigram indexes of the
   ``document`` column (``gleandb.index.fulltext`` / ``gleandb.index.trigram``),
-  memory-mapped on open. Memtable segments build them lazily on first use and
+  memory-mapped on first use (a k-NN query reads neither). Memtable segments build them lazily on first use and
   keep them (a segment never changes, so neither do they).
 """
 
@@ -95,6 +95,10 @@ class Segment:
         self._lock = threading.Lock()
         self._fulltext: FullTextIndex | None = None
         self._trigram: TrigramIndex | None = None
+        # (storage, key prefix) of a persisted segment: its text index files are read on first
+        # use (a k-NN query needs neither, so a cold query node does not fetch them)
+        self._text_source: tuple[Storage, str] | None = None
+        self._text_tried: set[str] = set()
         if index is not None:
             self.dim = index.dim
         elif vectors is not None:
@@ -145,6 +149,7 @@ class Segment:
         seg = Segment(self.name, table, self.space, index=index)
         seg._id_rows = self._id_rows
         seg._fulltext, seg._trigram = self._fulltext, self._trigram
+        seg._text_source, seg._text_tried = self._text_source, set(self._text_tried)
         return seg
 
     # -- text indexes --------------------------------------------------------
@@ -155,6 +160,8 @@ class Segment:
         if idx is not None and idx.analysis == config.analysis_key():
             return idx
         with self._lock:
+            if self._fulltext is None:
+                self._fulltext = self._load_text_index(FULLTEXT_FILE, FullTextIndex)
             idx = self._fulltext
             if idx is None or idx.analysis != config.analysis_key():
                 idx = self._fulltext = FullTextIndex.build(self.table.column("document"), config)
@@ -167,6 +174,12 @@ class Segment:
         idx = self._trigram
         if idx is not None:
             return idx
+        if self._text_source is not None and TRIGRAM_FILE not in self._text_tried:
+            with self._lock:
+                if self._trigram is None:
+                    self._trigram = self._load_text_index(TRIGRAM_FILE, TrigramIndex)
+            if self._trigram is not None:
+                return self._trigram
         if build is None:
             build = self.n >= TRIGRAM_LAZY_MIN_ROWS
         if not build:
@@ -219,20 +232,26 @@ class Segment:
                     pass
             raise
 
-    def _load_text_indexes(self, storage: Storage, key_prefix: str) -> None:
-        """Map the text index files when present and consistent (older segments have
-        none: their indexes are built on first use instead)."""
-        for fname, cls, attr in ((FULLTEXT_FILE, FullTextIndex, "_fulltext"), (TRIGRAM_FILE, TrigramIndex, "_trigram")):
-            key = f"{key_prefix}{fname}"
-            if not storage.exists(key):
-                continue
-            try:
-                idx = cls.from_buffer(storage.get_buffer(key))
-            except Exception as exc:
-                raise CorruptStoreError(f"segment {self.name}: unreadable {fname}: {exc}") from exc
-            if idx.n != self.n:
-                raise CorruptStoreError(f"segment {self.name}: {fname} has {idx.n} rows, records {self.n}")
-            setattr(self, attr, idx)
+    def _load_text_index(self, fname: str, cls):
+        """Map text index file ``fname`` when present and consistent, once (call with ``_lock``
+        held). None when there is none: older segments have none, and a segment whose files
+        were already collected (an old version still being read) builds it from its rows."""
+        if self._text_source is None or fname in self._text_tried:
+            return None
+        self._text_tried.add(fname)
+        storage, key_prefix = self._text_source
+        key = f"{key_prefix}{fname}"
+        if not storage.exists(key):
+            return None
+        try:
+            idx = cls.from_buffer(storage.get_buffer(key))
+        except KeyError:  # collected since the check above
+            return None
+        except Exception as exc:
+            raise CorruptStoreError(f"segment {self.name}: unreadable {fname}: {exc}") from exc
+        if idx.n != self.n:
+            raise CorruptStoreError(f"segment {self.name}: {fname} has {idx.n} rows, records {self.n}")
+        return idx
 
     @classmethod
     def read(cls, storage: Storage, key_prefix: str, name: str, space: str, has_index: bool, dim: int) -> "Segment":
@@ -252,7 +271,7 @@ class Segment:
             raw = storage.get(f"{key_prefix}vectors.f32")
             vectors = np.frombuffer(raw, dtype="<f4").reshape(table.num_rows, dim) if dim else np.zeros((table.num_rows, 0), np.float32)
             seg = cls(name, table, space, vectors=vectors)
-        seg._load_text_indexes(storage, key_prefix)
+        seg._text_source = (storage, key_prefix)  # text indexes: read on first use
         return seg
 
     # -- reading -----------------------------------------------------------

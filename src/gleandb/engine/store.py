@@ -41,7 +41,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from gleandb import budgets, deadlines
-from gleandb.errors import CorruptStoreError, InvalidArgumentError
+from gleandb.errors import CorruptStoreError, InvalidArgumentError, ReadOnlyStoreError
 from gleandb.engine import gc
 from gleandb.engine import manifest as mf
 from gleandb.engine.segment import Segment, unpack_metadata
@@ -133,8 +133,11 @@ class CollectionStore:
         base: dict | None = None,
         base_tail: str | None = None,
         on_own_manifest: Callable[[], None] | None = None,
+        read_only: bool = False,
     ):
         self.storage = storage
+        # a follower (query node): reads the writer's files, never writes, deletes or flushes
+        self.read_only = read_only
         self.prefix = prefix
         self.params = params
         self.worker = worker
@@ -197,6 +200,8 @@ class CollectionStore:
                 log.warning("could not drop %s's first manifest from the catalog: %s", self.prefix, e)
         for batch in self.wal.replay(self.seq):
             self._apply(batch)
+        if self.read_only:
+            return
         if self._durable:
             self.retire()
         if self._memtable_rows() >= self.params.memtable_max_rows:
@@ -242,7 +247,7 @@ class CollectionStore:
         """Drop versions retention no longer keeps, then every file (segment, mask, WAL)
         that no retained version of any collection needs. Returns bytes freed."""
         with self._lock:
-            if not self._durable:
+            if not self._durable or self.read_only:
                 return 0
             count = self.params.version_retention_count if keep_count is None else keep_count
             seconds = self.params.version_retention_seconds if keep_seconds is None else keep_seconds
@@ -956,6 +961,10 @@ class CollectionStore:
     # ---------------------------------------------------------------- close
 
     def _check_open(self) -> None:
+        if self.read_only:
+            raise ReadOnlyStoreError(
+                f"collection store {self.prefix} is open read-only (a query node follows the writer's "
+                "files): send writes, flushes and compactions to the writer")
         if self._closed:
             raise InvalidArgumentError("this collection's store is closed (the client was closed or the collection deleted)")
 

@@ -491,13 +491,23 @@ def check_rank_limits(settings: ServerSettings, clause: Any) -> None:
 class ServerState:
     """The clients the routes use; all share the engine of ``path``."""
 
-    def __init__(self, path: str, settings: ServerSettings):
+    def __init__(self, path: str, settings: ServerSettings, storage: Any = None):
         self.path = path
         self.settings = settings
         self.client_settings = gleandb.Settings(allow_reset=settings.allow_reset, anonymized_telemetry=False)
         self._lock = threading.Lock()
+        # --role query: a read-only follower engine, registered for ``path`` before any client opens it
+        self.engine = self.cache = None
+        if settings.role == "query":
+            from gleandb.api.follower import open_query_engine
+
+            self.engine, self.cache = open_query_engine(path, settings, storage)
         # the AdminClient keeps the engine (and the store's writer lock) open for the server's life
-        self.admin = gleandb.AdminClient(self.client_settings.copy(is_persistent=True, persist_directory=path))
+        try:
+            self.admin = gleandb.AdminClient(self.client_settings.copy(is_persistent=True, persist_directory=path))
+        except BaseException:
+            self._release_engine()
+            raise
         self._clients: dict[tuple[str, str], Any] = {}
         self.known_tenants: set[str] = {gleandb.DEFAULT_TENANT}
         self.closed = False
@@ -563,14 +573,23 @@ class ServerState:
         self.closed = True
         self.forget()
         self.admin.close()
+        self._release_engine()
+
+    def _release_engine(self) -> None:
+        if self.engine is not None:
+            from gleandb.api.follower import release_engine
+
+            release_engine(self.engine)
+            self.engine = None
 
 
 # ------------------------------------------------------------------------ the app
 
 
-def create_app(path: str, settings: ServerSettings | None = None) -> FastAPI:
+def create_app(path: str, settings: ServerSettings | None = None, storage: Any = None) -> FastAPI:
+    """``storage``: for ``--role query``, the store to follow (default: the directory ``path``)."""
     settings = settings or ServerSettings(path=str(path))
-    state = ServerState(str(path), settings)
+    state = ServerState(str(path), settings, storage)
 
     mcp_lifespan: list = []  # filled below once the app exists: /mcp's session manager
 
@@ -593,6 +612,13 @@ def create_app(path: str, settings: ServerSettings | None = None) -> FastAPI:
         default_response_class=FastJSON,
     )
     app.state.glean = state
+
+    if settings.role == "query":  # inside the auth and body-limit middleware: they apply first
+        from gleandb.server.forward import WriteForwarding
+
+        follower = state.engine.follower
+        app.add_middleware(WriteForwarding, writer_url=settings.writer_url, after_write=follower.refresh,
+                           timeout_s=settings.request_timeout_s)
 
     from gleandb.server.middleware import install_middleware
 
@@ -637,7 +663,20 @@ def create_app(path: str, settings: ServerSettings | None = None) -> FastAPI:
     def healthcheck():
         if state.closed:
             return _error_response(503, "ChromaError", "The server is shutting down")
-        return {"is_executor_ready": True, "is_log_client_ready": True}
+        out = {"is_executor_ready": True, "is_log_client_ready": True}
+        if settings.role != "all":
+            # still 200 when degraded: the node serves what it has; "gleandb" says how fresh it is
+            from gleandb.server.node import node_status
+
+            out["gleandb"] = node_status(settings, state.engine, state.cache)
+        return out
+
+    @app.get(API + "/gleandb/node", tags=["system"])
+    def node() -> dict:
+        """gleandb extension: this node's role, freshness (a query node's polls) and cache figures."""
+        from gleandb.server.node import node_status
+
+        return node_status(settings, state.engine, state.cache)
 
     @app.get(API + "/version", tags=["system"])
     def version() -> str:

@@ -47,6 +47,18 @@ class ServerSettings:
     rerank_base_urls: list[str] = field(default_factory=list)
     rerank_allow_request_keys: bool = False
     rerank_cross_encoders: list[str] = field(default_factory=list)
+    # scale-out (docs/deploy.md): "all" serves reads and writes from one process; "writer" is the
+    # one process that writes the store; "query" follows the writer's files read-only, serves
+    # reads, and forwards writes to ``writer_url`` (or refuses them, naming the writer)
+    role: str = "all"
+    writer_url: str = ""
+    # how often a query node looks for new catalog records, manifests and WAL records
+    poll_interval_s: float = 1.0
+    # a query node's cache of immutable objects (segments, masks, manifests): memory, and a
+    # local directory when ``cache_dir`` is set
+    cache_memory_bytes: int = 256 * 1024 * 1024
+    cache_dir: str = ""
+    cache_disk_bytes: int = 10 * 1024 * 1024 * 1024
 
     @property
     def auth_enabled(self) -> bool:
@@ -205,4 +217,27 @@ def load_settings(
     for name, value in (cli or {}).items():
         if value is not None:
             values[name] = _coerce(name, value)
-    return ServerSettings(**values)
+    settings = ServerSettings(**values)
+    check_role(settings)
+    return settings
+
+
+ROLES = ("all", "writer", "query")
+
+
+def check_role(settings: ServerSettings) -> None:
+    """ValueError naming the setting and value when the scale-out settings do not fit together."""
+    if settings.role not in ROLES:
+        raise ValueError(f"server setting 'role' must be one of {', '.join(ROLES)}, got {settings.role!r}")
+    if settings.writer_url:
+        if settings.role != "query":
+            raise ValueError(f"server setting 'writer_url' ({settings.writer_url!r}) is for --role query; "
+                             f"this node's role is {settings.role!r}")
+        if not settings.writer_url.startswith(("http://", "https://")):
+            raise ValueError(f"server setting 'writer_url' must be an http:// or https:// URL, "
+                             f"got {settings.writer_url!r}")
+    for name in ("cache_memory_bytes", "cache_disk_bytes"):
+        if getattr(settings, name) < 0:
+            raise ValueError(f"server setting {name!r} must be >= 0, got {getattr(settings, name)!r}")
+    if settings.poll_interval_s <= 0:
+        raise ValueError(f"server setting 'poll_interval_s' must be > 0 seconds, got {settings.poll_interval_s!r}")

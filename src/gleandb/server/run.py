@@ -40,7 +40,7 @@ def serve(settings: ServerSettings) -> int:
     configure_access_log(settings)
     try:
         app = create_app(settings.path, settings)
-    except StoreLockedError as exc:
+    except (StoreLockedError, ValueError) as exc:
         print(f"glean run: {exc}", file=sys.stderr)
         return 1
     config = uvicorn.Config(
