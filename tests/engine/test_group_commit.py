@@ -139,6 +139,7 @@ def test_queued_writers_share_one_fsync_and_are_visible_only_once_durable(tmp_pa
         t.join(60)
     assert not errors
     assert gate.syncs == 2  # the first alone, then the five queued ones together
+    assert col._store.stats["wal_records"] == n and col._store.stats["wal_syncs"] == 2
     got = col.get(include=["metadatas"])
     assert got["ids"] == [f"id{k}" for k in range(n)]  # queue order = insertion order
     assert [m["k"] for m in got["metadatas"]] == list(range(n))

@@ -133,15 +133,17 @@ MAX_GROUP = 128
 
 
 class _Writer:
-    """One ``commit`` call waiting in the writer queue."""
+    """One ``commit`` call waiting in the writer queue; ``cv`` wakes it alone (when its group
+    is done, or when it reaches the front and leads), never the whole queue."""
 
-    __slots__ = ("build", "batch", "error", "done")
+    __slots__ = ("build", "batch", "error", "done", "cv")
 
-    def __init__(self, build):
+    def __init__(self, build, mutex: threading.Lock):
         self.build = build
         self.batch: WalBatch | None = None
         self.error: BaseException | None = None
         self.done = False
+        self.cv = threading.Condition(mutex)
 
 
 def _copy_error(e: BaseException) -> BaseException:
@@ -181,7 +183,7 @@ class CollectionStore:
         self._lock = threading.RLock()
         # group commit: the writer queue, and the leader's state while its group is in flight
         self._queue: deque[_Writer] = deque()
-        self._queue_cv = threading.Condition(threading.Lock())
+        self._queue_mu = threading.Lock()
         self._pending = False  # a group is applied to the head but not yet durable
         self._leader: int | None = None  # thread id of that group's leader
         self._visible: tuple[SegView, ...] = ()  # what readers see (see ``_views``)
@@ -204,7 +206,8 @@ class CollectionStore:
         self._base_tail = _decode_tail(base_tail) if base_tail else None
         self._on_own_manifest = on_own_manifest  # then the catalog's copy may go
         # activity counters since open (exported as metrics by the server)
-        self.stats = {"flushes": 0, "rows_flushed": 0, "compactions": 0, "rows_compacted": 0}
+        self.stats = {"flushes": 0, "rows_flushed": 0, "compactions": 0, "rows_compacted": 0,
+                      "wal_records": 0, "wal_syncs": 0}
         self._open()
 
     # ------------------------------------------------------------------ open
@@ -547,16 +550,16 @@ class CollectionStore:
         the call at its front leads, committing every queued call (``_commit_group``) while the
         calls that arrive meanwhile queue up for the next group. Queue order is commit order.
         """
-        me = _Writer(build)
-        with self._queue_cv:
+        me = _Writer(build, self._queue_mu)
+        with self._queue_mu:
             self._queue.append(me)
             while not me.done and self._queue[0] is not me:
-                self._queue_cv.wait()
+                me.cv.wait()
         if not me.done:  # the front of the queue: lead a group
             group = [me]
             try:
                 with self._lock:
-                    with self._queue_cv:
+                    with self._queue_mu:
                         group = [self._queue[i] for i in range(min(len(self._queue), MAX_GROUP))]
                     self._commit_group(group)
             except BaseException as e:
@@ -564,11 +567,13 @@ class CollectionStore:
                     if w.error is None:
                         w.batch, w.error = None, (e if w is me else _copy_error(e))
             finally:
-                with self._queue_cv:
+                with self._queue_mu:
                     for w in group:
                         self._queue.popleft()
                         w.done = True
-                    self._queue_cv.notify_all()
+                        w.cv.notify()
+                    if self._queue:
+                        self._queue[0].cv.notify()  # it leads the next group
         if me.error is not None:
             raise me.error
         return me.batch
@@ -600,6 +605,8 @@ class CollectionStore:
                 self._apply(batch)
                 batches.append(batch)
             if batches and self._durable:
+                self.stats["wal_records"] += len(batches)
+                self.stats["wal_syncs"] += 1
                 try:
                     self.wal.append_many(batches)
                 except BaseException:
