@@ -375,7 +375,9 @@ def main() -> int:
                 print(f"{e} round {i + 1}: ERROR {r['error']}")
                 continue
             group = f", {r['wal_group']:.1f} write calls per WAL fsync" if r.get("wal_group") else ""
-            print(f"{e} round {i + 1}: {r['total_ok']} ok requests ({r['total_ok'] / r['elapsed_s']:.0f}/s), "
+            p50 = "/".join(f"{r['ops'][op]['p50_ms']:.0f}" if op in r["ops"] else "-" for op in ("query", "add"))
+            print(f"{e} round {i + 1}: query/add p50 {p50} ms, "
+                  f"{r['total_ok']} ok requests ({r['total_ok'] / r['elapsed_s']:.0f}/s), "
                   f"server CPU {r['cpu_ms_per_request']:.2f} ms/request{group}, load avg {r['load'][0]:.1f} -> "
                   f"{r['load'][1]:.1f}; failed {r['failed'] or 0}, read-back of {r['readback_checked']} acked ids: "
                   f"{r['readback_missing']} missing/stale, {r['readback_deleted_present']} deleted-but-present")
