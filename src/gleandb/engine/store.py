@@ -605,14 +605,14 @@ class CollectionStore:
                 self._apply(batch)
                 batches.append(batch)
             if batches and self._durable:
-                self.stats["wal_records"] += len(batches)
-                self.stats["wal_syncs"] += 1
                 try:
                     self.wal.append_many(batches)
                 except BaseException:
                     # cut back already; should that have failed, never append after a torn record
                     self.wal.rotate()
                     raise
+                self.stats["wal_records"] += len(batches)
+                self.stats["wal_syncs"] += 1
         except BaseException:
             self._pending, self._leader = False, None
             self._views = head  # the version before the group, to readers and writers alike

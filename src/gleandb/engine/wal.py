@@ -2,10 +2,11 @@
 
 One WAL record is one write call (a whole batch), so a batch is applied
 entirely or not at all. Concurrent writers share an fsync (group commit, see
-``CollectionStore.commit``): ``append_many`` writes the records of a whole group
-with one write and one sync, and cuts them all off again if either fails. Records carry *resolved* operations (the full record
-after merging an update, or a delete of an id), which makes replay idempotent:
-replaying a record over a state that already contains it changes nothing.
+``CollectionStore.commit``): ``append_many`` writes the records of a whole
+group with one write and one sync, and cuts them all off again if either
+fails. Records carry *resolved* operations (the full record after merging an
+update, or a delete of an id), which makes replay idempotent: replaying a
+record over a state that already contains it changes nothing.
 
 Layout: ``<prefix>wal/<first-seq:020d>.log`` files. A log file is never
 reopened for append: each open of the store and each memtable freeze starts a
