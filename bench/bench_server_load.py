@@ -7,6 +7,9 @@ the load, restarts it and checks that every acknowledged write is there.
     .venv/bin/python bench/bench_server_load.py                       # both, 16 clients, 60 s
     .venv/bin/python bench/bench_server_load.py --only gleandb --kill  # + kill -9 / restart / read-back
     .venv/bin/python bench/bench_server_load.py --clients 16 --duration 60 --chroma /tmp/chroma-venv/bin/chroma
+    # + gleandb from another checkout (e.g. `git worktree add /tmp/old <commit>`), 3 rounds
+    # alternating the order of the servers; the table gives the median over the rounds
+    .venv/bin/python bench/bench_server_load.py --before /tmp/old --rounds 3 --duration 30
 
 Clients speak raw HTTP (httpx) to /api/v2 so both servers see identical requests. Each
 client owns a disjoint id range; a write counts as acknowledged when its 2xx response
@@ -14,6 +17,10 @@ arrived. At the end (and after a kill/restart) everything is read back by id and
 compared with the acknowledged state: every acked row present with its latest
 metadata, every acked delete absent. Servers bind 127.0.0.1 only; loops are bounded
 by --duration.
+
+Besides latencies it reports what depends less on how busy the machine is: each server's
+CPU time per request (the process and its children, from psutil) and, for gleandb, the
+mean number of write calls that shared one WAL fsync (``/metrics``: records / syncs).
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from collections import defaultdict
 
 import httpx
 import numpy as np
+import psutil
 
 BASE = "/api/v2/tenants/default_tenant/databases/default_database"
 OPS = ("add", "query", "query_filtered", "get_ids", "update", "delete")
@@ -45,12 +53,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(engine: str, path: str, port: int, chroma_bin: str) -> subprocess.Popen:
-    if engine == "gleandb":
+def start_server(engine: str, path: str, port: int, chroma_bin: str, before: str | None = None) -> subprocess.Popen:
+    env = None
+    if engine.startswith("gleandb"):
         cmd = [sys.executable, "-m", "gleandb.cli.main", "run", "--path", path, "--host", "127.0.0.1", "--port", str(port)]
+        if engine == "gleandb-before":  # the server imports gleandb from the other checkout
+            env = {**os.environ, "PYTHONPATH": os.path.join(os.path.abspath(before), "src")}
     else:
         cmd = [chroma_bin, "run", "--path", path, "--host", "127.0.0.1", "--port", str(port)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -232,16 +243,49 @@ def summarize(sh: Shared, elapsed: float) -> dict:
     return out
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and its children so far."""
+    total = 0.0
+    try:
+        p = psutil.Process(pid)
+        for q in [p] + p.children(recursive=True):
+            t = q.cpu_times()
+            total += t.user + t.system
+    except psutil.Error:
+        pass
+    return total
+
+
+def wal_group_size(url: str) -> float | None:
+    """gleandb: write calls per WAL fsync over the run (None for a server without the metric)."""
+    try:
+        text = httpx.get(f"{url}/metrics", timeout=30).text
+    except httpx.HTTPError:
+        return None
+    got = {}
+    for line in text.splitlines():
+        for name in ("glean_wal_records_total", "glean_wal_syncs_total"):
+            if line.startswith(name + "{"):
+                got[name] = got.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
+    if not got.get("glean_wal_syncs_total"):
+        return None
+    return got["glean_wal_records_total"] / got["glean_wal_syncs_total"]
+
+
 def bench_engine(engine: str, args) -> dict:
     path = tempfile.mkdtemp(prefix=f"load-{engine}-")
     port = free_port()
-    proc = start_server(engine, path, port, args.chroma)
+    proc = start_server(engine, path, port, args.chroma, args.before)
     url = f"http://127.0.0.1:{port}"
     try:
         coll = create_collection(url)
         sh = Shared()
+        load0, cpu0 = os.getloadavg()[0], cpu_seconds(proc.pid)
         elapsed = run_load(url, coll, args.clients, args.duration, args.dim, args.seed, sh)
+        cpu = cpu_seconds(proc.pid) - cpu0
         res = summarize(sh, elapsed)
+        res.update(cpu_ms_per_request=1000 * cpu / max(1, res["total_ok"]), load=(load0, os.getloadavg()[0]),
+                   wal_group=wal_group_size(url) if engine.startswith("gleandb") else None)
         checked, missing, resurrected = read_back(url, coll, sh)
         res.update(readback_checked=checked, readback_missing=missing, readback_deleted_present=resurrected)
     finally:
@@ -281,46 +325,64 @@ def main() -> int:
     ap.add_argument("--dim", type=int, default=64)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--only", choices=("gleandb", "chroma"))
+    ap.add_argument("--before", help="also run gleandb from this checkout (its src/), as gleandb-before")
+    ap.add_argument("--rounds", type=int, default=1, help="runs of each server, alternating their order")
     ap.add_argument("--chroma", default="/tmp/chroma-venv/bin/chroma", help="path of the `chroma` executable")
     ap.add_argument("--kill", action="store_true", help="also run the kill -9 / restart / read-back test")
     ap.add_argument("--kill-after", type=float, default=20.0, help="seconds of load before SIGKILL")
     args = ap.parse_args()
 
     engines = [args.only] if args.only else ["chroma", "gleandb"]
-    results = {}
-    for e in engines:
-        print(f"[load] {e}: {args.clients} clients x {args.duration:.0f} s ...", file=sys.stderr, flush=True)
-        try:
-            results[e] = bench_engine(e, args)
-        except Exception as ex:  # keep the other engine's column
-            results[e] = {"error": repr(ex)}
-    print(f"\n{args.clients} concurrent clients, {args.duration:.0f} s, mix "
-          + ", ".join(f"{o} {w}%" for o, w in zip(OPS, WEIGHTS)) + f", dim {args.dim}; load avg {os.getloadavg()}")
-    hdr = f"{'operation':<16}" + "".join(f"{e + ' p50/p99 ms':>26}{'n':>8}" for e in engines)
-    if len(engines) == 2:
-        hdr += f"{'p50 ratio':>11}"
+    if args.before:
+        engines.insert(len(engines) - 1 if "gleandb" in engines else len(engines), "gleandb-before")
+    runs: dict[str, list[dict]] = {e: [] for e in engines}
+    for rnd in range(args.rounds):
+        for e in (engines if rnd % 2 == 0 else engines[::-1]):
+            print(f"[load] round {rnd + 1}/{args.rounds} {e}: {args.clients} clients x {args.duration:.0f} s ...",
+                  file=sys.stderr, flush=True)
+            try:
+                runs[e].append(bench_engine(e, args))
+            except Exception as ex:  # keep the other engines' columns
+                runs[e].append({"error": repr(ex)})
+    print(f"\n{args.clients} concurrent clients, {args.duration:.0f} s x {args.rounds} round(s) per server, mix "
+          + ", ".join(f"{o} {w}%" for o, w in zip(OPS, WEIGHTS)) + f", dim {args.dim}; load avg now {os.getloadavg()}")
+    if args.rounds > 1:
+        print("latencies: median over the rounds of each round's p50 / p99; n: all rounds")
+    hdr = f"{'operation':<16}" + "".join(f"{e + ' p50/p99 ms':>30}{'n':>7}" for e in engines)
+    ratio = "chroma" in engines and any(e.startswith("gleandb") for e in engines)
+    if ratio:
+        hdr += "   chroma p50 / gleandb p50"
     print(hdr)
+
+    def med(e: str, op: str, key: str) -> float | None:
+        vals = [r["ops"][op][key] for r in runs[e] if op in r.get("ops", {})]
+        return statistics.median(vals) if vals else None
+
     for op in OPS:
         line = f"{op:<16}"
-        p50s = []
         for e in engines:
-            o = results[e].get("ops", {}).get(op)
-            cell = f"{o['p50_ms']:.2f} / {o['p99_ms']:.2f}" if o else "-"
-            line += f"{cell:>26}{(o['n'] if o else 0):>8}"
-            p50s.append(o["p50_ms"] if o else None)
-        if len(engines) == 2 and all(p50s):
-            line += f"{p50s[0] / p50s[1]:>10.2f}x"
+            p50, p99 = med(e, op, "p50_ms"), med(e, op, "p99_ms")
+            n = sum(r["ops"][op]["n"] for r in runs[e] if op in r.get("ops", {}))
+            cell = f"{p50:.2f} / {p99:.2f}" if p50 is not None else "-"
+            line += f"{cell:>30}{n:>7}"
+        if ratio and med("chroma", op, "p50_ms"):
+            line += "  " + "  ".join(f"{e} {med('chroma', op, 'p50_ms') / med(e, op, 'p50_ms'):.2f}x"
+                                     for e in engines if e.startswith("gleandb") and med(e, op, "p50_ms"))
         print(line)
     for e in engines:
-        r = results[e]
-        if "error" in r:
-            print(f"{e}: ERROR {r['error']}")
-            continue
-        print(f"{e}: {r['total_ok']} ok requests ({r['total_ok'] / r['elapsed_s']:.0f}/s), failed {r['failed'] or 0}, "
-              f"read-back of {r['readback_checked']} acked ids: {r['readback_missing']} missing/stale, "
-              f"{r['readback_deleted_present']} deleted-but-present")
-        for err in r["errors"]:
-            print(f"   {e} error: {err}")
+        for i, r in enumerate(runs[e]):
+            if "error" in r:
+                print(f"{e} round {i + 1}: ERROR {r['error']}")
+                continue
+            group = f", {r['wal_group']:.1f} write calls per WAL fsync" if r.get("wal_group") else ""
+            p50 = "/".join(f"{r['ops'][op]['p50_ms']:.0f}" if op in r["ops"] else "-" for op in ("query", "add"))
+            print(f"{e} round {i + 1}: query/add p50 {p50} ms, "
+                  f"{r['total_ok']} ok requests ({r['total_ok'] / r['elapsed_s']:.0f}/s), "
+                  f"server CPU {r['cpu_ms_per_request']:.2f} ms/request{group}, load avg {r['load'][0]:.1f} -> "
+                  f"{r['load'][1]:.1f}; failed {r['failed'] or 0}, read-back of {r['readback_checked']} acked ids: "
+                  f"{r['readback_missing']} missing/stale, {r['readback_deleted_present']} deleted-but-present")
+            for err in r["errors"]:
+                print(f"   {e} error: {err}")
     if args.kill and args.only != "chroma":
         k = kill_test(args)
         print(f"\nkill -9 after {args.kill_after:.0f} s of load: {k['ok_requests_before_kill']} ok requests, "

@@ -1,6 +1,7 @@
 """The WAL keeps every whole batch and drops a torn tail, never half of a batch."""
 
 import numpy as np
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from gleandb.engine.wal import WalBatch, WriteAheadLog, encode_batch, iter_records
@@ -66,3 +67,28 @@ def test_replay_spans_files_and_skips_covered(tmp_path):
     # a file whose records are all covered by a manifest is deleted
     again.truncate_through(2)
     assert len(again.list_files()) == 1
+
+
+def test_append_many_is_one_sync_and_all_or_nothing(tmp_path):
+    storage = LocalStorage(str(tmp_path))
+    wal = WriteAheadLog(storage, "c/")
+    wal.append(_batch(1, 2))
+    writer = wal._writer
+    syncs = []
+    real_sync = writer.sync
+
+    def sync():
+        syncs.append(writer.size)
+        if len(syncs) == 2:
+            raise OSError("injected")
+        real_sync()
+
+    writer.sync = sync
+    wal.append_many([_batch(2, 1), _batch(3, 4), _batch(4, 0)])
+    assert len(syncs) == 1  # three records, one sync
+    size = writer.size
+    with pytest.raises(OSError, match="injected"):
+        wal.append_many([_batch(5, 2), _batch(6, 2)])
+    assert writer.size == size  # both records cut off again
+    wal.close()
+    assert [b.seq for b in WriteAheadLog(storage, "c/").replay(after_seq=0)] == [1, 2, 3, 4]

@@ -289,6 +289,10 @@ def test_wire_format(http_client, server):
     assert records and float(records[0].rsplit(" ", 1)[1]) == count
     assert 'glean_flushes_total{collection="wire"' in metrics
     assert 'glean_compactions_total{collection="wire"' in metrics
+    wal = {name: float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+           for name in ("glean_wal_records_total", "glean_wal_syncs_total")
+           if line.startswith(name + '{collection="wire"')}
+    assert wal and 1 <= wal["glean_wal_syncs_total"] <= wal["glean_wal_records_total"]
 
 
 def test_update_documents_without_embeddings_keeps_vectors(http_client, server):

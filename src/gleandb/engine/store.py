@@ -2,15 +2,19 @@
 
 State is a tuple of ``SegView`` (segment + delete mask + lifecycle state).
 Every change replaces the tuple (and any mask it changes) instead of mutating
-it, so a reader takes ``self._views`` once and reads a consistent version
+it, so a reader takes ``snapshot()`` once and reads a consistent version
 without locks while writes, flushes and compactions go on.
 
 Lifecycle of rows:
 
-1. ``write`` resolves the request against the live data (add skips existing
+1. ``commit`` resolves the request against the live data (add skips existing
    ids, update/upsert merge), appends one WAL batch (fsync) and applies it:
    the batch becomes a small in-memory ``mem`` segment, and the old versions
-   of the ids it touches are masked as deleted where they live.
+   of the ids it touches are masked as deleted where they live. Concurrent
+   writers commit as a group (LevelDB's writer queue): one leader resolves and
+   applies every queued request in order, writes all their batches with one
+   fsync, and only then publishes the new version to readers, who never wait
+   for the fsync and never see a write before it is durable.
 2. When the memtable passes ``memtable_max_rows`` (or on ``flush``), its
    segments are merged into one ``frozen`` segment and a background job builds
    its vector index, writes its files, and publishes a manifest whose WAL
@@ -27,11 +31,13 @@ carry delete masks newer than its WAL position, and why recovery is simply
 from __future__ import annotations
 
 import base64
+import copy
 import logging
 import math
 import threading
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -121,6 +127,36 @@ def _new_name(kind: str) -> str:
     return f"{kind}-{uuid.uuid4().hex[:16]}"
 
 
+# the most requests one leader commits at once (LevelDB caps a group's bytes instead; a
+# request's size is only known once it is resolved, which the leader does)
+MAX_GROUP = 128
+
+
+class _Writer:
+    """One ``commit`` call waiting in the writer queue; ``cv`` wakes it alone (when its group
+    is done, or when it reaches the front and leads), never the whole queue."""
+
+    __slots__ = ("build", "batch", "error", "done", "cv")
+
+    def __init__(self, build, mutex: threading.Lock):
+        self.build = build
+        self.batch: WalBatch | None = None
+        self.error: BaseException | None = None
+        self.done = False
+        self.cv = threading.Condition(mutex)
+
+
+def _copy_error(e: BaseException) -> BaseException:
+    """The error a member of a failed group raises: a copy of the leader's (same class and
+    message), so threads never share one traceback."""
+    try:
+        c = copy.copy(e)
+    except Exception:
+        return e
+    c.__cause__, c.__suppress_context__ = e.__cause__, e.__suppress_context__
+    return c
+
+
 class CollectionStore:
     def __init__(
         self,
@@ -148,11 +184,18 @@ class CollectionStore:
         self._seg_dirs: dict[str, str] = {}  # segment name -> directory key prefix
         self._manifests: list[mf.Manifest] = []  # retained versions, oldest first
         self._lock = threading.RLock()
+        # group commit: the writer queue, and the leader's state while its group is in flight
+        self._queue: deque[_Writer] = deque()
+        self._queue_mu = threading.Lock()
+        self._pending = False  # a group is applied to the head but not yet durable
+        self._leader: int | None = None  # thread id of that group's leader
+        self._visible: tuple[SegView, ...] = ()  # what readers see (see ``_views``)
         self._views: tuple[SegView, ...] = ()
+        self._visible_dimension: int | None = None
         self._locations: dict[str, str] | None = None  # id -> segment name (live version)
         self.seq = 0
         self.next_rid = 0
-        self.dimension: int | None = None
+        self.dimension = None
         self.version = 0
         self.persisted_position = 0
         self._written_deletes: dict[str, tuple[int, str | None]] = {}
@@ -166,7 +209,8 @@ class CollectionStore:
         self._base_tail = _decode_tail(base_tail) if base_tail else None
         self._on_own_manifest = on_own_manifest  # then the catalog's copy may go
         # activity counters since open (exported as metrics by the server)
-        self.stats = {"flushes": 0, "rows_flushed": 0, "compactions": 0, "rows_compacted": 0}
+        self.stats = {"flushes": 0, "rows_flushed": 0, "compactions": 0, "rows_compacted": 0,
+                      "wal_records": 0, "wal_syncs": 0}
         self._open()
 
     # ------------------------------------------------------------------ open
@@ -236,6 +280,34 @@ class CollectionStore:
     def _cache_segment(self, seg: Segment) -> None:
         if self._segment_cache is not None and self._durable:
             self._segment_cache[self._seg_prefix(seg.name)] = seg
+
+    @property
+    def _views(self) -> tuple[SegView, ...]:
+        """The newest version (the write side's head). Changed only under ``self._lock``; every
+        change is visible to readers at once, except while a group commit is in flight: its
+        batches are applied to the head (the group's later requests are resolved against
+        them) and reach readers only once they are durable."""
+        return self._head
+
+    @_views.setter
+    def _views(self, views: tuple[SegView, ...]) -> None:
+        self._head = views
+        if not self._pending:
+            self._visible = views
+
+    @property
+    def dimension(self) -> int | None:
+        """The collection's embedding dimension (None until the first row); like the views,
+        the one a group in flight sets is seen by readers only once the group is durable."""
+        if self._pending and self._leader != threading.get_ident():
+            return self._visible_dimension
+        return self._dimension
+
+    @dimension.setter
+    def dimension(self, dim: int | None) -> None:
+        self._dimension = dim
+        if not self._pending:
+            self._visible_dimension = dim
 
     @property
     def owner_id(self) -> str:
@@ -474,31 +546,88 @@ class CollectionStore:
             )
 
     def commit(self, build: Callable[["CollectionStore"], WalBatch | None]) -> WalBatch | None:
-        """Run ``build`` under the write lock, then log and apply the batch it returns.
+        """Resolve a write with ``build``, log it durably and apply it; returns its batch once
+        it is durable and visible (``seq`` is filled in here).
 
-        ``build`` resolves the request against the current data (it may call
-        ``existing``/``read_records``) and raises for bad input before anything
-        is written. ``seq`` is filled in here.
+        ``build`` resolves the request against the current data (it may call ``existing``,
+        ``read_records``, ``snapshot``, ``next_rid``) and raises for bad input before anything
+        is written. Group commit, as LevelDB's ``DBImpl::Write``: a call joins the writer queue;
+        the call at its front leads, committing every queued call (``_commit_group``) while the
+        calls that arrive meanwhile queue up for the next group. Queue order is commit order.
         """
-        with self._lock:
-            self._check_open()
-            batch = build(self)
-            if batch is None or (not batch.put_ids and not batch.delete_ids):
-                return batch
-            if batch.put_ids:
-                self.check_dimension(batch.put_embeddings.shape[1])
-            batch.seq = self.seq + 1
-            if self._durable:
+        me = _Writer(build, self._queue_mu)
+        with self._queue_mu:
+            self._queue.append(me)
+            while not me.done and self._queue[0] is not me:
+                me.cv.wait()
+        if not me.done:  # the front of the queue: lead a group
+            group = [me]
+            try:
+                with self._lock:
+                    with self._queue_mu:
+                        group = [self._queue[i] for i in range(min(len(self._queue), MAX_GROUP))]
+                    self._commit_group(group)
+            except BaseException as e:
+                for w in group:
+                    if w.error is None:
+                        w.batch, w.error = None, (e if w is me else _copy_error(e))
+            finally:
+                with self._queue_mu:
+                    for w in group:
+                        self._queue.popleft()
+                        w.done = True
+                        w.cv.notify()
+                    if self._queue:
+                        self._queue[0].cv.notify()  # it leads the next group
+        if me.error is not None:
+            raise me.error
+        return me.batch
+
+    def _commit_group(self, group: list[_Writer]) -> None:
+        """Resolve and apply each member in queue order (each sees the ones before it), write
+        all their batches with one fsync, then publish the new version to readers.
+
+        A member whose ``build`` raises fails alone, having changed nothing. A failed WAL
+        write or sync fails the whole group: the log is cut back (``framing.append_record``)
+        and the head goes back to the version before the group, so nothing of it remains."""
+        self._check_open()
+        head, seq, next_rid, dimension = self._head, self.seq, self.next_rid, self.dimension
+        self._pending, self._leader = True, threading.get_ident()
+        batches: list[WalBatch] = []
+        try:
+            for w in group:
                 try:
-                    self.wal.append(batch)
+                    batch = w.build(self)
+                    if batch is not None and batch.put_ids:
+                        self.check_dimension(batch.put_embeddings.shape[1])
+                except Exception as e:  # bad input: only this request fails
+                    w.error = e
+                    continue
+                w.batch = batch
+                if batch is None or (not batch.put_ids and not batch.delete_ids):
+                    continue
+                batch.seq = self.seq + 1
+                self._apply(batch)
+                batches.append(batch)
+            if batches and self._durable:
+                try:
+                    self.wal.append_many(batches)
                 except BaseException:
-                    # a partial record may be on disk: never append after it
+                    # cut back already; should that have failed, never append after a torn record
                     self.wal.rotate()
                     raise
-            self._apply(batch)
-            if self._memtable_rows() >= self.params.memtable_max_rows:
-                self._freeze()
-            return batch
+                self.stats["wal_records"] += len(batches)
+                self.stats["wal_syncs"] += 1
+        except BaseException:
+            self._pending, self._leader = False, None
+            self._views = head  # the version before the group, to readers and writers alike
+            self._locations = None  # ``_apply`` changed it in place: rebuilt on next use
+            self.seq, self.next_rid, self.dimension = seq, next_rid, dimension
+            raise
+        self._pending, self._leader = False, None
+        self._views, self.dimension = self._head, self._dimension  # durable: now readers see it
+        if self._memtable_rows() >= self.params.memtable_max_rows:
+            self._freeze()
 
     def _apply(self, batch: WalBatch) -> None:
         locs = self._locs()
@@ -856,10 +985,14 @@ class CollectionStore:
     # ------------------------------------------------------------------ read
 
     def snapshot(self) -> tuple[SegView, ...]:
-        return self._views
+        """The newest durable version. A group commit's leader, resolving a request, sees
+        the group's earlier requests too (its own head)."""
+        if self._leader is not None and self._leader == threading.get_ident():
+            return self._head
+        return self._visible
 
     def count(self) -> int:
-        return sum(v.n_live for v in self._views)
+        return sum(v.n_live for v in self.snapshot())
 
     @property
     def fulltext_config(self) -> FullTextConfig:

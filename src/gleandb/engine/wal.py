@@ -1,9 +1,12 @@
 """Write-ahead log: checksummed, length-prefixed records, fsync'd before ack.
 
 One WAL record is one write call (a whole batch), so a batch is applied
-entirely or not at all. Records carry *resolved* operations (the full record
-after merging an update, or a delete of an id), which makes replay idempotent:
-replaying a record over a state that already contains it changes nothing.
+entirely or not at all. Concurrent writers share an fsync (group commit, see
+``CollectionStore.commit``): ``append_many`` writes the records of a whole
+group with one write and one sync, and cuts them all off again if either
+fails. Records carry *resolved* operations (the full record after merging an
+update, or a delete of an id), which makes replay idempotent: replaying a
+record over a state that already contains it changes nothing.
 
 Layout: ``<prefix>wal/<first-seq:020d>.log`` files. A log file is never
 reopened for append: each open of the store and each memtable freeze starts a
@@ -120,11 +123,17 @@ class WriteAheadLog:
             self.closed_files.append((key, max_seq))
 
     def append(self, batch: WalBatch) -> None:
+        self.append_many([batch])
+
+    def append_many(self, batches: list[WalBatch]) -> None:
+        """Append one record per batch (in order), then sync once. All or none: on a failed
+        write or sync the log is cut back to before the first of them."""
         if self._writer is None:
-            self._key = log_key(self.prefix, batch.seq)
+            self._key = log_key(self.prefix, batches[0].seq)
             self._writer = self.storage.open_log(self._key)
-        append_record(self._writer, encode_batch(batch), sync=self.sync_enabled)
-        self._current_max_seq = batch.seq
+        data = encode_batch(batches[0]) if len(batches) == 1 else b"".join(encode_batch(b) for b in batches)
+        append_record(self._writer, data, sync=self.sync_enabled)
+        self._current_max_seq = batches[-1].seq
 
     def rotate(self) -> None:
         """Close the current file; the next append starts a new one."""

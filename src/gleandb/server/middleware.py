@@ -88,6 +88,8 @@ class Metrics:
                         ("rows_flushed", "Rows written to segments by flushes"),
                         ("compactions", "Compactions (segment merges / deleted-row reclaim)"),
                         ("rows_compacted", "Rows rewritten by compactions"),
+                        ("wal_records", "WAL records appended (one per write call)"),
+                        ("wal_syncs", "WAL writes with one fsync each (one per group commit)"),
                     )
                 }
                 try:

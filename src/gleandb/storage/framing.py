@@ -42,9 +42,10 @@ def unframe(data: bytes, max_record: int) -> Iterator[bytes]:
 
 
 def append_record(writer: "LogWriter", record: bytes, sync: bool = True) -> None:
-    """Append one framed record (:func:`frame`) and make it durable (``sync``). If that fails, it is
-    cut off the log before the error propagates: it was not acknowledged, so it must never
-    come back on replay, and nothing may follow a half-written record."""
+    """Append framed records (one :func:`frame`, or several concatenated: a group commit) and
+    make them durable (``sync``). If that fails, they are all cut off the log before the error
+    propagates: they were not acknowledged, so they must never come back on replay, and nothing
+    may follow a half-written record."""
     before = writer.size
     try:
         writer.append(record)
