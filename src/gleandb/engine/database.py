@@ -17,6 +17,7 @@ from gleandb.engine import forks, gc
 from gleandb.engine import manifest as mf
 from gleandb.engine.store import CollectionStore, StoreParams
 from gleandb.engine.worker import BackgroundWorker
+from gleandb.storage import urls
 from gleandb.storage.base import Storage
 from gleandb.storage.local import LocalStorage
 from gleandb.storage.lock import ProcessLock
@@ -24,7 +25,9 @@ from gleandb.storage.memory import MemoryStorage
 
 
 class Engine:
-    def __init__(self, storage: Storage, base_params: StoreParams, lock: ProcessLock | None = None, path: str | None = None):
+    def __init__(self, storage: Storage, base_params: StoreParams, lock=None, path: str | None = None):
+        """``lock``: the writer lock to release on close (``ProcessLock``, or ``ObjectLease`` on
+        object storage)."""
         self.storage = storage
         self.path = path
         self.base_params = base_params
@@ -154,9 +157,10 @@ _engines_lock = threading.Lock()
 EPHEMERAL = ":memory:"
 
 
-def open_engine(path: str | None, params: StoreParams) -> Engine:
-    """Shared engine for ``path`` (None = the process's ephemeral store)."""
-    key = EPHEMERAL if path is None else os.path.realpath(path)
+def open_engine(path: str | None, params: StoreParams, storage_options: dict | None = None) -> Engine:
+    """Shared engine for ``path`` (None = the process's ephemeral store; ``s3://bucket/prefix``
+    = a store on object storage, ``storage_options`` for ``S3Storage`` and ``lease_ttl``)."""
+    key = EPHEMERAL if path is None else urls.normalize(path)
     with _engines_lock:
         entry = _engines.get(key)
         if entry is not None and not entry[0].closed:
@@ -164,6 +168,8 @@ def open_engine(path: str | None, params: StoreParams) -> Engine:
             return entry[0]
         if path is None:
             engine = Engine(MemoryStorage(), params)
+        elif urls.is_object_store(key):
+            engine = _open_object_store(key, params, dict(storage_options or {}))
         else:
             storage = LocalStorage(key)
             lock = ProcessLock(key)
@@ -176,6 +182,23 @@ def open_engine(path: str | None, params: StoreParams) -> Engine:
                 raise
         _engines[key] = (engine, 1)
         return engine
+
+
+def _open_object_store(url: str, params: StoreParams, options: dict) -> Engine:
+    """Take the store's writer lease, then open it; every write checks the lease first."""
+    from gleandb.storage.lease import DEFAULT_TTL, ObjectLease
+
+    ttl = float(options.pop("lease_ttl", DEFAULT_TTL))
+    wait = options.pop("lease_wait", None)
+    storage = urls.open_storage(url, **options)
+    lease = ObjectLease(storage, ttl=ttl)
+    lease.acquire(wait)
+    storage.fence = lease.check
+    try:
+        return Engine(storage, params, lease, url)
+    except BaseException:
+        lease.release()
+        raise
 
 
 def release_engine(engine: Engine) -> None:

@@ -44,6 +44,7 @@ from gleandb import budgets, deadlines
 from gleandb.api.errors import CorruptStoreError, InvalidArgumentError
 from gleandb.engine import gc
 from gleandb.engine import manifest as mf
+from gleandb.engine.group_commit import WriteQueue, WriteRequest
 from gleandb.engine.segment import Segment, unpack_metadata
 from gleandb.engine.wal import WalBatch, WriteAheadLog, encode_batch, iter_records, log_key
 from gleandb.engine.worker import BackgroundWorker
@@ -145,6 +146,8 @@ class CollectionStore:
         self._seg_dirs: dict[str, str] = {}  # segment name -> directory key prefix
         self._manifests: list[mf.Manifest] = []  # retained versions, oldest first
         self._lock = threading.RLock()
+        self._writes = WriteQueue(self._lock)
+        self._group_leader: int | None = None  # thread applying a group not yet durable
         self._views: tuple[SegView, ...] = ()
         self._locations: dict[str, str] | None = None  # id -> segment name (live version)
         self.seq = 0
@@ -468,32 +471,78 @@ class CollectionStore:
                 f"Collection expecting embedding with dimension of {self.dimension}, got {dim}"
             )
 
+    # ``_views`` is the writers' state; ``_read_views`` what lock-free readers see. They differ
+    # only while a group is applied but not yet durable (``_commit_group``).
+    @property
+    def _views(self) -> tuple[SegView, ...]:
+        return self._work_views
+
+    @_views.setter
+    def _views(self, views: tuple[SegView, ...]) -> None:
+        self._work_views = views
+        if self._group_leader is None:
+            self._read_views = views
+
     def commit(self, build: Callable[["CollectionStore"], WalBatch | None]) -> WalBatch | None:
         """Run ``build`` under the write lock, then log and apply the batch it returns.
 
         ``build`` resolves the request against the current data (it may call
         ``existing``/``read_records``) and raises for bad input before anything
-        is written. ``seq`` is filled in here.
+        is written. ``seq`` is filled in here. Concurrent calls are committed in
+        groups (``gleandb.engine.group_commit``): one sync or PUT per group.
         """
-        with self._lock:
+        return self._writes.submit(build, self._commit_group)
+
+    def _commit_group(self, group: list[WriteRequest]) -> None:
+        """Resolve and apply each request in order (each sees the ones before it), make the
+        group's batches durable together, then show them to readers. If that fails, the state
+        goes back to what it was before the group and every write of the group fails: readers
+        never saw it, and it is not in the WAL."""
+        try:
             self._check_open()
-            batch = build(self)
-            if batch is None or (not batch.put_ids and not batch.delete_ids):
-                return batch
-            if batch.put_ids:
-                self.check_dimension(batch.put_embeddings.shape[1])
-            batch.seq = self.seq + 1
-            if self._durable:
+        except Exception as e:
+            for r in group:
+                r.error = e
+            return
+        saved = (self._work_views, self.seq, self.next_rid, self.dimension)
+        applied: list[WriteRequest] = []
+        finished: list[WriteRequest] = []  # nothing to write, or refused: not the group's fate
+        self._group_leader = threading.get_ident()
+        try:
+            for r in group:
                 try:
-                    self.wal.append(batch)
-                except BaseException:
-                    # a partial record may be on disk: never append after it
-                    self.wal.rotate()
-                    raise
-            self._apply(batch)
-            if self._memtable_rows() >= self.params.memtable_max_rows:
-                self._freeze()
-            return batch
+                    batch = r.run_build(self)
+                    if batch is not None and (batch.put_ids or batch.delete_ids):
+                        if batch.put_ids:
+                            self.check_dimension(batch.put_embeddings.shape[1])
+                        batch.seq = self.seq + 1
+                except Exception as e:  # bad input: fails this request only, nothing applied
+                    r.error = e
+                    finished.append(r)
+                    continue
+                r.result = batch
+                if batch is not None and (batch.put_ids or batch.delete_ids):
+                    self._apply(batch)
+                    applied.append(r)
+                else:
+                    finished.append(r)
+            if applied and self._durable:
+                self.wal.append_group([r.result for r in applied])
+        except BaseException as e:
+            self._work_views, self.seq, self.next_rid, self.dimension = saved
+            self._locations = None
+            if self._durable:
+                self.wal.rotate()  # a partial record may be on disk: never append after it
+            done = {id(r) for r in finished}
+            for r in group:
+                if id(r) not in done:
+                    r.error, r.result = e, None
+            return
+        finally:
+            self._group_leader = None
+            self._read_views = self._work_views
+        if applied and self._memtable_rows() >= self.params.memtable_max_rows:
+            self._freeze()
 
     def _apply(self, batch: WalBatch) -> None:
         locs = self._locs()
@@ -851,10 +900,12 @@ class CollectionStore:
     # ------------------------------------------------------------------ read
 
     def snapshot(self) -> tuple[SegView, ...]:
-        return self._views
+        if self._group_leader == threading.get_ident():
+            return self._work_views  # a write of the group resolving against the ones before it
+        return self._read_views
 
     def count(self) -> int:
-        return sum(v.n_live for v in self._views)
+        return sum(v.n_live for v in self._read_views)
 
     @property
     def fulltext_config(self) -> FullTextConfig:

@@ -12,6 +12,12 @@ where replay detects it by length or checksum and drops it.
 
 Record framing: ``u32 payload length | u32 crc32(payload) | payload``;
 payload is msgpack (see ``encode_batch``).
+
+On object storage (``storage.appendable`` False) there is no append: each group of writes
+(``append_group``, one per group commit) is one object ``<prefix>wal/<first-seq:020d>-g.log``
+created with ``If-None-Match``. The name is the group's first seq and nothing else, so a
+writer that took over (after the lease expired) and an old writer whose PUT arrives late
+race for the same name, and exactly one wins: the loser's write fails, nothing is duplicated.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from typing import Iterator
 import msgpack
 import numpy as np
 
+from gleandb.api.errors import WriterFencedError
 from gleandb.storage.base import LogWriter, Storage
 from gleandb.storage.framing import append_record, frame, unframe
 
@@ -89,6 +96,11 @@ def log_key(prefix: str, first_seq: int) -> str:
     return f"{prefix}wal/{first_seq:020d}-{uuid.uuid4().hex[:8]}.log"
 
 
+def group_key(prefix: str, first_seq: int) -> str:
+    """The object of the WAL group starting at ``first_seq`` (object storage)."""
+    return f"{prefix}wal/{first_seq:020d}-g.log"
+
+
 def first_seq_of(key: str) -> int:
     return int(key.rsplit("/", 1)[-1].split("-", 1)[0])
 
@@ -120,11 +132,39 @@ class WriteAheadLog:
             self.closed_files.append((key, max_seq))
 
     def append(self, batch: WalBatch) -> None:
+        if not self.storage.appendable:
+            self.append_group([batch])
+            return
         if self._writer is None:
             self._key = log_key(self.prefix, batch.seq)
             self._writer = self.storage.open_log(self._key)
         append_record(self._writer, encode_batch(batch), sync=self.sync_enabled)
         self._current_max_seq = batch.seq
+
+    def append_group(self, batches: list[WalBatch]) -> None:
+        """Make ``batches`` (consecutive seqs) durable together: one sync on a file, one PUT on
+        object storage. On failure nothing of the group stays (it is cut off the file, or its
+        object was never created) and the error propagates."""
+        if not batches:
+            return
+        if not self.storage.appendable:
+            key = group_key(self.prefix, batches[0].seq)
+            data = b"".join(encode_batch(b) for b in batches)
+            if not self.storage.put_if_absent(key, data):
+                raise WriterFencedError(
+                    f"WAL object {key} (writes from seq {batches[0].seq}) was created by another writer "
+                    f"(conditional create refused): another writer holds the store; this write was not applied")
+            self.closed_files.append((key, batches[-1].seq))
+            self._current_max_seq = batches[-1].seq
+            return
+        if self._writer is None:
+            self._key = log_key(self.prefix, batches[0].seq)
+            self._writer = self.storage.open_log(self._key)
+        if len(batches) == 1:
+            append_record(self._writer, encode_batch(batches[0]), sync=self.sync_enabled)
+        else:
+            append_record(self._writer, b"".join(encode_batch(b) for b in batches), sync=self.sync_enabled)
+        self._current_max_seq = batches[-1].seq
 
     def rotate(self) -> None:
         """Close the current file; the next append starts a new one."""
