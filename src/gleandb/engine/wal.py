@@ -29,7 +29,7 @@ from typing import Iterator
 import msgpack
 import numpy as np
 
-from gleandb.api.errors import WriterFencedError
+from gleandb.api.errors import ObjectStoreUnavailableError, WriterFencedError
 from gleandb.storage.base import LogWriter, Storage
 from gleandb.storage.framing import append_record, frame, unframe
 
@@ -117,6 +117,7 @@ class WriteAheadLog:
         # (key, max seq) of files that are closed: deletable once a manifest covers them
         self.closed_files: list[tuple[str, int]] = []
         self._current_max_seq = 0
+        self._broken: str | None = None  # object storage: a group's outcome is unknown
 
     def list_files(self) -> list[str]:
         return [k for k in self.storage.list(f"{self.prefix}wal/") if k.endswith(".log")]
@@ -148,9 +149,21 @@ class WriteAheadLog:
         if not batches:
             return
         if not self.storage.appendable:
+            if self._broken:
+                raise ObjectStoreUnavailableError(self._broken)
             key = group_key(self.prefix, batches[0].seq)
             data = b"".join(encode_batch(b) for b in batches)
-            if not self.storage.put_if_absent(key, data):
+            try:
+                created = self.storage.put_if_absent(key, data)
+            except ObjectStoreUnavailableError:
+                # no answer, so it may have landed: take it back, or write nothing more
+                try:
+                    self.storage.delete(key)
+                except Exception:
+                    self._broken = (f"a write to WAL object {key} may or may not have been applied and could "
+                                    f"not be undone (the object store did not answer); reopen the store")
+                raise
+            if not created:
                 raise WriterFencedError(
                     f"WAL object {key} (writes from seq {batches[0].seq}) was created by another writer "
                     f"(conditional create refused): another writer holds the store; this write was not applied")
