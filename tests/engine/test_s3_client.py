@@ -56,3 +56,46 @@ def test_second_writer_is_refused_while_the_lease_is_held(s3_env, s3_bucket):
     # released on close: the next writer need not wait for the ttl
     c = gleandb.PersistentClient(url, storage_options={"lease_wait": 0.5})
     c.close()
+
+
+def test_glean_run_serves_a_store_on_object_storage(s3_env, s3_bucket, tmp_path):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+    from s3_server import free_port
+
+    port = free_port()
+    url = f"s3://{s3_bucket}/served"
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    glean = os.path.join(os.path.dirname(sys.executable), "glean")
+    log = open(tmp_path / "run.log", "w")
+    proc = subprocess.Popen([glean, "run", "--storage", url, "--port", str(port)], stdout=log,
+                            stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "run.log").read_text()
+            time.sleep(0.1)
+        c = gleandb.HttpClient(port=port)
+        col = c.create_collection("served", embedding_function=None)
+        col.add(ids=["x", "y"], embeddings=[[1.0, 0.0], [0.0, 1.0]], documents=["ex", "why"])
+        assert col.query(query_embeddings=[[0.9, 0.1]], n_results=1)["ids"] == [["x"]]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+    # the server's writes are on the object store: a client opens them after the server stopped
+    clear_engines()
+    c = gleandb.PersistentClient(url)
+    try:
+        assert sorted(c.get_collection("served").get()["ids"]) == ["x", "y"]
+    finally:
+        c.close()
