@@ -12,6 +12,12 @@ a loaded machine; absolute numbers are the local server's, not S3's.
 Measured: a small PUT (1 KiB, the size of a WAL group of a few writes), a conditional
 create (``If-None-Match: *``), a ranged read of 64 KiB from a 4 MiB segment file (how a
 query node reads a column or index block), a whole 4 MiB GET, and 8 threads of small PUTs.
+
+Then gleandb's write path on the same server (``--writes``, default on): a PersistentClient on
+``s3://``, 1, 8 and 16 threads each adding one row per call for ``--seconds``: acknowledged
+writes per second, latency p50/p99, and how many writes each WAL PUT carried (group commit);
+once as the local server answers (~2 ms) and once with every PUT delayed 20 ms by a proxy
+(``--put-latency-ms``), the order of S3's PUT latency.
 """
 
 from __future__ import annotations
@@ -76,11 +82,72 @@ def _pct(xs: list[float], p: float) -> float:
     return xs[min(len(xs) - 1, int(p * len(xs)))]
 
 
+def bench_writes(endpoint: str, bucket: str, seconds: float, put_latency_ms: float = 0.0) -> None:
+    """Acknowledged single-row adds through the engine on s3://, by number of writer threads.
+    ``put_latency_ms``: every PUT passes a proxy that delays it that long (S3's latency is
+    10-30 ms; the local server answers in ~2 ms)."""
+    import threading
+
+    import numpy as np
+
+    import gleandb
+
+    proxy = None
+    if put_latency_ms:
+        from urllib.parse import urlparse
+
+        from s3_server import FaultProxy
+
+        proxy = FaultProxy(urlparse(endpoint).port)
+        proxy.rule = lambda method, path, query: ("delay", put_latency_ms / 1e3) if method == "PUT" else None
+        endpoint = proxy.endpoint
+    print(f"\ngleandb writes on s3://, every PUT delayed {put_latency_ms:.0f} ms (one row per add, "
+          f"{seconds:.0f} s per row; ack = WAL group PUT done)")
+    print(f"{'threads':>7s} {'writes/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'PUTs':>6s} {'writes/PUT':>10s}")
+    for threads in (1, 8, 16):
+        client = gleandb.PersistentClient(f"s3://{bucket}/writes-{threads}-{put_latency_ms:g}", storage_options={
+            "endpoint": endpoint, "access_key_id": "testing", "secret_access_key": "testing",
+            "region": "us-east-1"})
+        col = client.create_collection("writes", embedding_function=None)
+        store = col._store
+        lat: list[float] = []
+        stop = time.perf_counter() + seconds
+        vec = np.ones((1, 8), "float32")
+
+        def work(t: int) -> None:
+            i = 0
+            while time.perf_counter() < stop:
+                t0 = time.perf_counter()
+                col.add(ids=[f"{t}-{i}"], embeddings=vec)
+                lat.append(time.perf_counter() - t0)
+                i += 1
+
+        g0, r0 = store._writes.groups, store._writes.requests
+        t0 = time.perf_counter()
+        ts = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        dt = time.perf_counter() - t0
+        groups, reqs = store._writes.groups - g0, store._writes.requests - r0
+        print(f"{threads:7d} {len(lat) / dt:9.0f} {_pct(lat, 0.5) * 1e3:8.2f} {_pct(lat, 0.99) * 1e3:8.2f} "
+              f"{groups:6d} {reqs / max(1, groups):10.1f}")
+        client.close()
+    if proxy is not None:
+        proxy.stop()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=200)
     ap.add_argument("--endpoint")
     ap.add_argument("--bucket")
+    ap.add_argument("--seconds", type=float, default=5.0, help="per thread count, for --writes")
+    ap.add_argument("--writes", action=argparse.BooleanOptionalAction, default=True,
+                    help="also measure gleandb's write path (group commit) on s3://")
+    ap.add_argument("--put-latency-ms", type=float, nargs="+", default=[0.0, 20.0],
+                    help="for --writes: run once per value with every PUT delayed that long by a proxy")
     args = ap.parse_args()
     server = None
     if args.endpoint is None:
@@ -124,6 +191,9 @@ def main() -> None:
                 list(pool.map(lambda i: c.put(f"bench/t/{uuid.uuid4().hex}", small), range(n)))
                 dt = time.perf_counter() - t
             print(f"8 threads x small PUT          {c.name:8s} {n / dt:8.0f} PUT/s")
+        if args.writes:
+            for ms in args.put_latency_ms:
+                bench_writes(args.endpoint, args.bucket, args.seconds, ms)
     finally:
         if server is not None:
             server.stop()

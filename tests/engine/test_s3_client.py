@@ -14,7 +14,8 @@ def _vecs(n, d=8, seed=0):
 
 def test_add_query_flush_reopen(s3_env, s3_bucket):
     url = f"s3://{s3_bucket}/db1"
-    c = gleandb.PersistentClient(url)
+    settings = gleandb.Settings(index_min_rows=10)  # the flushed segment gets its vector index
+    c = gleandb.PersistentClient(url, settings=settings)
     try:
         col = c.create_collection("docs", embedding_function=None)
         emb = _vecs(50)
@@ -29,9 +30,10 @@ def test_add_query_flush_reopen(s3_env, s3_bucket):
     finally:
         c.close()
     clear_engines()
-    c = gleandb.PersistentClient(url)
+    c = gleandb.PersistentClient(url, settings=settings)
     try:
         col = c.get_collection("docs")
+        assert any(v.seg.index is not None for v in col._store.snapshot())  # read back from the bucket
         assert col.count() == 50  # 50 - id4 + late
         assert col.get(ids=["id3"])["metadatas"][0] == {"i": 300}
         assert col.get(ids=["id4"])["ids"] == []

@@ -141,7 +141,11 @@ class S3Storage(Storage):
         timeout: float = 30.0,
         retries: int = 3,
     ):
-        from obstore.store import S3Store
+        try:
+            from obstore.store import S3Store
+        except ImportError:  # pragma: no cover - depends on the install
+            raise InvalidArgumentError(
+                "a store on s3:// needs obstore, the S3 client gleandb uses: pip install 'gleandb[s3]'") from None
 
         env = os.environ
         self.bucket = bucket
