@@ -101,3 +101,31 @@ def test_glean_run_serves_a_store_on_object_storage(s3_env, s3_bucket, tmp_path)
         assert sorted(c.get_collection("served").get()["ids"]) == ["x", "y"]
     finally:
         c.close()
+
+
+def test_fork_delete_and_vacuum_on_object_storage(s3_env, s3_bucket):
+    url = f"s3://{s3_bucket}/forks"
+    c = gleandb.PersistentClient(url)
+    try:
+        src = c.create_collection("source", embedding_function=None)
+        src.add(ids=[f"s{i}" for i in range(30)], embeddings=_vecs(30, seed=3))
+        c.engine.flush()
+        src.add(ids=["tail"], embeddings=_vecs(1, seed=4))  # unflushed: goes with the fork
+        fork = src.fork("copy")
+        fork.add(ids=["only-in-fork"], embeddings=_vecs(1, seed=5))
+        src.delete(ids=["s0"])
+        assert fork.count() == 32 and src.count() == 30
+        c.engine.flush()
+        c.delete_collection("source")
+        c.vacuum()
+    finally:
+        c.close()
+    clear_engines()
+    c = gleandb.PersistentClient(url)
+    try:
+        assert [col.name for col in c.list_collections()] == ["copy"]
+        fork = c.get_collection("copy")
+        ids = set(fork.get()["ids"])
+        assert len(ids) == 32 and {"s0", "tail", "only-in-fork"} <= ids
+    finally:
+        c.close()
