@@ -327,8 +327,9 @@ class S3Storage(Storage):
             if attempt:
                 time.sleep(min(2.0, 0.05 * 2 ** attempt))
             try:
-                return obstore.put(self._cstore, path, data, mode=mode)["e_tag"] or ""
-            except (oe.AlreadyExistsError, oe.PreconditionError):
+                result = obstore.put(self._cstore, path, data, mode=mode)
+                return (result or {}).get("e_tag") or ""
+            except (oe.AlreadyExistsError, oe.PreconditionError, FileNotFoundError):  # If-Match on a missing key: 404
                 if attempt == 0:
                     return None
                 # an earlier try may have landed with its answer lost: are these bytes ours?
