@@ -67,7 +67,7 @@ def test_glean_run_serves_a_store_on_object_storage(s3_env, s3_bucket, tmp_path)
     import time
 
     import httpx
-    from s3_server import free_port
+    from s3_server import clean_exit, free_port
 
     port = free_port()
     url = f"s3://{s3_bucket}/served"
@@ -92,8 +92,10 @@ def test_glean_run_serves_a_store_on_object_storage(s3_env, s3_bucket, tmp_path)
         assert col.query(query_embeddings=[[0.9, 0.1]], n_results=1)["ids"] == [["x"]]
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
+        rc = proc.wait(timeout=30)
         log.close()
+    output = (tmp_path / "run.log").read_text()
+    assert clean_exit(rc, output), f"glean run exited with {rc}: {output[-3000:]}"
     # the server's writes are on the object store: a client opens them after the server stopped
     clear_engines()
     c = gleandb.PersistentClient(url)

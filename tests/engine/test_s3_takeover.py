@@ -52,11 +52,13 @@ def test_writer_killed_mid_group_new_writer_takes_over_after_expiry(s3_server, s
                 break
             assert proc.poll() is None, log_path.read_text()[-2000:]
             time.sleep(0.02)
+        assert proc.poll() is None, log_path.read_text()[-2000:]  # alive until killed (no abort)
         os.kill(proc.pid, signal.SIGKILL)  # 8 threads: mid-group
     finally:
         if proc.poll() is None:
             proc.kill()
-        proc.wait()
+        rc = proc.wait()
+    assert rc == -signal.SIGKILL  # killed by us, not an abort of its own
     killed_at = time.time()
     lines = log_path.read_text().splitlines()
     acked = {ln.split()[1] for ln in lines if ln.startswith("ACK ")}
