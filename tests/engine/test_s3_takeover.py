@@ -125,3 +125,27 @@ def test_an_old_writer_that_lost_its_lease_cannot_write(s3_server, s3_bucket):
     finally:
         new.close()
         clear_engines_except.close()
+
+
+def test_a_write_that_lands_after_the_lease_ran_out_is_not_acknowledged(s3_server, s3_bucket):
+    from s3_server import FaultProxy
+
+    proxy = FaultProxy(s3_server.port)
+    url = f"s3://{s3_bucket}/slow"
+    opts = {"endpoint": proxy.endpoint, "access_key_id": ACCESS_KEY, "secret_access_key": SECRET_KEY,
+            "region": REGION, "lease_ttl": 1.0, "timeout": 5.0}
+    c = gleandb.PersistentClient(url, storage_options=opts)
+    try:
+        col = c.create_collection("slow", embedding_function=None)
+        lease = c.engine._lock
+        lease._stop.set()  # no renewals from now on
+        lease._thread.join()
+        lease.renew()  # valid for ttl - margin = 0.8 s from here
+        proxy.rule = lambda m, p, q: ("delay", 1.5) if m == "PUT" and "/wal/" in p else None
+        with pytest.raises(WriterFencedError, match="not acknowledged"):
+            col.add(ids=["late"], embeddings=np.ones((1, 4), "float32"))
+        assert col.count() == 0  # not shown to readers either
+    finally:
+        proxy.rule = lambda *a: None
+        c.close()
+        proxy.stop()

@@ -203,6 +203,19 @@ class S3Storage(Storage):
         if self.fence is not None:
             self.fence()
 
+    def _check_fence_after(self, key: str) -> None:
+        """Run the fence again once a write returned: acknowledged only if it landed while this
+        writer still held the lease, hence before any other writer could take over and read
+        the store (a late write of a fenced writer is never acknowledged)."""
+        if self.fence is None:
+            return
+        try:
+            self.fence()
+        except WriterFencedError as e:
+            raise WriterFencedError(
+                f"{self.describe(key)} was written, but this writer lost its lease meanwhile, so the write "
+                f"is not acknowledged (it may or may not take effect): {e}") from None
+
     def _unavailable(self, what: str, key: str, exc: BaseException) -> ObjectStoreUnavailableError:
         return ObjectStoreUnavailableError(
             f"object store request failed: {what} {self.describe(key)}: {type(exc).__name__}: "
@@ -313,6 +326,7 @@ class S3Storage(Storage):
 
         self._check_fence()
         self._call("PUT", key, lambda: obstore.put(self._store, self._path(key), bytes(data)))
+        self._check_fence_after(key)
 
     def _conditional(self, key: str, data: bytes, mode) -> str | None:
         """PUT with a precondition, retried here: the new ETag, or None when the precondition
@@ -344,7 +358,10 @@ class S3Storage(Storage):
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
         self._check_fence()
-        return self._conditional(key, data, "create") is not None
+        created = self._conditional(key, data, "create") is not None
+        if created:
+            self._check_fence_after(key)
+        return created
 
     def create(self, key: str, data: bytes, fenced: bool = True) -> str | None:
         """``put_if_absent`` returning the new ETag (None when ``key`` exists)."""
