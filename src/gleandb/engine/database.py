@@ -188,8 +188,11 @@ def _open_object_store(url: str, params: StoreParams, options: dict) -> Engine:
     """Take the store's writer lease, then open it; every write checks the lease first."""
     from gleandb.storage.lease import DEFAULT_TTL, ObjectLease
 
-    ttl = float(options.pop("lease_ttl", DEFAULT_TTL))
-    wait = options.pop("lease_wait", None)
+    ttl, wait = options.pop("lease_ttl", DEFAULT_TTL), options.pop("lease_wait", None)
+    for name, value in (("lease_ttl", ttl), ("lease_wait", wait)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0
+                                  or (name == "lease_ttl" and value == 0)):
+            raise InvalidArgumentError(f"storage option {name} must be a number of seconds > 0, got {value!r}")
     storage = urls.open_storage(url, **options)
     lease = ObjectLease(storage, ttl=ttl)
     lease.acquire(wait)

@@ -6,7 +6,11 @@ from __future__ import annotations
 import os
 from urllib.parse import unquote, urlparse
 
+from gleandb.api.errors import InvalidArgumentError
 from gleandb.storage.base import Storage
+
+_S3_OPTIONS = {"endpoint", "region", "access_key_id", "secret_access_key", "session_token", "allow_http",
+               "timeout", "retries"}
 
 
 def is_object_store(location: str) -> bool:
@@ -41,10 +45,16 @@ def open_storage(location: str, **options) -> Storage:
         if "allow_http" in merged:
             merged["allow_http"] = merged["allow_http"].strip().lower() in ("1", "true", "yes", "on")
         merged.update(options)
+        unknown = sorted(set(merged) - _S3_OPTIONS)
+        if unknown:
+            raise InvalidArgumentError(f"unknown storage option(s) {unknown} for {location}; known: {sorted(_S3_OPTIONS)}")
+        for name in ("timeout",):
+            if name in merged and not (isinstance(merged[name], (int, float)) and merged[name] > 0):
+                raise InvalidArgumentError(f"storage option {name} must be a number > 0, got {merged[name]!r}")
+        if "retries" in merged and not (isinstance(merged["retries"], int) and merged["retries"] >= 0):
+            raise InvalidArgumentError(f"storage option retries must be an integer >= 0, got {merged['retries']!r}")
         return S3Storage(bucket, prefix, **merged)
     if "://" in str(location) and not str(location).startswith("file://"):
-        from gleandb.api.errors import InvalidArgumentError
-
         raise InvalidArgumentError(f"storage location {location!r}: expected a directory, file://... or s3://bucket/prefix")
     from gleandb.storage.local import LocalStorage
 
