@@ -81,6 +81,13 @@ def test_ranges_and_missing_keys(s3_server, s3_bucket):
     assert s.get_range("seg/records.arrow", 90, 50) == bytes(range(90, 100))  # past the end: what is there
     assert s.get_range("seg/records.arrow", 200, 5) == b""
     assert s.size_of("seg/records.arrow") == 100
+    before = s.head("seg/records.arrow")
+    _data, etag = s.get_with_etag("seg/records.arrow")
+    assert before == {"size": 100, "etag": etag}
+    assert s.put_if_match("seg/records.arrow", b"new", "\"stale\"") is None  # If-Match refused
+    assert s.get("seg/records.arrow") == bytes(range(100))
+    assert s.put_if_match("seg/records.arrow", b"new", etag) not in (None, etag)
+    assert s.head("seg/records.arrow")["size"] == 3
     assert s.exists("seg/records.arrow") and not s.exists("seg/nope")
     with pytest.raises(KeyNotFound):
         s.get("seg/nope")

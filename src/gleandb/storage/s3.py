@@ -275,6 +275,12 @@ class S3Storage(Storage):
         except KeyNotFound:
             return _looks_like_log(key) and bool(self._parts(key))
 
+    def head(self, key: str) -> dict:
+        """``{"size": int, "etag": str}`` of an object (one HEAD): how a reader notices that an
+        object changed without reading it."""
+        meta = self._head(key)
+        return {"size": int(meta["size"]), "etag": meta.get("e_tag") or ""}
+
     def _head(self, key: str) -> dict:
         import obstore
 
