@@ -93,3 +93,44 @@ def test_ranges_and_missing_keys(s3_server, s3_bucket):
         s.get("seg/nope")
     with pytest.raises(KeyNotFound):
         s.size_of("seg/nope")
+
+
+def test_two_writers_racing_for_each_catalog_record_number_exactly_one_wins(s3_server, s3_bucket):
+    """Two writers that both believe they own catalog log 1 (the lease normally prevents it)
+    append record after record: each record number goes to exactly one of them."""
+    from gleandb.storage.s3 import _ObjectLog
+
+    rounds = 200
+    key = "catalog/log-00000000000000000001"
+    a = s3_storage_for(s3_server, s3_bucket)
+    b = s3_storage_for(s3_server, s3_bucket)
+    logs = {"a": a.open_log(key)}
+    twin = _ObjectLog.__new__(_ObjectLog)  # b's view of the same log, opened "at the same time"
+    twin.__dict__.update(_s=b, _key=key, _n=0, _synced=0, _buf=bytearray(), _broken=None)
+    logs["b"] = twin
+    barrier = threading.Barrier(2)
+    won: dict[str, list[int]] = {"a": [], "b": []}
+
+    def writer(name):
+        log = logs[name]
+        for n in range(1, rounds + 1):
+            log._n = n - 1  # both aim at record n
+            barrier.wait()
+            log.append(f"{name}{n};".encode())
+            try:
+                log.sync()
+                won[name].append(n)
+            except WriterFencedError:
+                log.truncate(log.size - len(f"{name}{n};"))
+
+    threads = [threading.Thread(target=writer, args=(x,)) for x in "ab"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(won["a"] + won["b"]) == list(range(1, rounds + 1))  # each number: one winner
+    assert won["a"] and won["b"]  # both really raced
+    records = a.read_log(key).decode().rstrip(";").split(";")
+    assert len(records) == rounds
+    assert [int(r[1:]) for r in records] == list(range(1, rounds + 1))
+    assert all(int(r[1:]) in won[r[0]] for r in records)  # the stored record is the winner's
