@@ -7,7 +7,6 @@ system. A persistent engine holds the directory's writer lock until closed.
 
 from __future__ import annotations
 
-import os
 import threading
 import weakref
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 import time
 from datetime import timedelta
 from typing import Callable
@@ -183,7 +182,6 @@ class S3Storage(Storage):
         self._cstore = S3Store(bucket, config=config, client_options=client,
                                retry_config={**retry, "max_retries": 0})
         self.fence: Callable[[], None] | None = None
-        self._lock = threading.Lock()
 
     # ----------------------------------------------------------------- helpers
 
