@@ -21,7 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from crash_support import child_env  # noqa: E402
 
-TTL = 2.0
+TTL = 3.0  # short, so the test waits little; long enough that a loaded machine still renews in time
 
 
 def _options(server, **extra):
@@ -96,13 +96,13 @@ def test_writer_killed_mid_group_new_writer_takes_over_after_expiry(s3_server, s
 
 def test_an_old_writer_that_lost_its_lease_cannot_write(s3_server, s3_bucket):
     url = f"s3://{s3_bucket}/db"
-    old = gleandb.PersistentClient(url, storage_options=_options(s3_server, lease_ttl=1.0))
+    old = gleandb.PersistentClient(url, storage_options=_options(s3_server, lease_ttl=2.0))
     old_col = old.create_collection("fenced", embedding_function=None)
     old_col.add(ids=["a"], embeddings=np.ones((1, 4), "float32"))
     lease = old.engine._lock
     lease._stop.set()  # the old writer stalls: no more renewals (a GC pause, a partition)
     lease._thread.join()
-    time.sleep(1.1)
+    time.sleep(2.1)  # past the lease's lifetime
     with pytest.raises(WriterFencedError, match="could not renew its lease"):
         old_col.add(ids=["stalled"], embeddings=np.ones((1, 4), "float32"))
 
@@ -130,22 +130,45 @@ def test_an_old_writer_that_lost_its_lease_cannot_write(s3_server, s3_bucket):
 
 
 def test_a_write_that_lands_after_the_lease_ran_out_is_not_acknowledged(s3_server, s3_bucket):
+    import threading
+
     from s3_server import FaultProxy
 
     proxy = FaultProxy(s3_server.port)
     url = f"s3://{s3_bucket}/slow"
     opts = {"endpoint": proxy.endpoint, "access_key_id": ACCESS_KEY, "secret_access_key": SECRET_KEY,
-            "region": REGION, "lease_ttl": 1.0, "timeout": 5.0}
+            "region": REGION, "lease_ttl": 30.0, "timeout": 30.0}
     c = gleandb.PersistentClient(url, storage_options=opts)
     try:
         col = c.create_collection("slow", embedding_function=None)
         lease = c.engine._lock
-        lease._stop.set()  # no renewals from now on
+        entered, go = threading.Event(), threading.Event()
+
+        def hold_wal_puts(method, path, query):
+            if method == "PUT" and "/wal/" in path:
+                entered.set()
+                go.wait(30)  # the PUT is in flight (the check before it passed) ...
+            return None
+
+        proxy.rule = hold_wal_puts
+        outcome = {}
+
+        def write():
+            try:
+                col.add(ids=["late"], embeddings=np.ones((1, 4), "float32"))
+                outcome["ok"] = True
+            except WriterFencedError as e:
+                outcome["error"] = e
+
+        t = threading.Thread(target=write)
+        t.start()
+        assert entered.wait(30)
+        lease._stop.set()
         lease._thread.join()
-        lease.renew()  # valid for ttl - margin = 0.8 s from here
-        proxy.rule = lambda m, p, q: ("delay", 1.5) if m == "PUT" and "/wal/" in p else None
-        with pytest.raises(WriterFencedError, match="not acknowledged"):
-            col.add(ids=["late"], embeddings=np.ones((1, 4), "float32"))
+        lease._valid_until = time.monotonic() - 1  # ... when the lease runs out
+        go.set()
+        t.join(30)
+        assert "not acknowledged" in str(outcome.get("error")), outcome
         assert col.count() == 0  # not shown to readers either
     finally:
         proxy.rule = lambda *a: None

@@ -152,7 +152,8 @@ class Engine:
 
 
 _engines: dict[str, tuple[Engine, int]] = {}
-_engines_lock = threading.Lock()
+# re-entrant: a client collected (``__del__``) while this thread opens an engine releases its own
+_engines_lock = threading.RLock()
 EPHEMERAL = ":memory:"
 
 
