@@ -21,7 +21,7 @@ def proxy(s3_server):
 def _client(proxy, bucket, prefix="db"):
     return gleandb.PersistentClient(f"s3://{bucket}/{prefix}", storage_options={
         "endpoint": proxy.endpoint, "access_key_id": ACCESS_KEY, "secret_access_key": SECRET_KEY,
-        "region": REGION, "timeout": 1.0, "retries": 2, "lease_ttl": 30.0})
+        "region": REGION, "timeout": 2.0, "retries": 3, "lease_ttl": 30.0})
 
 
 def _emb(n, seed):
@@ -118,9 +118,9 @@ def test_reads_retry_through_errors_and_slow_answers(proxy, s3_bucket):
     finally:
         c.close()
     clear_engines()
-    # a 503, a GET slower than the client's 1 s timeout, a slow one within it, a 500:
-    # each fault is followed by a good answer before the 2 retries run out
-    faults = iter([("status", 503), ("delay", 1.5), None, ("delay", 0.3), ("status", 500)])
+    # a 503, a GET slower than the client's 2 s timeout, a slow one within it, a 500:
+    # each fault is followed by a good answer before the 3 retries run out
+    faults = iter([("status", 503), ("delay", 3.0), None, ("delay", 0.3), ("status", 500)])
     proxy.rule = lambda m, p, q: next(faults, None) if m == "GET" else None
     c = _client(proxy, s3_bucket)  # opening reads the catalog, manifests and segments
     try:
