@@ -58,6 +58,12 @@ class S3Server:
             raise RuntimeError(f"the test S3 server did not start (printed {line!r})")
         self.port = int(line)
         self.endpoint = f"http://127.0.0.1:{self.port}"
+        # keep reading what it prints: a full pipe would block the server inside its lock
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        for _line in self.proc.stdout:
+            pass
 
     def new_bucket(self) -> str:
         """A fresh, empty bucket (one per test keeps tests independent)."""
@@ -141,6 +147,8 @@ class FaultProxy:
         conn = http.client.HTTPConnection("127.0.0.1", self.upstream_port, timeout=60)
         try:
             fwd = {k: v for k, v in headers.items() if k.lower() not in ("connection", "proxy-connection")}
+            fwd["Connection"] = "close"  # one request per connection: the answer ends when it closes
+            # the signature covers Host, so it stays the client's; moto reads it only for the bucket style
             conn.request(method, path, body=body if method in ("PUT", "POST") else None, headers=fwd)
             resp = conn.getresponse()
             data = resp.read()

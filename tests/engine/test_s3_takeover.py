@@ -137,7 +137,7 @@ def test_a_write_that_lands_after_the_lease_ran_out_is_not_acknowledged(s3_serve
     proxy = FaultProxy(s3_server.port)
     url = f"s3://{s3_bucket}/slow"
     opts = {"endpoint": proxy.endpoint, "access_key_id": ACCESS_KEY, "secret_access_key": SECRET_KEY,
-            "region": REGION, "lease_ttl": 30.0, "timeout": 30.0}
+            "region": REGION, "lease_ttl": 30.0, "timeout": 5.0}
     c = gleandb.PersistentClient(url, storage_options=opts)
     try:
         col = c.create_collection("slow", embedding_function=None)

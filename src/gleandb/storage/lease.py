@@ -76,10 +76,10 @@ class ObjectLease:
         wait = self.ttl + 2 * self.margin + 1.0 if wait is None else float(wait)
         deadline = time.monotonic() + wait
         while True:
-            started = time.monotonic()
             try:
                 raw, etag = self.storage.get_with_etag(LEASE_KEY)
             except KeyNotFound:
+                started = time.monotonic()  # the lease runs from the write that takes it
                 new = self.storage.create(LEASE_KEY, self._body(), fenced=False)
                 if new is not None:
                     return self._took(new, started)
@@ -90,6 +90,7 @@ class ObjectLease:
                 info = {}
             expires_at = float(info.get("expires_at") or 0.0)
             if info.get("released") or expires_at <= time.time():
+                started = time.monotonic()
                 new = self.storage.put_if_match(LEASE_KEY, self._body(), etag, fenced=False)
                 if new is not None:
                     return self._took(new, started)
