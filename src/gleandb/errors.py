@@ -225,6 +225,32 @@ class DeadlineExceededError(ChromaError):
         return "DeadlineExceededError"
 
 
+class WriterFencedError(StoreLockedError):
+    """Another writer holds the store on object storage: a conditional write (``If-None-Match``
+    on a manifest, catalog record or WAL object, ``If-Match`` on the lease) found it first, or
+    this writer can no longer prove it holds the lease. The write was not applied and this
+    writer accepts no more writes; reopen the store (after the other writer stops) to continue."""
+
+    def code(self) -> int:
+        return 409
+
+    @classmethod
+    def name(cls) -> str:
+        return "WriterFencedError"
+
+
+class ObjectStoreUnavailableError(ChromaError):
+    """The object store did not answer a request (after retries): a write that raises this was
+    not applied; reads can be retried."""
+
+    def code(self) -> int:
+        return 503
+
+    @classmethod
+    def name(cls) -> str:
+        return "ObjectStoreUnavailableError"
+
+
 error_types: dict[str, type[ChromaError]] = {
     "InvalidDimension": InvalidDimensionException,
     "InvalidArgumentError": InvalidArgumentError,
@@ -246,6 +272,8 @@ error_types: dict[str, type[ChromaError]] = {
     "InsufficientStorageError": InsufficientStorageError,
     "DeadlineExceededError": DeadlineExceededError,
     "ReadOnlyStoreError": ReadOnlyStoreError,
+    "WriterFencedError": WriterFencedError,
+    "ObjectStoreUnavailableError": ObjectStoreUnavailableError,
     # Catch-all for any other errors
     "ChromaError": ChromaError,
 }

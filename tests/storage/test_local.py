@@ -1,14 +1,18 @@
-"""Local storage: atomic puts, conditional puts, logs that are never reopened."""
+"""The storage contract (local, memory, S3): atomic puts, conditional puts, logs never reopened."""
 
 import pytest
+from s3_server import s3_storage_for
 
 from gleandb.storage.base import KeyNotFound, StorageError
 from gleandb.storage.local import LocalStorage
 from gleandb.storage.memory import MemoryStorage
 
 
-@pytest.fixture(params=["local", "memory"])
+@pytest.fixture(params=["local", "memory", "s3"])
 def storage(request, tmp_path):
+    if request.param == "s3":
+        server = request.getfixturevalue("s3_server")
+        return s3_storage_for(server, server.new_bucket())
     return LocalStorage(str(tmp_path)) if request.param == "local" else MemoryStorage()
 
 

@@ -71,7 +71,9 @@ class _EngineUser:
     def __init__(self, settings: Settings):
         self._settings = settings
         path = settings.persist_directory if settings.is_persistent else None
-        self._engine = open_engine(path, self._base_params())
+        options = dict(getattr(settings, "storage_options", None) or {})
+        options.setdefault("lease_ttl", float(getattr(settings, "lease_ttl", 10.0)))
+        self._engine = open_engine(path, self._base_params(), options)
 
     def _base_params(self) -> StoreParams:
         s = self._settings
@@ -447,9 +449,17 @@ class AdminClient(_EngineUser):
         return self._catalog.list_databases(tenant, limit, offset)
 
 
-def PersistentClient(path: Any = "./chroma", settings: Settings | None = None, tenant: str = DEFAULT_TENANT, database: str = DEFAULT_DATABASE) -> ClientAPI:
-    """A client on a directory: durable, crash-safe, one writer process at a time."""
-    settings = (settings or Settings()).copy(is_persistent=True, persist_directory=str(path))
+def PersistentClient(path: Any = "./chroma", settings: Settings | None = None, tenant: str = DEFAULT_TENANT,
+                     database: str = DEFAULT_DATABASE, storage_options: dict | None = None) -> ClientAPI:
+    """A client on a directory: durable, crash-safe, one writer process at a time.
+
+    ``path`` may be ``"s3://bucket/prefix"``: the store then lives on S3-compatible object
+    storage (docs/object-storage.md), configured by the AWS_* environment variables or
+    ``storage_options`` (endpoint, region, credentials, allow_http, lease_ttl...)."""
+    changes: dict = {"is_persistent": True, "persist_directory": str(path)}
+    if storage_options is not None:
+        changes["storage_options"] = dict(storage_options)
+    settings = (settings or Settings()).copy(**changes)
     return ClientAPI(settings, tenant, database)
 
 

@@ -45,6 +45,13 @@ _GLEANDB_FIELDS: dict[str, Any] = {
     "version_retention_count": 1,
     # ... plus every version younger than this many seconds; older files are reclaimed
     "version_retention_seconds": 0.0,
+    # a store on object storage (persist_directory "s3://bucket/prefix"): the writer lease's
+    # lifetime in seconds (docs/object-storage.md) ...
+    "lease_ttl": 10.0,
+    # ... and options of gleandb.storage.s3.S3Storage (endpoint, region, access_key_id,
+    # secret_access_key, session_token, allow_http, timeout, retries); the AWS_* environment
+    # variables are read when these are not given
+    "storage_options": None,
 }
 
 
@@ -56,7 +63,7 @@ class Settings:
         values.update(_GLEANDB_FIELDS)
         for name in list(values):
             env = os.environ.get(name.upper())
-            if env is not None and name in _GLEANDB_FIELDS:
+            if env is not None and name in _GLEANDB_FIELDS and values[name] is not None:
                 default = values[name]
                 values[name] = (env.lower() in ("1", "true", "yes")) if isinstance(default, bool) else type(default)(env)
         for key, value in kwargs.items():

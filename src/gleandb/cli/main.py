@@ -441,6 +441,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         "cors_allow_origins", "log_level", "access_log", "max_response_bytes", "request_timeout_s",
         "role", "writer_url", "poll_interval_s", "cache_dir", "cache_memory_bytes", "cache_disk_bytes",
     )}
+    storage = getattr(args, "storage", None) or os.environ.get("GLEAN_STORAGE") or None
+    if storage:
+        if args.path is not None:
+            print("glean run: give --path (a directory) or --storage (s3://bucket/prefix), not both", file=sys.stderr)
+            return 2
+        cli["path"] = storage  # the store's location: an s3:// URL or a directory
     try:
         settings = load_settings(cli, args.config)
     except (OSError, ValueError) as exc:
@@ -517,6 +523,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=None,
                      help="JSON access log on stderr (GLEAN_ACCESS_LOG, default on)")
     run.add_argument("--path", default=None, help="store directory (GLEAN_PATH, default ./data)")
+    run.add_argument("--storage", default=None,
+                     help="store on object storage, s3://bucket/prefix (GLEAN_STORAGE; endpoint and credentials "
+                          "from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...; see docs/object-storage.md)")
     run.add_argument("--host", default=None, help="address to bind (GLEAN_HOST, default 127.0.0.1)")
     run.add_argument("--port", type=int, default=None, help="port (GLEAN_PORT, default 8000)")
     run.add_argument("--allow-reset", action="store_true", default=None,

@@ -7,7 +7,6 @@ system. A persistent engine holds the directory's writer lock until closed.
 
 from __future__ import annotations
 
-import os
 import threading
 import weakref
 
@@ -18,6 +17,7 @@ from gleandb.engine import forks, gc
 from gleandb.engine import manifest as mf
 from gleandb.engine.store import CollectionStore, StoreParams
 from gleandb.engine.worker import BackgroundWorker
+from gleandb.storage import urls
 from gleandb.storage.base import Storage
 from gleandb.storage.local import LocalStorage
 from gleandb.storage.lock import ProcessLock
@@ -25,8 +25,10 @@ from gleandb.storage.memory import MemoryStorage
 
 
 class Engine:
-    def __init__(self, storage: Storage, base_params: StoreParams, lock: ProcessLock | None = None,
-                 path: str | None = None, read_only: bool = False):
+    def __init__(self, storage: Storage, base_params: StoreParams, lock=None, path: str | None = None,
+                 read_only: bool = False):
+        """``lock``: the writer lock to release on close (``ProcessLock``, or ``ObjectLease`` on
+        object storage); ``read_only``: a query node's follower (no lock, never writes)."""
         self.storage = storage
         self.path = path
         self.base_params = base_params
@@ -163,13 +165,15 @@ class Engine:
 
 
 _engines: dict[str, tuple[Engine, int]] = {}
-_engines_lock = threading.Lock()
+# re-entrant: a client collected (``__del__``) while this thread opens an engine releases its own
+_engines_lock = threading.RLock()
 EPHEMERAL = ":memory:"
 
 
-def open_engine(path: str | None, params: StoreParams) -> Engine:
-    """Shared engine for ``path`` (None = the process's ephemeral store)."""
-    key = EPHEMERAL if path is None else os.path.realpath(path)
+def open_engine(path: str | None, params: StoreParams, storage_options: dict | None = None) -> Engine:
+    """Shared engine for ``path`` (None = the process's ephemeral store; ``s3://bucket/prefix``
+    = a store on object storage, ``storage_options`` for ``S3Storage`` and ``lease_ttl``)."""
+    key = EPHEMERAL if path is None else urls.normalize(path)
     with _engines_lock:
         entry = _engines.get(key)
         if entry is not None and not entry[0].closed:
@@ -177,6 +181,8 @@ def open_engine(path: str | None, params: StoreParams) -> Engine:
             return entry[0]
         if path is None:
             engine = Engine(MemoryStorage(), params)
+        elif urls.is_object_store(key):
+            engine = _open_object_store(key, params, dict(storage_options or {}))
         else:
             storage = LocalStorage(key)
             lock = ProcessLock(key)
@@ -189,6 +195,26 @@ def open_engine(path: str | None, params: StoreParams) -> Engine:
                 raise
         _engines[key] = (engine, 1)
         return engine
+
+
+def _open_object_store(url: str, params: StoreParams, options: dict) -> Engine:
+    """Take the store's writer lease, then open it; every write checks the lease first."""
+    from gleandb.storage.lease import DEFAULT_TTL, ObjectLease
+
+    ttl, wait = options.pop("lease_ttl", DEFAULT_TTL), options.pop("lease_wait", None)
+    for name, value in (("lease_ttl", ttl), ("lease_wait", wait)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0
+                                  or (name == "lease_ttl" and value == 0)):
+            raise InvalidArgumentError(f"storage option {name} must be a number of seconds > 0, got {value!r}")
+    storage = urls.open_storage(url, **options)
+    lease = ObjectLease(storage, ttl=ttl)
+    lease.acquire(wait)
+    storage.fence = lease.check
+    try:
+        return Engine(storage, params, lease, url)
+    except BaseException:
+        lease.release()
+        raise
 
 
 def release_engine(engine: Engine) -> None:

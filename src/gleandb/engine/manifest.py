@@ -26,7 +26,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 
-from gleandb.errors import CorruptStoreError
+from gleandb.errors import CorruptStoreError, WriterFencedError
 from gleandb.storage.base import Storage
 
 FORMAT = 1
@@ -133,9 +133,11 @@ def load_latest(storage: Storage, prefix: str, base: dict | None = None) -> Mani
 def publish(storage: Storage, prefix: str, manifest: Manifest) -> None:
     if not manifest.created_at:
         manifest.created_at = time.time()
-    if not storage.put_if_absent(manifest_key(prefix, manifest.version), manifest.to_json()):
-        raise CorruptStoreError(
-            f"manifest version {manifest.version} of {prefix} already exists: another writer is active"
+    key = manifest_key(prefix, manifest.version)
+    if not storage.put_if_absent(key, manifest.to_json()):
+        raise WriterFencedError(
+            f"manifest {key} (version {manifest.version} of {prefix}) already exists: another writer holds "
+            f"the store and published it first (conditional create refused); this one was not published"
         )
 
 

@@ -31,6 +31,7 @@ carry delete masks newer than its WAL position, and why recovery is simply
 from __future__ import annotations
 
 import base64
+import contextvars
 import copy
 import logging
 import math
@@ -136,10 +137,13 @@ class _Writer:
     """One ``commit`` call waiting in the writer queue; ``cv`` wakes it alone (when its group
     is done, or when it reaches the front and leads), never the whole queue."""
 
-    __slots__ = ("build", "batch", "error", "done", "cv")
+    __slots__ = ("build", "ctx", "batch", "error", "done", "cv")
 
     def __init__(self, build, mutex: threading.Lock):
         self.build = build
+        # resolved in the caller's context even when another thread leads the group, so the
+        # caller's deadline and response budget (contextvars) apply to its own request
+        self.ctx = contextvars.copy_context()
         self.batch: WalBatch | None = None
         self.error: BaseException | None = None
         self.done = False
@@ -597,7 +601,7 @@ class CollectionStore:
         try:
             for w in group:
                 try:
-                    batch = w.build(self)
+                    batch = w.ctx.run(w.build, self)
                     if batch is not None and batch.put_ids:
                         self.check_dimension(batch.put_embeddings.shape[1])
                 except Exception as e:  # bad input: only this request fails

@@ -15,6 +15,12 @@ where replay detects it by length or checksum and drops it.
 
 Record framing: ``u32 payload length | u32 crc32(payload) | payload``;
 payload is msgpack (see ``encode_batch``).
+
+On object storage (``storage.appendable`` False) there is no append: each group of writes
+(``append_many``, one per group commit) is one object ``<prefix>wal/<first-seq:020d>-g.log``
+created with ``If-None-Match``. The name is the group's first seq and nothing else, so a
+writer that took over (after the lease expired) and an old writer whose PUT arrives late
+race for the same name, and exactly one wins: the loser's write fails, nothing is duplicated.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from typing import Iterator
 import msgpack
 import numpy as np
 
+from gleandb.errors import ObjectStoreUnavailableError, WriterFencedError
 from gleandb.storage.base import LogWriter, Storage
 from gleandb.storage.framing import append_record, frame, unframe
 
@@ -92,6 +99,11 @@ def log_key(prefix: str, first_seq: int) -> str:
     return f"{prefix}wal/{first_seq:020d}-{uuid.uuid4().hex[:8]}.log"
 
 
+def group_key(prefix: str, first_seq: int) -> str:
+    """The object of the WAL group starting at ``first_seq`` (object storage)."""
+    return f"{prefix}wal/{first_seq:020d}-g.log"
+
+
 def first_seq_of(key: str) -> int:
     return int(key.rsplit("/", 1)[-1].split("-", 1)[0])
 
@@ -108,6 +120,7 @@ class WriteAheadLog:
         # (key, max seq) of files that are closed: deletable once a manifest covers them
         self.closed_files: list[tuple[str, int]] = []
         self._current_max_seq = 0
+        self._broken: str | None = None  # object storage: a group's outcome is unknown
 
     def list_files(self) -> list[str]:
         return [k for k in self.storage.list(f"{self.prefix}wal/") if k.endswith(".log")]
@@ -126,8 +139,34 @@ class WriteAheadLog:
         self.append_many([batch])
 
     def append_many(self, batches: list[WalBatch]) -> None:
-        """Append one record per batch (in order), then sync once. All or none: on a failed
-        write or sync the log is cut back to before the first of them."""
+        """Make ``batches`` (consecutive seqs, in order) durable together: one record per batch
+        and one sync on a file, one object (one PUT) on object storage. All or none: on failure
+        nothing of the group stays (it is cut off the file, or its object was never created)
+        and the error propagates."""
+        if not batches:
+            return
+        if not self.storage.appendable:
+            if self._broken:
+                raise ObjectStoreUnavailableError(self._broken)
+            key = group_key(self.prefix, batches[0].seq)
+            data = b"".join(encode_batch(b) for b in batches)
+            try:
+                created = self.storage.put_if_absent(key, data)
+            except ObjectStoreUnavailableError:
+                # no answer, so it may have landed: take it back, or write nothing more
+                try:
+                    self.storage.delete(key)
+                except Exception:
+                    self._broken = (f"a write to WAL object {key} may or may not have been applied and could "
+                                    f"not be undone (the object store did not answer); reopen the store")
+                raise
+            if not created:
+                raise WriterFencedError(
+                    f"WAL object {key} (writes from seq {batches[0].seq}) was created by another writer "
+                    f"(conditional create refused): another writer holds the store; this write was not applied")
+            self.closed_files.append((key, batches[-1].seq))
+            self._current_max_seq = batches[-1].seq
+            return
         if self._writer is None:
             self._key = log_key(self.prefix, batches[0].seq)
             self._writer = self.storage.open_log(self._key)

@@ -642,7 +642,7 @@ def create_app(path: str, settings: ServerSettings | None = None, storage: Any =
 
     async def _on_error(request: Request, exc: Exception):
         status, name, message = _from_exception(exc)
-        if isinstance(exc, gerr.InsufficientStorageError):
+        if isinstance(exc, (gerr.InsufficientStorageError, gerr.ObjectStoreUnavailableError)):
             log.warning("%s %s: %s", request.method, request.url.path, message)  # no traceback: expected
         elif status >= 500:
             log.exception("error in %s %s", request.method, request.url.path, exc_info=exc)

@@ -34,13 +34,13 @@ def serve(settings: ServerSettings) -> int:
         print(f"glean run needs the server dependencies ({exc.name} is missing): pip install 'gleandb[server]'",
               file=sys.stderr)
         return 2
-    from gleandb.errors import StoreLockedError
+    from gleandb.errors import ObjectStoreUnavailableError, StoreLockedError
 
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     configure_access_log(settings)
     try:
         app = create_app(settings.path, settings)
-    except (StoreLockedError, ValueError) as exc:
+    except (StoreLockedError, ObjectStoreUnavailableError, ValueError) as exc:
         print(f"glean run: {exc}", file=sys.stderr)
         return 1
     config = uvicorn.Config(

@@ -45,6 +45,10 @@ class LogWriter(ABC):
 class Storage(ABC):
     """Key → bytes store. Keys use '/' separators and never start with '/'."""
 
+    # False on object storage: a log there is a series of objects, so the WAL writes one
+    # object per group of writes (``gleandb.engine.wal``) instead of appending to a file
+    appendable = True
+
     @abstractmethod
     def get(self, key: str) -> bytes:
         """Whole object; raises KeyNotFound."""
