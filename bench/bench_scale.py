@@ -10,7 +10,7 @@ Each engine runs in its own subprocess on a fresh directory, one after the other
 gleandb and chromadb through bench/bench_child.py (the chromadb API, as in
 bench_vs_chroma.py), LanceDB through bench/bench_child_lance.py (its own embedded API).
 Data and exact ground truth come from bench/datasets.py; recall is computed here.
-After the sizes, a known-item text corpus (bench/corpora.py) compares dense, BM25 and
+Before the sizes, a known-item text corpus (bench/corpora.py) compares dense, BM25 and
 hybrid search quality and latency. Prints the tables and writes them to ``--out``
 (default bench/results-scale.txt). bench/README.md says what each row measures.
 """
@@ -293,6 +293,13 @@ def main() -> None:
     lines = [f"bench/bench_scale.py --sizes {a.sizes} --engines {','.join(engines)} (started {started}; "
              f"load avg at start {m0['loadavg']})", ""]
     raw: dict = {"args": vars(a), "sizes": {}}
+    if a.corpus:  # first: it is quick and independent of the sizes
+        res = {e: run_one(e, "text", None, a, None) for e in engines}
+        table = text_table(res, a)
+        print("\n" + "\n".join(table), flush=True)
+        lines += table + [""]
+        raw["text"] = res
+        Path(a.out).write_text("\n".join(lines) + "\n")
     for n in sizes:
         t0 = time.perf_counter()
         data = datasets.ensure_dataset(n, a.seed)
@@ -312,12 +319,6 @@ def main() -> None:
         lines += table + [""]
         raw["sizes"][n] = res
         Path(a.out).write_text("\n".join(lines) + "\n")  # after every size: partial results survive
-    if a.corpus:
-        res = {e: run_one(e, "text", None, a, None) for e in engines}
-        table = text_table(res, a)
-        print("\n" + "\n".join(table), flush=True)
-        lines += table + [""]
-        raw["text"] = res
     lines.append(f"finished {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
                  f"load avg at end {bvc.machine_facts()['loadavg']}")
     Path(a.out).write_text("\n".join(lines) + "\n")
