@@ -227,8 +227,11 @@ def main_phase(a, lancedb, res) -> None:
             r = bc.timed(lambda i: tbl.search(texts[i], query_type="fts").limit(K).select(["id"]).to_list(), items)
             r["hits"] = sum(len(x) for x in r.pop("results"))
             res["fts"] = r
-            r = bc.timed(lambda i: tbl.search(query_type="hybrid").vector(Q[i]).text(texts[i]).limit(K)
-                         .select(["id"]).to_list(), items)
+            def hybrid(i):
+                h = tbl.search(query_type="hybrid").vector(Q[i]).text(texts[i]).distance_type("cosine")
+                return (h.refine_factor(refine) if refine else h).limit(K).select(["id"]).to_list()
+
+            r = bc.timed(hybrid, items)
             r.pop("results")
             res["hybrid"] = r
     res["peak_rss_mb"] = bc.peak_rss_mb()
@@ -258,8 +261,8 @@ def text_phase(a, lancedb, res) -> None:
         "dense": lambda i: ids(tbl.search(Q[i], vector_column_name="vector").distance_type("cosine").limit(K)
                                .select(["id"]).to_list()),
         "fts": lambda i: ids(tbl.search(queries[i][0], query_type="fts").limit(K).select(["id"]).to_list()),
-        "hybrid": lambda i: ids(tbl.search(query_type="hybrid").vector(Q[i]).text(queries[i][0]).limit(K)
-                                .select(["id"]).to_list()),
+        "hybrid": lambda i: ids(tbl.search(query_type="hybrid").vector(Q[i]).text(queries[i][0])
+                                .distance_type("cosine").limit(K).select(["id"]).to_list()),
     }
     for name, fn in cases.items():
         with bc.section(res, f"corpus_{name}"):
