@@ -115,7 +115,7 @@ def render(hdr: tuple, rows: list[tuple]) -> list[str]:
 
 def size_table(n: int, res: dict, a, meta: dict) -> list[str]:
     engines = [e for e in ENGINES if e in res]
-    G, C, L = (res.get(e) or {} for e in ENGINES)
+    G, _C, L = (res.get(e) or {} for e in ENGINES)
     no_text = "n/a (no BM25)"
     lance_q = f"{a.lance_index}, refine_factor {a.lance_refine or 'none'}" if a.lance_index != "none" else "no index"
     spec = [
@@ -143,15 +143,16 @@ def size_table(n: int, res: dict, a, meta: dict) -> list[str]:
         ("peak RSS MiB (whole run)", ("peak_rss_mb",), "lower", "{:,.0f}", 1, None),
         ("peak RSS MiB minus the bench's data copy", ("rss_engine_mb",), "lower", "{:,.0f}", 1, None),
     ]
-    for r in (G, C, L):
+    for r in res.values():
         if r.get("peak_rss_mb") is not None and r.get("rss_after_data_load_mb") is not None:
             r["rss_engine_mb"] = r["peak_rss_mb"] - r["rss_after_data_load_mb"]
-    hdr = ("metric", "better", *engines, "gleandb vs chromadb", "gleandb vs lancedb")
+    peers = [e for e in ("chromadb", "lancedb") if e in res and "gleandb" in res]  # one ratio column each
+    hdr = ("metric", "better", *engines, *(f"gleandb vs {e}" for e in peers))
     rows = []
     for label, path, better, fmt, scale, missing in spec:
         cells = [fmt_cell(res[e], path, fmt, scale, missing if e == "chromadb" else None) for e in engines]
         ratio = lambda o: "-" if "recall" in path[-1] else adv(g(G, *path), g(o, *path), better)  # noqa: E731
-        rows.append((label, better, *cells, ratio(C), ratio(L)))
+        rows.append((label, better, *cells, *(ratio(res[e]) for e in peers)))
     if "lancedb" in res and a.lance_index != "none":
         for key, label in (("query_alt", f"{a.lance_index}, refine_factor {g(L, 'query_alt', 'refine') or 'none'}"),
                            ("query_flat", "no index (bypass_vector_index)")):
@@ -159,7 +160,7 @@ def size_table(n: int, res: dict, a, meta: dict) -> list[str]:
             rows.append((f"  lancedb {label}: p50 ms / recall@10 ({nq} q)", "",
                          *["" if e != "lancedb" else
                            (f"{g(L, key, 'p50_ms'):.2f} / {g(L, key, 'recall'):.4f}"
-                            if g(L, key, "recall") is not None else "ERR") for e in engines], "", ""))
+                            if g(L, key, "recall") is not None else "ERR") for e in engines], *("" for _ in peers)))
     machine = bvc.machine_facts()
     out = [f"n={n:,} x {meta['dim']}-d float32, cosine, k={K}; engines: " + ", ".join(
         f"{e} {g(res[e], 'env', 'engine_version') or '?'}" for e in engines),

@@ -119,3 +119,11 @@ def test_lance_child_runs_on_a_small_dataset(tmp_path):
     ds = datasets.Dataset(data)
     assert r["contains"]["ids"] == [i for i in range(1000) if ds.meta["contains"] in ds.documents[i]]
     assert r["get_ids"]["short_results"] == 0
+
+
+def test_size_table_without_gleandb_has_no_ratio_columns():
+    meta = {"dim": 4, "contains": "w", "regex": "r", "contains_ids": [0, 2], "regex_ids": []}
+    lines = bench_scale.size_table(3, {"lancedb": _result(1.0, [0, 2])}, _args(), meta)
+    hdr = next(ln for ln in lines if ln.startswith("metric"))
+    assert hdr.split() == ["metric", "better", "lancedb"]
+    assert _row(lines, "query p50 ms").split()[-1] == "1.00"
