@@ -2,6 +2,11 @@
 
     python bench/bench_child.py --engine chromadb|gleandb --phase main   --data DIR --path DBDIR --out res.json
     python bench/bench_child.py --engine chromadb|gleandb --phase reopen --data DIR --path DBDIR --out res.json
+    python bench/bench_child.py --engine chromadb|gleandb --phase text --corpus stdlib --path DBDIR --out res.json
+
+bench_vs_chroma.py runs the main and reopen phases; bench_scale.py runs the main phase
+with ``--threads`` / ``--text-queries`` / ``--no-writes`` and the text phase (the same
+sections as bench_child_lance.py, which runs LanceDB).
 
 Uses only the chromadb API (``import chromadb as db`` / ``import gleandb as db``),
 except ``client.flush()`` which is called when the client has it (gleandb: wait for
@@ -30,6 +35,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import datasets  # noqa: E402
+import textbench  # noqa: E402
 
 COLLECTION = "bench"
 K = 10
@@ -166,6 +172,53 @@ def run_queries(col, Q: np.ndarray, where=None) -> dict:
     }
 
 
+def run_queries_threaded(col, Q: np.ndarray, threads: int) -> dict:
+    """The same queries from ``threads`` client threads at once: throughput under concurrency."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(q):
+        t0 = time.perf_counter()
+        col.query(query_embeddings=[q], n_results=K, include=INCLUDE_QUERY)
+        return (time.perf_counter() - t0) * 1e3
+
+    t_all = time.perf_counter()
+    with ThreadPoolExecutor(threads) as ex:
+        lat = list(ex.map(one, Q))
+    wall = time.perf_counter() - t_all
+    return {"threads": threads, "n": len(Q), "p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99), "qps": len(Q) / wall}
+
+
+def timed(fn, items) -> dict:
+    """p50/p99 ms and QPS of ``fn(item)`` over ``items`` (one warm-up call first, not timed)."""
+    fn(items[0])
+    lat, out = [], []
+    t_all = time.perf_counter()
+    for it in items:
+        t0 = time.perf_counter()
+        out.append(fn(it))
+        lat.append((time.perf_counter() - t0) * 1e3)
+    wall = time.perf_counter() - t_all
+    return {"n": len(items), "p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99), "qps": len(items) / wall,
+            "results": out}
+
+
+def text_on_main(col, ds, a, res: Results) -> None:
+    """BM25 and hybrid latency on the main collection (gleandb's retrieve(); chromadb has no BM25)."""
+    if not hasattr(col, "retrieve"):
+        res["text_unsupported"] = "no BM25 / hybrid search in this engine's API"
+        return
+    texts = textbench.keyword_queries(ds.documents, ds.n, a.text_queries, a.seed)
+    Q = ds.queries[: a.text_queries]
+    items = list(range(len(texts)))
+    r = timed(lambda i: col.retrieve(query_texts=[texts[i]], mode="bm25", n_results=K, include=[]), items)
+    r["hits"] = sum(len(x["ids"][0]) for x in r.pop("results"))
+    res["fts"] = r
+    r = timed(lambda i: col.retrieve(query_texts=[texts[i]], query_embeddings=[Q[i]], n_results=K,
+                                     include=[]), items)
+    r.pop("results")
+    res["hybrid"] = r
+
+
 def main_phase(a, db, res: Results) -> None:
     ds = datasets.Dataset(a.data)
     n = ds.n
@@ -206,6 +259,9 @@ def main_phase(a, db, res: Results) -> None:
         for q in ds.queries[-10:]:  # warm-up (not timed; not part of the measured set)
             col.query(query_embeddings=[q], n_results=K, include=INCLUDE_QUERY)
         res["query"] = run_queries(col, Qn)
+    if a.threads > 1:
+        with section(res, "query_threads"):
+            res["query_threads"] = run_queries_threaded(col, Qn, a.threads)
 
     # ---- filtered queries --------------------------------------------------
     for t in FILTER_LEVELS:
@@ -236,6 +292,14 @@ def main_phase(a, db, res: Results) -> None:
             bad += len(r["ids"]) != len(want)
         res["get_ids"] = {"p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99), "reps": len(lat),
                           "ids_per_call": min(1000, n), "short_results": bad}
+
+    if a.text_queries > 0:
+        with section(res, "text"):
+            text_on_main(col, ds, a, res)
+
+    if a.no_writes:
+        res["peak_rss_mb"] = peak_rss_mb()
+        return
 
     # ---- writes ----------------------------------------------------------------
     w = datasets.extra_rows(n)
@@ -282,7 +346,7 @@ def main_phase(a, db, res: Results) -> None:
 
     with section(res, "final_count"):
         res["count_final"] = col.count()
-        res["count_expected"] = n + (w - h) - w
+        res["count_expected"] = n + (w - h) - len(del_rows)  # fewer than w rows are left to delete when n < 2.5 w
 
     res["peak_rss_mb"] = peak_rss_mb()
 
@@ -304,12 +368,42 @@ def reopen_phase(a, db, res: Results, t_imported: float) -> None:
     res["peak_rss_mb"] = peak_rss_mb()
 
 
+def text_phase(a, db, res: Results) -> None:
+    """Known-item corpus: quality and latency of dense, BM25 and hybrid search (bench/textbench.py)."""
+    passages, P, queries, Q = textbench.load_corpus(a.corpus)
+    rel = [r for _t, r in queries]
+    client = db.PersistentClient(path=a.path)
+    col = client.create_collection("text", metadata={"hnsw:space": "cosine"}, embedding_function=None)
+    t0 = time.perf_counter()
+    for lo in range(0, len(passages), ADD_BATCH):
+        chunk = passages[lo:lo + ADD_BATCH]
+        col.add(ids=[p for p, _ in chunk], documents=[t for _, t in chunk], embeddings=P[lo:lo + ADD_BATCH])
+    maybe_flush(client)
+    res["text_ingest_s"] = time.perf_counter() - t0
+    res["corpus"] = {"name": a.corpus, "passages": len(passages), "queries": len(queries)}
+    items = list(range(len(queries)))
+    cases = {"dense": lambda i: col.query(query_embeddings=[Q[i]], n_results=K, include=[])["ids"][0]}
+    if hasattr(col, "retrieve"):
+        cases["fts"] = lambda i: col.retrieve(query_texts=[queries[i][0]], mode="bm25", n_results=K,
+                                              include=[])["ids"][0]
+        cases["hybrid"] = lambda i: col.retrieve(query_texts=[queries[i][0]], query_embeddings=[Q[i]],
+                                                 n_results=K, include=[])["ids"][0]
+    else:
+        res["text_unsupported"] = "no BM25 / hybrid search in this engine's API"
+    for name, fn in cases.items():
+        with section(res, f"corpus_{name}"):
+            r = timed(fn, items)
+            r.update(textbench.known_item(r.pop("results"), rel))
+            res[f"corpus_{name}"] = r
+    res["peak_rss_mb"] = peak_rss_mb()
+
+
 def main() -> None:
     global ENGINE
     ap = argparse.ArgumentParser()
     ap.add_argument("--engine", choices=["chromadb", "gleandb"], required=True)
-    ap.add_argument("--phase", choices=["main", "reopen"], default="main")
-    ap.add_argument("--data", required=True)
+    ap.add_argument("--phase", choices=["main", "reopen", "text"], default="main")
+    ap.add_argument("--data", default=None, help="dataset directory (main and reopen phases)")
     ap.add_argument("--path", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, default=42)
@@ -317,6 +411,10 @@ def main() -> None:
     ap.add_argument("--filtered-queries", type=int, default=200)
     ap.add_argument("--doc-reps", type=int, default=5)
     ap.add_argument("--get-reps", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=0, help="also run the unfiltered queries from N threads")
+    ap.add_argument("--text-queries", type=int, default=0, help="BM25 / hybrid keyword queries (0: skip)")
+    ap.add_argument("--no-writes", action="store_true", help="skip the update / upsert / delete sections")
+    ap.add_argument("--corpus", default="stdlib", help="text phase: a bench/corpora.py corpus")
     ap.add_argument("--t-spawn", type=float, default=None, help="parent's time.time() just before spawning")
     a = ap.parse_args()
     ENGINE = a.engine
@@ -335,6 +433,8 @@ def main() -> None:
         if a.phase == "main":
             main_phase(a, db, res)
             res["env"] = env_facts(db)  # again: engines may load faiss etc. lazily
+        elif a.phase == "text":
+            text_phase(a, db, res)
         else:
             reopen_phase(a, db, res, t_imported)
     except BaseException as e:  # noqa: BLE001 - report anything, then fail

@@ -54,12 +54,16 @@ def dir_bytes(path: str) -> dict:
     return {"apparent": apparent, "allocated": allocated, "files": files}
 
 
-def run_child(python: str, engine: str, phase: str, data: Path, db_path: str, workdir: str,
-              extra: list[str], timeout: float) -> dict:
+# log lines a child's engine repeats on every query (LanceDB 0.40's scanner): not shown live
+NOISE = ("Deprecation warning, this behavior will change in the future",)
+
+
+def run_child(python: str, engine: str, phase: str, data: Path | None, db_path: str, workdir: str,
+              extra: list[str], timeout: float, child: Path = CHILD) -> dict:
     out = os.path.join(workdir, f"{engine}-{phase}.json")
     log_path = os.path.join(workdir, f"{engine}-{phase}.log")
-    cmd = [python, str(CHILD), "--engine", engine, "--phase", phase, "--data", str(data),
-           "--path", db_path, "--out", out, *extra]
+    cmd = [python, str(child), "--engine", engine, "--phase", phase,
+           *(["--data", str(data)] if data is not None else []), "--path", db_path, "--out", out, *extra]
     env = dict(os.environ)
     env.setdefault("ANONYMIZED_TELEMETRY", "False")
     t_spawn = time.time()
@@ -80,6 +84,7 @@ def run_child(python: str, engine: str, phase: str, data: Path, db_path: str, wo
                     lf.seek(pos)
                     chunk = lf.read()
                     pos = lf.tell()
+                chunk = "".join(ln for ln in chunk.splitlines(True) if not any(x in ln for x in NOISE))
                 if chunk:
                     sys.stderr.write(chunk)
                     sys.stderr.flush()
@@ -101,7 +106,7 @@ def run_child(python: str, engine: str, phase: str, data: Path, db_path: str, wo
             res.setdefault("fatal_error", f"bad result file: {e}")
     if rc != 0 and "fatal_error" not in res:
         with open(log_path) as lf:
-            tail = lf.read().strip().splitlines()[-3:]
+            tail = [ln for ln in lf.read().strip().splitlines() if not any(x in ln for x in NOISE)][-3:]
         res["fatal_error"] = f"exit code {rc}: " + " | ".join(tail)
     if rc != 0 and not res.get("done"):
         res.setdefault("fatal_error", f"exit code {rc}")
