@@ -168,6 +168,38 @@ def latency_at(path: str, n_collections: int, samples: int) -> tuple[float, floa
     return p50(forks), p50(deletes), p50(creates[-samples:]) if creates else float("nan")
 
 
+QUERY_TEXTS = ["environment variables for options", "shell completion", "prompt for a password", "progress bar",
+               "parse command line arguments", "CliRunner invoke", "path type exists", "echo with colors"]
+REGEXES = [r"raise [A-Za-z]+Error", r"def [a-z_]+\(ctx", r"TODO|FIXME", r"isinstance\([a-z_]+, (str|int)\)"]
+
+
+def query_latency(c, s, name: str, vectors: Vectors, repeats: int) -> list[tuple[str, float, float]]:
+    """p50 ms of each kind of read on the newest commit's collection: the chain's (one small
+    segment per ancestor commit) and the one built from scratch (one segment), interleaved."""
+    cc, sc = (x.get_collection(name, embedding_function=None) for x in (c, s))
+    qv = vectors.get(QUERY_TEXTS)
+    kinds = {
+        "dense top-10": lambda col, i: col.query(query_embeddings=qv[i % len(qv)][None], n_results=10, include=[]),
+        "BM25 top-10": lambda col, i: col.retrieve(query_texts=[QUERY_TEXTS[i % len(QUERY_TEXTS)]], n_results=10,
+                                                   mode="bm25", include=[]),
+        "dense top-10 + $contains": lambda col, i: col.query(query_embeddings=qv[i % len(qv)][None], n_results=10,
+                                                             where_document={"$contains": "self"}, include=[]),
+        "get $regex (all matches)": lambda col, i: col.get(where_document={"$regex": REGEXES[i % len(REGEXES)]},
+                                                           include=[]),
+    }
+    out = []
+    for kind, fn in kinds.items():
+        fn(cc, 0), fn(sc, 0)  # warm: segments loaded, indexes mapped
+        tc, ts = [], []
+        for i in range(repeats):
+            for col, acc in ((cc, tc), (sc, ts)):
+                t = time.perf_counter()
+                fn(col, i)
+                acc.append(time.perf_counter() - t)
+        out.append((kind, p50(tc), p50(ts)))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--commits", type=int, default=100)
@@ -176,6 +208,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="runs of each method; the fastest counts")
     ap.add_argument("--repo", default="/tmp/click-chain")
     ap.add_argument("--dir", default=None, help="where the stores go (default: a temporary directory)")
+    ap.add_argument("--query-repeats", type=int, default=40, help="queries of each kind timed per collection")
     args = ap.parse_args()
     lines: list[str] = []
 
@@ -297,6 +330,7 @@ def main() -> None:
     scratch_rows = sum(total_rows)
     segs = [len(c.get_collection(f"c{i:03d}-{commits[i][:8]}", embedding_function=None)._store.snapshot())
             for i in (0, len(commits) // 2, len(commits) - 1)]
+    query_rows = query_latency(c, s, f"c{len(commits) - 1:03d}-{commits[-1][:8]}", vectors, args.query_repeats)
     c.close()
     s.close()
 
@@ -333,6 +367,12 @@ def main() -> None:
     for kind in sorted(set(chain_parts) | set(scratch_parts), key=lambda k: -chain_parts.get(k, 0)):
         a, b = chain_parts.get(kind, 0), scratch_parts.get(kind, 0)
         say(f"    {kind:14s} {a / 1e6:8.2f} {b / 1e6:8.2f}   {a / b if b else float('nan'):.3f}")
+    say()
+    say(f"| read at commit {len(commits)} (p50 of {args.query_repeats}, interleaved) | chain (ms) | from scratch (ms) "
+        "| ratio |")
+    say("| --- | ---: | ---: | ---: |")
+    for kind, tc, ts in query_rows:
+        say(f"| {kind} | {tc:.2f} | {ts:.2f} | {tc / ts:.2f} |")
     say()
     say("| collections in store | fork p50 (ms) | delete-collection p50 (ms) | create p50 (ms) |")
     say("| ---: | ---: | ---: | ---: |")

@@ -181,7 +181,7 @@ class CollectionStore:
         for e in m.segments:
             self._seg_dirs[e.name] = mf.segment_dir(self.prefix, e)
             seg = self._load_segment(e, m.dimension or 0)
-            deleted = self._load_mask(e.deletes, seg.n) if e.deletes else None
+            deleted = self._entry_mask(e, seg.n)
             views.append(SegView(seg, deleted, e.n_deleted, PERSISTED))
             self._written_deletes[e.name] = (e.n_deleted, e.deletes)
         self._views = tuple(views)
@@ -238,6 +238,12 @@ class CollectionStore:
                 self._on_own_manifest()
             except Exception as e:
                 log.warning("could not drop %s's first manifest from the catalog: %s", self.prefix, e)
+
+    def _entry_mask(self, e: mf.SegmentEntry, n: int) -> np.ndarray | None:
+        """The delete mask of manifest entry ``e`` (inline, a file, or none)."""
+        if e.mask is not None:
+            return mf.unpack_mask(e.mask, n)
+        return self._load_mask(e.deletes, n) if e.deletes else None
 
     def _load_mask(self, key: str, n: int) -> np.ndarray:
         """The delete mask file ``key`` as a bool per row. Mask files are immutable and masks
@@ -336,7 +342,9 @@ class CollectionStore:
         for e in m.segments:
             seg = self._load_segment_readonly(m, e)
             deleted = None
-            if e.deletes:
+            if e.mask is not None:
+                deleted = set(np.flatnonzero(mf.unpack_mask(e.mask, seg.n)).tolist())
+            elif e.deletes:
                 deleted = set(np.load(io.BytesIO(self.storage.get(e.deletes))).tolist())
             for id_ in ids:
                 row = seg.row_of(id_)
@@ -408,7 +416,7 @@ class CollectionStore:
             next_rid = max(next_rid, max(tail.put_rids) + 1)
             dimension = dimension or int(tail.put_embeddings.shape[1])
         entries = [
-            mf.SegmentEntry(e.name, e.rows, e.index, e.deletes, e.n_deleted, mf.segment_dir(self.prefix, e))
+            mf.SegmentEntry(e.name, e.rows, e.index, e.deletes, e.n_deleted, mf.segment_dir(self.prefix, e), e.mask)
             for e in m.segments
         ]
         fork = mf.Manifest(
@@ -697,7 +705,10 @@ class CollectionStore:
             name = v.seg.name
             prev_n, prev_key = self._written_deletes.get(name, (0, None))
             key = prev_key
-            if v.n_deleted != prev_n or (v.n_deleted and prev_key is None):
+            inline = None
+            if v.n_deleted and v.seg.n <= mf.INLINE_MASK_ROWS:
+                key, inline = None, mf.pack_mask(v.deleted)  # in the manifest: no file to write
+            elif v.n_deleted != prev_n or (v.n_deleted and prev_key is None):
                 key = None
                 if v.n_deleted:
                     # masks live in the shared pool, keyed by owner: never shared-and-rewritten
@@ -710,7 +721,7 @@ class CollectionStore:
                             self._segment_cache["mask:" + key] = v.deleted  # a fork opens it from here
             new_written[name] = (v.n_deleted, key)
             entries.append(
-                mf.SegmentEntry(name, v.seg.n, v.seg.index is not None, key, v.n_deleted, self._seg_prefix(name))
+                mf.SegmentEntry(name, v.seg.n, v.seg.index is not None, key, v.n_deleted, self._seg_prefix(name), inline)
             )
         if mask_files:
             self.storage.put_many(mask_files)  # one sync of masks/ for all of them
