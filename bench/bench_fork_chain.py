@@ -132,6 +132,23 @@ def add(col, rows, vectors: Vectors, batch: int = 2000) -> None:
                 embeddings=vectors.get([r[1] for r in part]))
 
 
+class Syncs:
+    """Counts fsync/fdatasync calls of this process (the worker's flushes included)."""
+
+    n = 0
+
+    @classmethod
+    def install(cls) -> None:
+        for name in ("fsync", "fdatasync"):
+            real = getattr(os, name)
+
+            def counted(fd, real=real):
+                cls.n += 1
+                return real(fd)
+
+            setattr(os, name, counted)
+
+
 def settings() -> gleandb.Settings:
     return gleandb.Settings()
 
@@ -245,16 +262,18 @@ def main() -> None:
         c = gleandb.PersistentClient(chain_dir, settings=settings())
         changed_files.clear(), changed_rows.clear(), total_rows.clear(), fork_times.clear(), phases.clear()
         seconds = 0.0
+        cpu, syncs0 = 0.0, Syncs.n
         prev = None
         for i, (commit, t) in enumerate(zip(commits, trees)):
             all_rows = [r for path, blob in sorted(t.items()) for r in rows_of(path, blob)]
             total_rows.append(len(all_rows))
             if prev is None:
-                t0 = time.perf_counter()
+                t0, p0 = time.perf_counter(), time.process_time()
                 col = c.create_collection(f"c{i:03d}-{commit[:8]}", embedding_function=None)
                 add(col, all_rows, vectors)
                 c.engine.flush(wait=True)
                 seconds += time.perf_counter() - t0
+                cpu += time.process_time() - p0
             else:
                 ptree = trees[i - 1]
                 changed = sorted(p for p in set(t) | set(ptree) if t.get(p) != ptree.get(p))
@@ -262,7 +281,7 @@ def main() -> None:
                 new_rows = [r for p in changed if p in t for r in rows_of(p, t[p])]
                 changed_files.append(len(changed))
                 changed_rows.append(len(old_ids) + len(new_rows))
-                t0 = time.perf_counter()
+                t0, p0 = time.perf_counter(), time.process_time()
                 col = prev.fork(f"c{i:03d}-{commit[:8]}")
                 t1 = time.perf_counter()
                 fork_times.append(t1 - t0)
@@ -275,9 +294,11 @@ def main() -> None:
                 c.engine.flush(wait=True)
                 t4 = time.perf_counter()
                 seconds += t4 - t0
+                cpu += time.process_time() - p0
                 for k, dt in (("fork", t1 - t0), ("delete", t2 - t1), ("add", t3 - t2), ("flush", t4 - t3)):
                     phases[k] = phases.get(k, 0.0) + dt
             prev = col
+        costs["chain"] = (cpu, Syncs.n - syncs0)  # CPU s in the timed steps, syncs
         c.close()
         return seconds
 
@@ -287,13 +308,16 @@ def main() -> None:
         gleandb.ClientAPI.clear_system_cache()
         s = gleandb.PersistentClient(scratch_dir, settings=settings())
         seconds = 0.0
+        cpu, syncs0 = 0.0, Syncs.n
         for i, (commit, t) in enumerate(zip(commits, trees)):
             all_rows = [r for path, blob in sorted(t.items()) for r in rows_of(path, blob)]
-            t0 = time.perf_counter()
+            t0, p0 = time.perf_counter(), time.process_time()
             col = s.create_collection(f"c{i:03d}-{commit[:8]}", embedding_function=None)
             add(col, all_rows, vectors)
             s.engine.flush(wait=True)
             seconds += time.perf_counter() - t0
+            cpu += time.process_time() - p0
+        costs["scratch"] = (cpu, Syncs.n - syncs0)
         s.close()
         return seconds
 
@@ -302,6 +326,8 @@ def main() -> None:
     total_rows: list[int] = []
     fork_times: list[float] = []
     phases: dict[str, float] = {}
+    costs: dict[str, tuple[float, int]] = {}
+    Syncs.install()
     # alternate the two methods; the least disturbed run of each (the machine is shared) counts
     chain_runs, scratch_runs, chain_phases = [], [], []
     for _ in range(args.repeats):
@@ -357,6 +383,10 @@ def main() -> None:
     say()
     say(f"  database time: fastest of {args.repeats} alternating runs each (chain runs: "
         f"{', '.join(f'{x:.2f}' for x in chain_runs)} s; scratch runs: {', '.join(f'{x:.2f}' for x in scratch_runs)} s)")
+    (cpu_c, sync_c), (cpu_s, sync_s) = costs["chain"], costs["scratch"]
+    say(f"  CPU seconds of the timed steps (this process, last run of each): chain {cpu_c:.2f}, scratch {cpu_s:.2f} (ratio "
+        f"{cpu_c / cpu_s:.3f}); fsyncs: chain {sync_c} ({sync_c / len(commits):.1f} a commit), scratch {sync_s} "
+        f"({sync_s / len(commits):.1f} a commit)")
     say("  chain time by step, commits 2..N, fastest run (s): "
         + ", ".join(f"{k} {v:.2f}" for k, v in best_phases.items()))
     say(f"  targets: disk <= 0.15x, time <= 0.25x; chain fork p50 {p50(fork_times):.2f} ms; "
