@@ -139,9 +139,11 @@ class FullTextIndex:
 
     # -------------------------------------------------------------- reading
 
-    def term_id(self, term: str) -> int:
-        """Index of ``term`` in this segment's vocabulary, or -1."""
-        h = _term_hash([term])[0]
+    def term_id(self, term: str, h: int | None = None) -> int:
+        """Index of ``term`` in this segment's vocabulary, or -1. ``h``: the term's hash
+        (``_term_hash``), when the caller looks the term up in many segments."""
+        if h is None:
+            h = _term_hash([term])[0]
         i = int(np.searchsorted(self.hashes, h))
         enc = term.encode()
         while i < len(self.hashes) and self.hashes[i] == h:
@@ -187,6 +189,7 @@ def bm25_top_k(
     if not counts:
         return []
     terms = list(counts)
+    hashes = _term_hash(terms)  # once, not once per segment (a fork chain has one per commit)
     qtf = np.array([counts[t] for t in terms], dtype=np.float64)
     # collection-wide statistics over live rows
     N = 0
@@ -202,7 +205,7 @@ def bm25_top_k(
         total_len += tl
         posts = []
         for j, t in enumerate(terms):
-            tid = idx.term_id(t)
+            tid = idx.term_id(t, hashes[j])
             if tid < 0:
                 posts.append(None)
                 continue
