@@ -190,9 +190,10 @@ QUERY_TEXTS = ["environment variables for options", "shell completion", "prompt 
 REGEXES = [r"raise [A-Za-z]+Error", r"def [a-z_]+\(ctx", r"TODO|FIXME", r"isinstance\([a-z_]+, (str|int)\)"]
 
 
-def query_latency(c, s, name: str, vectors: Vectors, repeats: int) -> list[tuple[str, float, float]]:
+def query_latency(c, s, name: str, vectors: Vectors, repeats: int) -> list[tuple[str, float, float, float, float]]:
     """p50 ms of each kind of read on the newest commit's collection: the chain's (one small
-    segment per ancestor commit) and the one built from scratch (one segment), interleaved."""
+    segment per ancestor commit) and the one built from scratch (one segment), interleaved;
+    wall and CPU (the process's: on a shared machine wall time also counts waiting for a core)."""
     cc, sc = (x.get_collection(name, embedding_function=None) for x in (c, s))
     qv = vectors.get(QUERY_TEXTS)
     kinds = {
@@ -207,13 +208,14 @@ def query_latency(c, s, name: str, vectors: Vectors, repeats: int) -> list[tuple
     out = []
     for kind, fn in kinds.items():
         fn(cc, 0), fn(sc, 0)  # warm: segments loaded, indexes mapped
-        tc, ts = [], []
+        tc, ts, uc, us = [], [], [], []
         for i in range(repeats):
-            for col, acc in ((cc, tc), (sc, ts)):
-                t = time.perf_counter()
+            for col, acc, cpu in ((cc, tc, uc), (sc, ts, us)):
+                t, u = time.perf_counter(), time.process_time()
                 fn(col, i)
                 acc.append(time.perf_counter() - t)
-        out.append((kind, p50(tc), p50(ts)))
+                cpu.append(time.process_time() - u)
+        out.append((kind, p50(tc), p50(ts), p50(uc), p50(us)))
     return out
 
 
@@ -399,10 +401,10 @@ def main() -> None:
         say(f"    {kind:14s} {a / 1e6:8.2f} {b / 1e6:8.2f}   {a / b if b else float('nan'):.3f}")
     say()
     say(f"| read at commit {len(commits)} (p50 of {args.query_repeats}, interleaved) | chain (ms) | from scratch (ms) "
-        "| ratio |")
-    say("| --- | ---: | ---: | ---: |")
-    for kind, tc, ts in query_rows:
-        say(f"| {kind} | {tc:.2f} | {ts:.2f} | {tc / ts:.2f} |")
+        "| ratio | chain CPU (ms) | from scratch CPU (ms) | CPU ratio |")
+    say("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for kind, tc, ts, uc, us in query_rows:
+        say(f"| {kind} | {tc:.2f} | {ts:.2f} | {tc / ts:.1f} | {uc:.2f} | {us:.2f} | {uc / us if us else float('nan'):.1f} |")
     say()
     say("| collections in store | fork p50 (ms) | delete-collection p50 (ms) | create p50 (ms) |")
     say("| ---: | ---: | ---: | ---: |")
