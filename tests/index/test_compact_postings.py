@@ -8,11 +8,16 @@ import pyarrow as pa
 from gleandb.engine.segment import Segment
 from gleandb.engine.store import PERSISTED, SegView
 from gleandb.index import arrays
-from gleandb.index.fulltext import FullTextIndex, bm25_top_k
+from gleandb.index.fulltext import FullTextIndex
 from gleandb.index.tokenize import FullTextConfig
 from gleandb.index.trigram import TrigramIndex
 
 from text_corpus import passages
+
+try:  # where the layering work moves it
+    from gleandb.retrieval.rankers import bm25_top_k
+except ImportError:
+    from gleandb.index.fulltext import bm25_top_k
 
 WIDE = {"indptr": np.int64, "term_offsets": np.int64, "rows": np.uint16, "tfs": np.uint16}
 
