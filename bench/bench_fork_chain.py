@@ -132,6 +132,23 @@ def add(col, rows, vectors: Vectors, batch: int = 2000) -> None:
                 embeddings=vectors.get([r[1] for r in part]))
 
 
+class Syncs:
+    """Counts fsync/fdatasync calls of this process (the worker's flushes included)."""
+
+    n = 0
+
+    @classmethod
+    def install(cls) -> None:
+        for name in ("fsync", "fdatasync"):
+            real = getattr(os, name)
+
+            def counted(fd, real=real):
+                cls.n += 1
+                return real(fd)
+
+            setattr(os, name, counted)
+
+
 def settings() -> gleandb.Settings:
     return gleandb.Settings()
 
@@ -168,6 +185,40 @@ def latency_at(path: str, n_collections: int, samples: int) -> tuple[float, floa
     return p50(forks), p50(deletes), p50(creates[-samples:]) if creates else float("nan")
 
 
+QUERY_TEXTS = ["environment variables for options", "shell completion", "prompt for a password", "progress bar",
+               "parse command line arguments", "CliRunner invoke", "path type exists", "echo with colors"]
+REGEXES = [r"raise [A-Za-z]+Error", r"def [a-z_]+\(ctx", r"TODO|FIXME", r"isinstance\([a-z_]+, (str|int)\)"]
+
+
+def query_latency(c, s, name: str, vectors: Vectors, repeats: int) -> list[tuple[str, float, float, float, float]]:
+    """p50 ms of each kind of read on the newest commit's collection: the chain's (one small
+    segment per ancestor commit) and the one built from scratch (one segment), interleaved;
+    wall and CPU (the process's: on a shared machine wall time also counts waiting for a core)."""
+    cc, sc = (x.get_collection(name, embedding_function=None) for x in (c, s))
+    qv = vectors.get(QUERY_TEXTS)
+    kinds = {
+        "dense top-10": lambda col, i: col.query(query_embeddings=qv[i % len(qv)][None], n_results=10, include=[]),
+        "BM25 top-10": lambda col, i: col.retrieve(query_texts=[QUERY_TEXTS[i % len(QUERY_TEXTS)]], n_results=10,
+                                                   mode="bm25", include=[]),
+        "dense top-10 + $contains": lambda col, i: col.query(query_embeddings=qv[i % len(qv)][None], n_results=10,
+                                                             where_document={"$contains": "self"}, include=[]),
+        "get $regex (all matches)": lambda col, i: col.get(where_document={"$regex": REGEXES[i % len(REGEXES)]},
+                                                           include=[]),
+    }
+    out = []
+    for kind, fn in kinds.items():
+        fn(cc, 0), fn(sc, 0)  # warm: segments loaded, indexes mapped
+        tc, ts, uc, us = [], [], [], []
+        for i in range(repeats):
+            for col, acc, cpu in ((cc, tc, uc), (sc, ts, us)):
+                t, u = time.perf_counter(), time.process_time()
+                fn(col, i)
+                acc.append(time.perf_counter() - t)
+                cpu.append(time.process_time() - u)
+        out.append((kind, p50(tc), p50(ts), p50(uc), p50(us)))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--commits", type=int, default=100)
@@ -176,6 +227,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="runs of each method; the fastest counts")
     ap.add_argument("--repo", default="/tmp/click-chain")
     ap.add_argument("--dir", default=None, help="where the stores go (default: a temporary directory)")
+    ap.add_argument("--query-repeats", type=int, default=40, help="queries of each kind timed per collection")
     args = ap.parse_args()
     lines: list[str] = []
 
@@ -212,16 +264,18 @@ def main() -> None:
         c = gleandb.PersistentClient(chain_dir, settings=settings())
         changed_files.clear(), changed_rows.clear(), total_rows.clear(), fork_times.clear(), phases.clear()
         seconds = 0.0
+        cpu, syncs0 = 0.0, Syncs.n
         prev = None
         for i, (commit, t) in enumerate(zip(commits, trees)):
             all_rows = [r for path, blob in sorted(t.items()) for r in rows_of(path, blob)]
             total_rows.append(len(all_rows))
             if prev is None:
-                t0 = time.perf_counter()
+                t0, p0 = time.perf_counter(), time.process_time()
                 col = c.create_collection(f"c{i:03d}-{commit[:8]}", embedding_function=None)
                 add(col, all_rows, vectors)
                 c.engine.flush(wait=True)
                 seconds += time.perf_counter() - t0
+                cpu += time.process_time() - p0
             else:
                 ptree = trees[i - 1]
                 changed = sorted(p for p in set(t) | set(ptree) if t.get(p) != ptree.get(p))
@@ -229,7 +283,7 @@ def main() -> None:
                 new_rows = [r for p in changed if p in t for r in rows_of(p, t[p])]
                 changed_files.append(len(changed))
                 changed_rows.append(len(old_ids) + len(new_rows))
-                t0 = time.perf_counter()
+                t0, p0 = time.perf_counter(), time.process_time()
                 col = prev.fork(f"c{i:03d}-{commit[:8]}")
                 t1 = time.perf_counter()
                 fork_times.append(t1 - t0)
@@ -242,9 +296,11 @@ def main() -> None:
                 c.engine.flush(wait=True)
                 t4 = time.perf_counter()
                 seconds += t4 - t0
+                cpu += time.process_time() - p0
                 for k, dt in (("fork", t1 - t0), ("delete", t2 - t1), ("add", t3 - t2), ("flush", t4 - t3)):
                     phases[k] = phases.get(k, 0.0) + dt
             prev = col
+        costs["chain"] = (cpu, Syncs.n - syncs0)  # CPU s in the timed steps, syncs
         c.close()
         return seconds
 
@@ -254,13 +310,16 @@ def main() -> None:
         gleandb.ClientAPI.clear_system_cache()
         s = gleandb.PersistentClient(scratch_dir, settings=settings())
         seconds = 0.0
+        cpu, syncs0 = 0.0, Syncs.n
         for i, (commit, t) in enumerate(zip(commits, trees)):
             all_rows = [r for path, blob in sorted(t.items()) for r in rows_of(path, blob)]
-            t0 = time.perf_counter()
+            t0, p0 = time.perf_counter(), time.process_time()
             col = s.create_collection(f"c{i:03d}-{commit[:8]}", embedding_function=None)
             add(col, all_rows, vectors)
             s.engine.flush(wait=True)
             seconds += time.perf_counter() - t0
+            cpu += time.process_time() - p0
+        costs["scratch"] = (cpu, Syncs.n - syncs0)
         s.close()
         return seconds
 
@@ -269,6 +328,8 @@ def main() -> None:
     total_rows: list[int] = []
     fork_times: list[float] = []
     phases: dict[str, float] = {}
+    costs: dict[str, tuple[float, int]] = {}
+    Syncs.install()
     # alternate the two methods; the least disturbed run of each (the machine is shared) counts
     chain_runs, scratch_runs, chain_phases = [], [], []
     for _ in range(args.repeats):
@@ -297,6 +358,7 @@ def main() -> None:
     scratch_rows = sum(total_rows)
     segs = [len(c.get_collection(f"c{i:03d}-{commits[i][:8]}", embedding_function=None)._store.snapshot())
             for i in (0, len(commits) // 2, len(commits) - 1)]
+    query_rows = query_latency(c, s, f"c{len(commits) - 1:03d}-{commits[-1][:8]}", vectors, args.query_repeats)
     c.close()
     s.close()
 
@@ -323,6 +385,10 @@ def main() -> None:
     say()
     say(f"  database time: fastest of {args.repeats} alternating runs each (chain runs: "
         f"{', '.join(f'{x:.2f}' for x in chain_runs)} s; scratch runs: {', '.join(f'{x:.2f}' for x in scratch_runs)} s)")
+    (cpu_c, sync_c), (cpu_s, sync_s) = costs["chain"], costs["scratch"]
+    say(f"  CPU seconds of the timed steps (this process, last run of each): chain {cpu_c:.2f}, scratch {cpu_s:.2f} (ratio "
+        f"{cpu_c / cpu_s:.3f}); fsyncs: chain {sync_c} ({sync_c / len(commits):.1f} a commit), scratch {sync_s} "
+        f"({sync_s / len(commits):.1f} a commit)")
     say("  chain time by step, commits 2..N, fastest run (s): "
         + ", ".join(f"{k} {v:.2f}" for k, v in best_phases.items()))
     say(f"  targets: disk <= 0.15x, time <= 0.25x; chain fork p50 {p50(fork_times):.2f} ms; "
@@ -333,6 +399,12 @@ def main() -> None:
     for kind in sorted(set(chain_parts) | set(scratch_parts), key=lambda k: -chain_parts.get(k, 0)):
         a, b = chain_parts.get(kind, 0), scratch_parts.get(kind, 0)
         say(f"    {kind:14s} {a / 1e6:8.2f} {b / 1e6:8.2f}   {a / b if b else float('nan'):.3f}")
+    say()
+    say(f"| read at commit {len(commits)} (p50 of {args.query_repeats}, interleaved) | chain (ms) | from scratch (ms) "
+        "| ratio | chain CPU (ms) | from scratch CPU (ms) | CPU ratio |")
+    say("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for kind, tc, ts, uc, us in query_rows:
+        say(f"| {kind} | {tc:.2f} | {ts:.2f} | {tc / ts:.1f} | {uc:.2f} | {us:.2f} | {uc / us if us else float('nan'):.1f} |")
     say()
     say("| collections in store | fork p50 (ms) | delete-collection p50 (ms) | create p50 (ms) |")
     say("| ---: | ---: | ---: | ---: |")

@@ -4,6 +4,7 @@ import os
 
 from gleandb.catalog.catalog import read_document
 from gleandb.engine import manifest as mf
+from gleandb.engine.segment import PACK_FILE
 from gleandb.storage.local import LocalStorage
 
 
@@ -17,10 +18,11 @@ def missing_referenced_files(path: str) -> list[str]:
         for m in mf.load_all(storage, prefix, catalog["manifests"].get(cid)):
             for e in m.segments:
                 d = mf.segment_dir(prefix, e)
-                if not storage.exists(d + "records.arrow"):
+                packed = not e.index and storage.exists(d + PACK_FILE)  # a small segment: one file
+                if not packed and not storage.exists(d + "records.arrow"):
                     missing.append(f"v{m.version} of {cid}: {d}records.arrow")
                 vec = d + ("vectors.faiss" if e.index else "vectors.f32")
-                if not storage.exists(vec):
+                if not packed and not storage.exists(vec):
                     missing.append(f"v{m.version} of {cid}: {vec}")
                 if e.deletes and not storage.exists(e.deletes):
                     missing.append(f"v{m.version} of {cid}: {e.deletes}")

@@ -18,6 +18,7 @@ import pytest
 
 import gleandb
 from gleandb.api.errors import ReadOnlyStoreError
+from gleandb.engine import segment as segment_module
 from gleandb.engine.database import Engine
 from gleandb.engine.follower import Follower
 from gleandb.engine.store import CollectionStore, StoreParams
@@ -254,7 +255,10 @@ class Reads(LocalStorage):
         return super().local_path(key)
 
 
-def test_cold_open_reads_only_what_the_query_needs(tmp_path):
+def test_cold_open_reads_only_what_the_query_needs(tmp_path, monkeypatch):
+    # segments written as separate files (a small segment is one ``segment.pack`` holding its
+    # text indexes too, so reading it reads them: that case is the next test)
+    monkeypatch.setattr(segment_module, "PACK_MAX_ROWS", 0)
     path = tmp_path / "store"
     w = gleandb.PersistentClient(str(path))
     rng = np.random.default_rng(0)
@@ -287,6 +291,28 @@ def test_cold_open_reads_only_what_the_query_needs(tmp_path):
         seg.trigram_index()
         seg.fulltext(store.fulltext_config)
         assert len([k for k in storage.read if k.endswith(".idx")]) == 2
+    finally:
+        engine.close()
+
+
+def test_cold_open_of_small_packed_segments_reads_one_file_per_segment(tmp_path):
+    path = tmp_path / "store"
+    w = gleandb.PersistentClient(str(path))
+    c = w.create_collection("small", embedding_function=None)
+    c.add(ids=[f"s{i}" for i in range(50)], embeddings=np.ones((50, 4), np.float32),
+          documents=[f"text {i}" for i in range(50)])
+    w.flush()
+    rec = w.get_collection("small")._record
+    params = w._params_for(rec)
+    w.close()
+    storage = Reads(str(path))
+    engine = Engine(ReadOnlyStorage(storage), StoreParams(), path=str(path), read_only=True)
+    try:
+        store = engine.store(rec.id, params)
+        seg_reads = [k for k in storage.read if "segments/" in k]
+        assert seg_reads and all(k.endswith("segment.pack") for k in seg_reads)
+        assert store.snapshot()[0].seg.fulltext(store.fulltext_config).n == 50
+        assert [k for k in storage.read if "segments/" in k] == seg_reads  # nothing fetched again
     finally:
         engine.close()
 

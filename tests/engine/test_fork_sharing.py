@@ -140,9 +140,8 @@ def test_a_fork_of_a_flushed_collection_is_at_most_two_fsyncs(client, monkeypatc
 @pytest.mark.parametrize("history", [False, True])
 def test_a_fork_with_a_small_unflushed_tail_is_one_fsync_and_keeps_it(tmp_path, monkeypatch, history):
     """The tail rides in the catalog record; it survives reopen before and after the fork's
-    first flush, and (history on) version 1 of the fork still holds it afterwards.
-    (Inline tails are off by default, see ``forks.INLINE_TAIL_BYTES``; this turns them on.)"""
-    monkeypatch.setattr(forks, "INLINE_TAIL_BYTES", 64 << 10)
+    first flush, and (history on) version 1 of the fork still holds it afterwards."""
+    assert forks.INLINE_TAIL_BYTES >= 64 << 10  # on by default
     gleandb.ClientAPI.clear_system_cache()
     kw = dict(version_retention_count=5, version_retention_seconds=3600) if history else {}
     settings = gleandb.Settings(memtable_max_rows=1000, index_min_rows=10_000, **kw)

@@ -118,6 +118,8 @@ class Catalog:
         doc, top, keys = read_document(storage)
         self._data = doc
         self._staged: dict[str, dict] = {}
+        # forks whose own files took over: their first manifest and tail go with the next record
+        self._forgotten: set[str] = set()
         self._reindex()
         self._rotate(top + 1, old_keys=keys)
         # last: a migrated catalog.json is replaced only once a checkpoint holds its document
@@ -154,9 +156,13 @@ class Catalog:
 
     def _edit(self, ops: list) -> None:
         """Make ``ops`` durable (one append + one sync), then apply them in memory."""
+        if self._forgotten:  # deferred by drop_base_manifest: they ride along, for no extra sync
+            ops = [["del", [part, cid]] for cid in sorted(self._forgotten)
+                   for part in ("manifests", "tails") if cid in self._data[part]] + ops
         if not ops:
             return
         append_record(self._log, encode_record(ops))
+        self._forgotten.clear()
         apply_ops(self._data, ops)
         if any(op[1][0] == "collections" for op in ops):
             self._update_index(ops)
@@ -184,6 +190,11 @@ class Catalog:
 
     def close(self) -> None:
         with self._lock:
+            if self._forgotten:
+                try:
+                    self._edit([])
+                except Exception as e:  # harmless: the next open drops them again
+                    log.warning("could not drop forks' first manifests from the catalog: %s", e)
             if self._log is not None:
                 self._log.close()
 
@@ -309,17 +320,22 @@ class Catalog:
             self._staged.pop(cid, None)
 
     def drop_base_manifest(self, cid: str) -> None:
-        """Forget collection ``cid``'s first manifest (and tail) once its own files take over."""
+        """Forget collection ``cid``'s first manifest (and tail) once its own files take over.
+
+        The edit costs no sync of its own: it rides with the next catalog record (in a
+        fork chain, the next fork's) or the close. A crash before leaves the copies beside
+        the collection's manifest files, which win; its next open drops them again."""
         with self._lock:
-            self._edit([["del", [part, cid]] for part in ("manifests", "tails") if cid in self._data[part]])
+            if cid in self._data["manifests"] or cid in self._data["tails"]:
+                self._forgotten.add(cid)
 
     def base_tail(self, cid: str) -> str | None:
         """The WAL tail of a fork's first version, when the catalog holds it (base64)."""
-        return self._data["tails"].get(cid)
+        return None if cid in self._forgotten else self._data["tails"].get(cid)
 
     def base_manifest(self, cid: str) -> dict | None:
         """The first manifest of collection ``cid`` when the catalog holds it (forks)."""
-        return self._data["manifests"].get(cid)
+        return None if cid in self._forgotten else self._data["manifests"].get(cid)
 
     def check_name_free(self, name: str, tenant: str, database: str) -> None:
         """The error ``create_collection`` would raise for ``name``, raised early."""

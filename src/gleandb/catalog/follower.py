@@ -29,6 +29,7 @@ class FollowerCatalog(Catalog):
         self._log_number = 0
         self._rotate_at = MIN_ROTATE_BYTES
         self._staged: dict[str, tuple] = {}
+        self._forgotten: set[str] = set()  # the writer's deferred drops; a follower never has any
         self._signature: tuple | None = None
         self._last_refresh = 0.0
         self._data: dict = {}

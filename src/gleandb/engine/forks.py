@@ -27,12 +27,10 @@ from gleandb.engine import gc
 from gleandb.engine import manifest as mf
 from gleandb.engine.wal import WriteAheadLog, encode_batch
 
-# A fork's unflushed tail up to this size would ride in its catalog record instead of a WAL
-# file of its own (a fork then costs 1 fsync instead of ~5). Off (0) for now: with it on,
-# tests/engine/test_fork_crash.py loses or mixes a fork's rows when a process is killed
-# during a vacuum that makes the fork's files take over (GLEANDB_CRASH_SEED=108 fails about
-# 1 run in 5; never with it off). tests/engine/test_fork_sharing.py still exercises the path.
-INLINE_TAIL_BYTES = 0
+# A fork's unflushed tail up to this size rides in its catalog record instead of a WAL file of
+# its own (a fork then costs 1 fsync instead of ~5). The fork's first flush hands it over to
+# the WAL (see CollectionStore._publish: the tail's WAL file before any manifest file).
+INLINE_TAIL_BYTES = 64 << 10
 
 if TYPE_CHECKING:
     from gleandb.engine.store import CollectionStore, StoreParams

@@ -15,16 +15,23 @@ names them (``gleandb.engine.gc``).
 Shared files live outside any collection, so forks can name them:
 ``segments/<name>/`` (immutable segment directories) and ``masks/<owner>-<segment>-<version>.npy``
 (delete masks; the owner's collection id in the key means two collections
-sharing a segment can never write the same mask key). Manifests written before
+sharing a segment can never write the same mask key). The mask of a small segment
+(at most ``INLINE_MASK_ROWS`` rows, so at most 512 bytes as a bitmap) rides inline
+in the manifest entry instead (``SegmentEntry.mask``): a flush that deletes rows of a
+small shared segment, as every commit of a fork chain does, then writes no mask
+file (two fsyncs). Manifests written before
 forks existed name neither; their segments live under the collection's prefix
 (``SegmentEntry.path`` is None) and keep working.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from dataclasses import asdict, dataclass, field
+
+import numpy as np
 
 from gleandb.errors import CorruptStoreError, WriterFencedError
 from gleandb.storage.base import Storage
@@ -32,6 +39,7 @@ from gleandb.storage.base import Storage
 FORMAT = 1
 SEGMENTS = "segments/"  # shared pool of segment directories
 MASKS = "masks/"  # shared pool of delete masks
+INLINE_MASK_ROWS = 4096  # a segment this small keeps its delete mask in the manifest entry
 
 
 @dataclass
@@ -42,6 +50,7 @@ class SegmentEntry:
     deletes: str | None = None  # key of an .npy of deleted row numbers
     n_deleted: int = 0
     path: str | None = None  # key prefix of the segment directory; None = legacy "<collection>/segments/<name>/"
+    mask: str | None = None  # the delete mask inline (pack_mask), instead of a ``deletes`` file
 
 
 @dataclass
@@ -57,6 +66,9 @@ class Manifest:
 
     def to_json(self) -> bytes:
         d = asdict(self)
+        for e in d["segments"]:
+            if e["mask"] is None:
+                del e["mask"]  # most entries: not a byte more than before
         d["format"] = FORMAT
         return json.dumps(d, separators=(",", ":")).encode()
 
@@ -81,6 +93,16 @@ class Manifest:
     def records(self) -> int:
         """Live rows in this manifest's segments (not counting its WAL tail)."""
         return sum(e.rows - e.n_deleted for e in self.segments)
+
+
+def pack_mask(deleted: np.ndarray) -> str:
+    """A delete mask (bool per row) as the text of ``SegmentEntry.mask``: a bitmap, base64."""
+    return base64.b64encode(np.packbits(deleted, bitorder="little").tobytes()).decode()
+
+
+def unpack_mask(text: str, n: int) -> np.ndarray:
+    bits = np.unpackbits(np.frombuffer(base64.b64decode(text), dtype=np.uint8), count=n, bitorder="little")
+    return bits.astype(bool)
 
 
 def manifest_key(prefix: str, version: int) -> str:

@@ -18,6 +18,13 @@ Files of a persisted segment ``<prefix>segments/<name>/``:
   ``document`` column (``gleandb.index.fulltext`` / ``gleandb.index.trigram``),
   memory-mapped on first use (a k-NN query reads neither). Memtable segments build them lazily on first use and
   keep them (a segment never changes, so neither do they).
+
+A small segment without an ANN index (at most ``PACK_MAX_ROWS`` rows: a commit's
+changed files, a small flush) is written as one file instead, ``segment.pack``,
+holding the same files (``gleandb.index.arrays`` layout, one uint8 array per file,
+read through ``PackedFiles`` by the same code). Each file of a segment costs an
+fsync, so one file instead of four saves three per flush, a third of a small
+flush's syncs.
 """
 
 from __future__ import annotations
@@ -30,17 +37,46 @@ import numpy as np
 import pyarrow as pa
 
 from gleandb.errors import CorruptStoreError
+from gleandb.index import arrays
 from gleandb.index.filters import metadata_columns
 from gleandb.index.fulltext import FullTextConfig, FullTextIndex
 from gleandb.index.trigram import TrigramIndex
 from gleandb.index.vector import VectorIndex, exact_search
-from gleandb.storage.base import Storage
+from gleandb.storage.base import KeyNotFound, Storage
 
 _BASE_FIELDS = {"id", "rid", "document", "uri", "_meta", "_norm"}
 FULLTEXT_FILE = "fulltext.idx"
 TRIGRAM_FILE = "trigram.idx"
 # below this many rows an unbuilt trigram index is not worth building for one scan
 TRIGRAM_LAZY_MIN_ROWS = 2048
+PACK_FILE = "segment.pack"
+PACK_MAX_ROWS = 4096  # a segment without an ANN index and at most this many rows is one file
+
+
+class PackedFiles:
+    """The files of a ``segment.pack`` (a memory-mapped buffer), served by key with the
+    storage calls ``Segment.read`` makes, as views into the buffer (nothing copied)."""
+
+    def __init__(self, buf, key_prefix: str):
+        meta, arrs = arrays.unpack(buf)
+        if meta.get("kind") != "segment":
+            raise CorruptStoreError(f"{key_prefix}{PACK_FILE} is not a segment pack")
+        self._files = {f"{key_prefix}{name}": a for name, a in arrs.items()}
+
+    def exists(self, key: str) -> bool:
+        return key in self._files
+
+    def get_buffer(self, key: str):
+        try:
+            return memoryview(self._files[key])
+        except KeyError:
+            raise KeyNotFound(key) from None
+
+    def get(self, key: str):
+        return self.get_buffer(key)
+
+    def local_path(self, key: str) -> None:
+        return None
 
 
 def pack_metadata(md: dict | None) -> bytes | None:
@@ -220,6 +256,13 @@ class Segment:
                 yield written[-1], self._trigram.to_bytes()
 
         try:
+            if self.index is None and self.n <= PACK_MAX_ROWS:
+                pack = arrays.pack({"kind": "segment"}, {
+                    key[len(key_prefix):]: np.frombuffer(data, dtype=np.uint8) for key, data in files()})
+                written.clear()
+                written.append(f"{key_prefix}{PACK_FILE}")
+                storage.put(written[-1], pack)
+                return
             storage.put_many(files())
             if self.index is not None:
                 written.append(f"{key_prefix}vectors.faiss")
@@ -255,6 +298,11 @@ class Segment:
 
     @classmethod
     def read(cls, storage: Storage, key_prefix: str, name: str, space: str, has_index: bool, dim: int) -> "Segment":
+        if not has_index:
+            try:
+                storage = PackedFiles(storage.get_buffer(f"{key_prefix}{PACK_FILE}"), key_prefix)
+            except KeyNotFound:
+                pass  # a segment of separate files
         buf = storage.get_buffer(f"{key_prefix}records.arrow")
         table = pa.ipc.open_file(pa.py_buffer(buf)).read_all()
         if has_index:

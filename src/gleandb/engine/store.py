@@ -52,7 +52,7 @@ from gleandb.errors import CorruptStoreError, InvalidArgumentError, ReadOnlyStor
 from gleandb.engine import gc
 from gleandb.engine import manifest as mf
 from gleandb.engine.segment import Segment, unpack_metadata
-from gleandb.engine.wal import WalBatch, WriteAheadLog, encode_batch, iter_records, log_key
+from gleandb.engine.wal import WalBatch, WriteAheadLog, encode_batch, first_seq_of, iter_records, log_key
 from gleandb.engine.worker import BackgroundWorker
 from gleandb.index.tokenize import FullTextConfig
 from gleandb.index.vector import VectorIndex
@@ -232,28 +232,71 @@ class CollectionStore:
         for e in m.segments:
             self._seg_dirs[e.name] = mf.segment_dir(self.prefix, e)
             seg = self._load_segment(e, m.dimension or 0)
-            deleted = self._load_mask(e.deletes, seg.n) if e.deletes else None
+            deleted = self._entry_mask(e, seg.n)
             views.append(SegView(seg, deleted, e.n_deleted, PERSISTED))
             self._written_deletes[e.name] = (e.n_deleted, e.deletes)
         self._views = tuple(views)
-        if self._base_unwritten:
-            if self._base_tail is not None:
-                self._apply(self._base_tail)
-        elif (self._base is not None or self._base_tail is not None) and self._on_own_manifest is not None:
-            # a crash after the first own manifest, before the catalog forgot version 1
-            self._base_tail = None
-            try:
-                self._on_own_manifest()
-            except Exception as e:  # harmless: the files win
-                log.warning("could not drop %s's first manifest from the catalog: %s", self.prefix, e)
+        tail = self._base_tail
+        if tail is not None and m.wal_position < tail.seq:
+            # the catalog's tail is part of the newest version (replaying it again, should
+            # the WAL hold it too, changes nothing)
+            self._apply(tail)
         for batch in self.wal.replay(self.seq):
             self._apply(batch)
         if self.read_only:
-            return
+            return  # a follower never writes: the writer finishes any hand-over
+        if not self._base_unwritten and (self._base is not None or tail is not None):
+            # a crash after the collection's first manifest file, before the catalog forgot
+            # its copy of version 1: finish the hand-over
+            self._hand_over(self._manifests)
         if self._durable:
             self.retire()
         if self._memtable_rows() >= self.params.memtable_max_rows:
             self._freeze()
+
+    def _hand_over(self, manifests: list[mf.Manifest]) -> None:
+        """Make the collection's own files hold everything the catalog's copy of version 1
+        and its inline tail held, then let the catalog forget them."""
+        self._save_tail(manifests)
+        self._forget_base()
+
+    def _save_tail(self, manifests: list[mf.Manifest]) -> None:
+        """Write the catalog's inline tail as a WAL file of its own (synced) when one of
+        ``manifests`` needs it (its range ``(wal_position, seq]`` holds the tail's seq) and
+        no WAL file holds it yet (a crash after writing it, before the manifest)."""
+        tail = self._base_tail
+        if tail is None or not self._durable:
+            return
+        if not any(x.wal_position < tail.seq <= x.seq for x in manifests):
+            return
+        if any(first_seq_of(k) <= tail.seq <= last for k, last in self.wal.closed_files):
+            return
+        key = log_key(self.prefix, tail.seq)
+        w = self.storage.open_log(key)
+        try:
+            w.append(encode_batch(tail))
+            w.sync()
+        finally:
+            w.close()
+        self.wal.closed_files.append((key, tail.seq))
+
+    def _forget_base(self) -> None:
+        """The collection's files hold version 1 and its tail now (or nothing needs them):
+        drop the catalog's copies (harmless if that fails: the files win, and the next
+        open tries again)."""
+        self._base = None
+        self._base_tail = None
+        if self._on_own_manifest is not None:
+            try:
+                self._on_own_manifest()
+            except Exception as e:
+                log.warning("could not drop %s's first manifest from the catalog: %s", self.prefix, e)
+
+    def _entry_mask(self, e: mf.SegmentEntry, n: int) -> np.ndarray | None:
+        """The delete mask of manifest entry ``e`` (inline, a file, or none)."""
+        if e.mask is not None:
+            return mf.unpack_mask(e.mask, n)
+        return self._load_mask(e.deletes, n) if e.deletes else None
 
     def _load_mask(self, key: str, n: int) -> np.ndarray:
         """The delete mask file ``key`` as a bool per row. Mask files are immutable and masks
@@ -380,7 +423,9 @@ class CollectionStore:
         for e in m.segments:
             seg = self._load_segment_readonly(m, e)
             deleted = None
-            if e.deletes:
+            if e.mask is not None:
+                deleted = set(np.flatnonzero(mf.unpack_mask(e.mask, seg.n)).tolist())
+            elif e.deletes:
                 deleted = set(np.load(io.BytesIO(self.storage.get(e.deletes))).tolist())
             for id_ in ids:
                 row = seg.row_of(id_)
@@ -452,7 +497,7 @@ class CollectionStore:
             next_rid = max(next_rid, max(tail.put_rids) + 1)
             dimension = dimension or int(tail.put_embeddings.shape[1])
         entries = [
-            mf.SegmentEntry(e.name, e.rows, e.index, e.deletes, e.n_deleted, mf.segment_dir(self.prefix, e))
+            mf.SegmentEntry(e.name, e.rows, e.index, e.deletes, e.n_deleted, mf.segment_dir(self.prefix, e), e.mask)
             for e in m.segments
         ]
         fork = mf.Manifest(
@@ -798,7 +843,10 @@ class CollectionStore:
             name = v.seg.name
             prev_n, prev_key = self._written_deletes.get(name, (0, None))
             key = prev_key
-            if v.n_deleted != prev_n or (v.n_deleted and prev_key is None):
+            inline = None
+            if v.n_deleted and v.seg.n <= mf.INLINE_MASK_ROWS:
+                key, inline = None, mf.pack_mask(v.deleted)  # in the manifest: no file to write
+            elif v.n_deleted != prev_n or (v.n_deleted and prev_key is None):
                 key = None
                 if v.n_deleted:
                     # masks live in the shared pool, keyed by owner: never shared-and-rewritten
@@ -811,7 +859,7 @@ class CollectionStore:
                             self._segment_cache["mask:" + key] = v.deleted  # a fork opens it from here
             new_written[name] = (v.n_deleted, key)
             entries.append(
-                mf.SegmentEntry(name, v.seg.n, v.seg.index is not None, key, v.n_deleted, self._seg_prefix(name))
+                mf.SegmentEntry(name, v.seg.n, v.seg.index is not None, key, v.n_deleted, self._seg_prefix(name), inline)
             )
         if mask_files:
             self.storage.put_many(mask_files)  # one sync of masks/ for all of them
@@ -826,33 +874,21 @@ class CollectionStore:
         )
         if self._durable:
             if self._base_unwritten:
-                # the catalog's copy of version 1 stops counting once a manifest file exists,
-                # so version 1 becomes a file first if retention keeps it beside ``m``
+                # Hand-over from the catalog's copy of version 1 (and its inline tail) to the
+                # collection's own files. A manifest file, once one exists, makes the files
+                # alone the truth, so everything they need is written before the first of
+                # them: the tail as a WAL file when a version kept beside ``m`` (or ``m``
+                # itself) still needs it, then version 1 as a file if retention keeps it, then
+                # ``m``; only then does the catalog forget its copies.
                 first = self._manifests[0] if self._manifests else None
                 keep = mf.retained(self._manifests + [m], self.params.version_retention_count,
                                    self.params.version_retention_seconds)
-                first_kept = first is not None and first.version < m.version and any(k is first for k in keep)
-                if first_kept:
+                self._save_tail(keep)
+                if first is not None and first.version < m.version and any(k is first for k in keep):
                     self.storage.put_if_absent(mf.manifest_key(self.prefix, first.version), first.to_json())
-                tail = self._base_tail
-                if tail is not None and (first_kept or m.wal_position < tail.seq):
-                    # still needed (version 1 retained, or not yet covered): a WAL file of its own
-                    key = log_key(self.prefix, tail.seq)
-                    w = self.storage.open_log(key)
-                    try:
-                        w.append(encode_batch(tail))
-                        w.sync()
-                    finally:
-                        w.close()
-                    self.wal.closed_files.append((key, tail.seq))
                 mf.publish(self.storage, self.prefix, m)
                 self._base_unwritten = False
-                self._base_tail = None  # in the WAL or covered by ``m`` now
-                if self._on_own_manifest is not None:
-                    try:
-                        self._on_own_manifest()
-                    except Exception as e:  # harmless: the files win over the catalog's copy
-                        log.warning("could not drop %s's first manifest from the catalog: %s", self.prefix, e)
+                self._forget_base()
             else:
                 mf.publish(self.storage, self.prefix, m)
         self.version = m.version

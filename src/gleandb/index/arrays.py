@@ -43,3 +43,17 @@ def unpack(buf) -> tuple[dict, dict[str, np.ndarray]]:
     for name, (dtype, offset, count) in header["arrays"].items():
         arrays[name] = np.frombuffer(mv, dtype=np.dtype(dtype), count=count, offset=base + offset)
     return header["meta"], arrays
+
+
+def row_dtype(n: int) -> np.dtype:
+    """The narrowest unsigned type that numbers ``n`` rows: small segments (a commit's
+    changed files, a memtable flush) store a posting in 1 byte instead of 2 or 4."""
+    return np.dtype(np.uint8 if n <= 1 << 8 else np.uint16 if n <= 1 << 16 else np.uint32)
+
+
+def offsets(counts: np.ndarray) -> np.ndarray:
+    """CSR offsets (len + 1) of ``counts``, as uint32 when they fit (4 bytes an entry
+    instead of 8: a small segment's dictionaries are mostly these)."""
+    out = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=out[1:])
+    return out.astype(np.uint32) if out[-1] < 1 << 32 else out

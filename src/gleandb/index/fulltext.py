@@ -25,7 +25,7 @@ __all__ = ["FullTextConfig", "FullTextIndex", "analyze_query"]
 FORMAT = 1
 
 
-def _term_hash(terms: list[str]) -> np.ndarray:
+def term_hashes(terms: list[str]) -> np.ndarray:
     return np.array(
         [int.from_bytes(hashlib.blake2b(t.encode(), digest_size=8).digest(), "little") for t in terms],
         dtype=np.uint64,
@@ -39,11 +39,11 @@ class FullTextIndex:
         self.analysis = analysis  # FullTextConfig.analysis_key() it was built with
         self.n = n
         self.hashes = arrs["hashes"]  # uint64, sorted; term i
-        self.term_offsets = arrs["term_offsets"]  # int64, V+1, into term_bytes
+        self.term_offsets = arrs["term_offsets"]  # uint32 (int64 in big or older files), V+1, into term_bytes
         self.term_bytes = arrs["term_bytes"]  # uint8, UTF-8 of the terms in hash order
-        self.indptr = arrs["indptr"]  # int64, V+1, into rows/tfs
-        self.rows = arrs["rows"]  # uint16 or uint32, sorted within a term
-        self.tfs = arrs["tfs"]  # uint16 (saturating)
+        self.indptr = arrs["indptr"]  # uint32 (int64 in big or older files), V+1, into rows/tfs
+        self.rows = arrs["rows"]  # uint8, uint16 or uint32 (arrays.row_dtype), sorted within a term
+        self.tfs = arrs["tfs"]  # uint8, or uint16 (saturating) when a tf passes 255
         self.doc_len = arrs["doc_len"]  # int32 per row (0 without a document)
         self.has_doc = arrs["has_doc"].view(bool)
         self.total_len = int(self.doc_len.sum(dtype=np.int64))
@@ -56,7 +56,7 @@ class FullTextIndex:
         n = len(documents)
         terms, tids, rows = analyze(documents, config)
         V = len(terms)
-        hashes = _term_hash(terms)
+        hashes = term_hashes(terms)
         order = np.argsort(hashes, kind="stable")
         rank = np.empty(V, dtype=np.int64)
         rank[order] = np.arange(V)
@@ -76,21 +76,20 @@ class FullTextIndex:
             ukey = key
         p_terms = ukey // max(n, 1)
         p_rows = ukey % max(n, 1)
-        indptr = np.zeros(V + 1, dtype=np.int64)
-        np.cumsum(np.bincount(p_terms, minlength=V), out=indptr[1:])
+        indptr = arrays.offsets(np.bincount(p_terms, minlength=V))
         doc_len = np.bincount(rows, minlength=n).astype(np.int32) if n else np.zeros(0, np.int32)
         enc = [t.encode() for t in sorted_terms]
-        term_offsets = np.zeros(V + 1, dtype=np.int64)
-        np.cumsum([len(e) for e in enc], out=term_offsets[1:])
+        term_offsets = arrays.offsets(np.fromiter(map(len, enc), dtype=np.int64, count=V))
         has_doc = np.asarray(documents.is_valid(), dtype=bool) if n else np.zeros(0, bool)
-        row_dtype = np.uint16 if n <= 1 << 16 else np.uint32
         arrs = {
             "hashes": hashes[order],
             "term_offsets": term_offsets,
             "term_bytes": np.frombuffer(b"".join(enc), dtype=np.uint8),
             "indptr": indptr,
-            "rows": p_rows.astype(row_dtype),
-            "tfs": np.minimum(tf, 65535).astype(np.uint16),
+            "rows": p_rows.astype(arrays.row_dtype(n)),
+            # one byte a posting when no term repeats more than 255 times in a row (a
+            # narrower type, never a lower cap: scores must not depend on the segment)
+            "tfs": tf.astype(np.uint8) if not len(tf) or tf.max() <= 255 else np.minimum(tf, 65535).astype(np.uint16),
             "doc_len": doc_len,
             "has_doc": has_doc.view(np.uint8),
         }
@@ -126,9 +125,11 @@ class FullTextIndex:
 
     # -------------------------------------------------------------- reading
 
-    def term_id(self, term: str) -> int:
-        """Index of ``term`` in this segment's vocabulary, or -1."""
-        h = _term_hash([term])[0]
+    def term_id(self, term: str, h: int | None = None) -> int:
+        """Index of ``term`` in this segment's vocabulary, or -1. ``h``: the term's hash
+        (``term_hashes``), when the caller looks the term up in many segments."""
+        if h is None:
+            h = term_hashes([term])[0]
         i = int(np.searchsorted(self.hashes, h))
         enc = term.encode()
         while i < len(self.hashes) and self.hashes[i] == h:

@@ -83,16 +83,16 @@ class TrigramIndex:
     def __init__(self, n: int, arrs: dict[str, np.ndarray]):
         self.n = n
         self.codes = arrs["codes"]  # uint32, sorted, distinct
-        self.indptr = arrs["indptr"]  # int64, len(codes)+1
-        self.rows = arrs["rows"]  # uint16 / uint32, sorted within a code
+        self.indptr = arrs["indptr"]  # uint32 (int64 in big or older files), len(codes)+1
+        self.rows = arrs["rows"]  # uint8 / uint16 / uint32 (arrays.row_dtype), sorted within a code
 
     @classmethod
     def build(cls, documents: pa.ChunkedArray | pa.Array) -> "TrigramIndex":
         n = len(documents)
         data, offs = _string_buffers(documents)
-        row_dtype = np.uint16 if n <= 1 << 16 else np.uint32
+        row_dtype = arrays.row_dtype(n)
         if len(data) < 3:
-            empty = {"codes": np.zeros(0, np.uint32), "indptr": np.zeros(1, np.int64), "rows": np.zeros(0, row_dtype)}
+            empty = {"codes": np.zeros(0, np.uint32), "indptr": np.zeros(1, np.uint32), "rows": np.zeros(0, row_dtype)}
             return cls(n, empty)
         d = data.astype(np.uint64)
         key = (d[:-2] << np.uint64(48)) | (d[1:-1] << np.uint64(40)) | (d[2:] << np.uint64(32))
@@ -117,10 +117,10 @@ class TrigramIndex:
             np.not_equal(codes_all[1:], codes_all[:-1], out=starts[1:])
             first_pos = np.flatnonzero(starts)
             codes = codes_all[first_pos]
-            indptr = np.append(first_pos, len(codes_all)).astype(np.int64)
+            indptr = arrays.offsets(np.diff(np.append(first_pos, len(codes_all))))
         else:
             codes = np.zeros(0, np.uint32)
-            indptr = np.zeros(1, np.int64)
+            indptr = np.zeros(1, np.uint32)
         return cls(n, {"codes": codes, "indptr": indptr, "rows": rows})
 
     def to_bytes(self) -> bytes:

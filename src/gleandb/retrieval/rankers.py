@@ -29,7 +29,7 @@ import numpy as np
 from gleandb import deadlines
 from gleandb.errors import InvalidArgumentError
 from gleandb.engine.store import CollectionStore, SegView
-from gleandb.index.fulltext import FullTextIndex
+from gleandb.index.fulltext import FullTextIndex, term_hashes
 from gleandb.index.tokenize import FullTextConfig, analyze_query
 
 Ranked = list[tuple[int, int, float]]
@@ -107,6 +107,7 @@ def bm25_top_k(
     if not counts:
         return []
     terms = list(counts)
+    hashes = term_hashes(terms)  # once, not once per segment (a fork chain has one per commit)
     qtf = np.array([counts[t] for t in terms], dtype=np.float64)
     # collection-wide statistics over live rows
     N = 0
@@ -122,7 +123,7 @@ def bm25_top_k(
         total_len += tl
         posts = []
         for j, t in enumerate(terms):
-            tid = idx.term_id(t)
+            tid = idx.term_id(t, hashes[j])
             if tid < 0:
                 posts.append(None)
                 continue
