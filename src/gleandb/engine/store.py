@@ -48,7 +48,7 @@ from gleandb.engine.segment import Segment, unpack_metadata
 from gleandb.engine.wal import WalBatch, WriteAheadLog, encode_batch, iter_records, log_key
 from gleandb.engine.worker import BackgroundWorker
 from gleandb.index.fulltext import FullTextConfig
-from gleandb.index.vector import VectorIndex
+from gleandb.index.vector import VectorIndex, build_params
 
 log = logging.getLogger("gleandb.engine")
 
@@ -77,6 +77,8 @@ class StoreParams:
     index_min_rows: int = 2_000
     compaction_min_segments: int = 4
     compaction_deleted_fraction: float = 0.2
+    # compaction adds rows to the largest segment's graph instead of rebuilding it (when it can)
+    compaction_extend: bool = True
     wal_sync: bool = True
     fulltext: FullTextConfig = field(default_factory=FullTextConfig)
     # versions (manifests) kept for time travel: the newest N, plus any younger than S seconds
@@ -163,7 +165,8 @@ class CollectionStore:
         self._base_tail = _decode_tail(base_tail) if base_tail else None
         self._on_own_manifest = on_own_manifest  # then the catalog's copy may go
         # activity counters since open (exported as metrics by the server)
-        self.stats = {"flushes": 0, "rows_flushed": 0, "compactions": 0, "rows_compacted": 0}
+        self.stats = {"flushes": 0, "rows_flushed": 0, "compactions": 0, "rows_compacted": 0,
+                      "compactions_extended": 0}
         self._open()
 
     # ------------------------------------------------------------------ open
@@ -636,6 +639,7 @@ class CollectionStore:
         seg.build_text_indexes(self.params.fulltext)
         if self._durable:
             seg.write(self.storage, self._seg_prefix(name))
+            seg = seg.reopened(self.storage, self._seg_prefix(name))
             self._cache_segment(seg)
         with self._lock:
             views = list(self._views)
@@ -796,21 +800,7 @@ class CollectionStore:
                 rows = np.arange(v.seg.n) if v.deleted is None else np.flatnonzero(~v.deleted)
                 if len(rows):
                     parts.append((v.seg, rows))
-            new_seg = None
-            if parts:
-                new_seg = Segment.merge(_new_name("s"), parts)
-                if new_seg.n >= self.params.index_min_rows and new_seg.dim > 0:
-                    index = VectorIndex.build(
-                        new_seg.vectors(),
-                        self.params.space,
-                        M=self.params.M,
-                        ef_construction=self.params.ef_construction,
-                    )
-                    new_seg = new_seg.with_index(index)
-                new_seg.build_text_indexes(self.params.fulltext)
-                if self._durable:
-                    new_seg.write(self.storage, self._seg_prefix(new_seg.name))
-                    self._cache_segment(new_seg)
+            new_seg = self._merge_parts(parts) if parts else None
             with self._lock:
                 if self._closed:
                     return
@@ -847,6 +837,49 @@ class CollectionStore:
             with self._lock:
                 self._compaction_pending = False
         self._maybe_schedule_compaction()
+
+    def _merge_parts(self, parts: list[tuple[Segment, np.ndarray]]) -> Segment:
+        """One new persisted segment of the live ``parts``: the largest part's graph extended
+        with the other rows when it can be (see ``_extend_base``), else a rebuilt one."""
+        name = _new_name("s")
+        base = self._extend_base(parts)
+        if base is not None:
+            others = [p for p in parts if p[0] is not base]
+            source = self.storage.local_path(f"{self._seg_prefix(base.name)}vectors.faiss") if self._durable else None
+            new_seg = Segment.extend(name, base, others, source_path=source)
+            self.stats["compactions_extended"] += 1
+        else:
+            new_seg = Segment.merge(name, parts)
+            if new_seg.n >= self.params.index_min_rows and new_seg.dim > 0:
+                index = VectorIndex.build(
+                    new_seg.vectors(),
+                    self.params.space,
+                    M=self.params.M,
+                    ef_construction=self.params.ef_construction,
+                )
+                new_seg = new_seg.with_index(index)
+        new_seg.build_text_indexes(self.params.fulltext)
+        if self._durable:
+            new_seg.write(self.storage, self._seg_prefix(new_seg.name))
+            new_seg = new_seg.reopened(self.storage, self._seg_prefix(new_seg.name))
+            self._cache_segment(new_seg)
+        return new_seg
+
+    def _extend_base(self, parts: list[tuple[Segment, np.ndarray]]) -> Segment | None:
+        """The part whose graph a compaction extends instead of rebuilding: the largest,
+        when it has an index, no deleted rows (its row numbers must survive unchanged), and
+        the M that the merged size calls for (``build_params``); else None."""
+        if not self.params.compaction_extend or len(parts) < 2:
+            return None
+        seg, rows = max(parts, key=lambda p: len(p[1]))
+        if seg.index is None or len(rows) != seg.n:
+            return None
+        total = sum(len(r) for _, r in parts)
+        if seg.index.M != build_params(total, self.params.M, self.params.ef_construction)[0]:
+            return None
+        if self.params.space == "cosine" and "_norm" not in seg.table.column_names:
+            return None
+        return seg
 
     # ------------------------------------------------------------------ read
 
