@@ -165,3 +165,40 @@ def test_extended_index_holds_both_sets_and_leaves_the_original(tmp_path, space,
     assert recall(found, truth) >= 0.99
     with pytest.raises(ValueError):
         base.extended(np.ones((2, DIM + 1), np.float32))
+
+
+# ----------------------------------------------------------------------- quantized
+@pytest.mark.parametrize("space", ["cosine", "l2"])
+def test_quantized_search_rescores_exactly(tmp_path, space):
+    x = clustered(2500, 10) * np.random.default_rng(6).uniform(0.5, 2, (2500, 1)).astype(np.float32)
+    q = clustered(60, 11)
+    idx = VectorIndex.build(x, space, quantization="sq8")
+    flat = VectorIndex.build(x, space)
+    assert idx.quantization == "sq8" and flat.quantization is None
+    # 1 byte a dimension instead of 4 (the graph is the same size)
+    assert len(flat.faiss_buffer()) - len(idx.faiss_buffer()) >= 0.95 * 2500 * DIM * 3
+    path = str(tmp_path / "sq.faiss")
+    idx.write_faiss_file(path)
+    full = np.array(idx.stored_vectors())
+    mapped = VectorIndex.from_faiss_file(path, space, mmap=True, vectors=full)
+    mask = np.random.default_rng(8).random(2500) < 0.9
+    for allowed in (None, mask):
+        rows = None if allowed is None else np.flatnonzero(allowed)
+        td, truth = exact_search(x, q, K, space, rows)
+        d, found = idx.search(q, K, allowed=allowed)
+        assert recall(found, truth) >= 0.99
+        # every returned distance is the exact one of that row, and rows come sorted by it
+        for qi in range(len(q)):
+            ref = vmod.raw_distances(x[found[qi]], q[qi], space)
+            np.testing.assert_allclose(d[qi], ref, rtol=1e-5, atol=1e-6)
+            assert (np.diff(d[qi]) >= 0).all()
+        d2, found2 = mapped.search(q, K, allowed=allowed)
+        np.testing.assert_array_equal(found2, found)
+        np.testing.assert_array_equal(d2, d)
+    with pytest.raises(ValueError, match="full-precision"):
+        VectorIndex.from_faiss_file(path, space)
+    with pytest.raises(ValueError, match="quantization"):
+        VectorIndex.build(x, space, quantization="pq4")
+    ext = idx.extended(clustered(500, 12))
+    assert ext.n == 3000 and ext.quantization == "sq8"
+    np.testing.assert_array_equal(ext.stored_vectors()[:2500], idx.stored_vectors())

@@ -13,7 +13,8 @@ Files of a persisted segment ``<prefix>segments/<name>/``:
   per metadata (key, type) for filters (layout in ``gleandb.index.filters``).
 - ``vectors.faiss``: the ANN index in faiss's file format (it holds the vectors), or
 - ``vectors.f32``: raw little-endian float32 vectors, for segments too small
-  to be worth an index (searched exactly).
+  to be worth an index (searched exactly), or beside a quantized (``sq8``) index:
+  its full-precision vectors (normalised for cosine), memory-mapped, for re-scoring.
 - ``fulltext.idx`` / ``trigram.idx``: the BM25 and trigram indexes of the
   ``document`` column (``gleandb.index.fulltext`` / ``gleandb.index.trigram``),
   memory-mapped on open. Memtable segments build them lazily on first use and
@@ -228,8 +229,12 @@ class Segment:
             written.append(f"{key_prefix}records.arrow")
             yield written[-1], sink.getvalue().to_pybytes()
             del sink
-            if self.index is None:
-                vec = self._vectors if self._vectors is not None else np.zeros((self.n, 0), np.float32)
+            if self.index is None or self.index.quantization is not None:
+                # no index: the vectors as written; quantized index: its full-precision vectors
+                if self.index is not None:
+                    vec = self.index.stored_vectors()
+                else:
+                    vec = self._vectors if self._vectors is not None else np.zeros((self.n, 0), np.float32)
                 written.append(f"{key_prefix}vectors.f32")
                 yield written[-1], np.ascontiguousarray(vec, dtype="<f4").tobytes()
             if self._fulltext is not None:
@@ -274,10 +279,14 @@ class Segment:
         if has_index:
             key = f"{key_prefix}vectors.faiss"
             path = storage.local_path(key)
+            full = None  # a quantized index's full-precision vectors, mapped
+            if storage.exists(f"{key_prefix}vectors.f32"):
+                raw = storage.get_buffer(f"{key_prefix}vectors.f32")
+                full = np.frombuffer(raw, dtype="<f4").reshape(table.num_rows, dim)
             if path is not None:
-                index = VectorIndex.from_faiss_file(path, space, mmap=True)
+                index = VectorIndex.from_faiss_file(path, space, mmap=True, vectors=full)
             else:
-                index = VectorIndex.from_faiss_buffer(storage.get(key), space)
+                index = VectorIndex.from_faiss_buffer(storage.get(key), space, vectors=full)
             if index.n != table.num_rows:
                 raise CorruptStoreError(f"segment {name}: index has {index.n} rows, records {table.num_rows}")
             seg = cls(name, table, space, index=index)

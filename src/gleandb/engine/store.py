@@ -79,6 +79,8 @@ class StoreParams:
     compaction_deleted_fraction: float = 0.2
     # compaction adds rows to the largest segment's graph instead of rebuilding it (when it can)
     compaction_extend: bool = True
+    # None, or "sq8": the graph walks 8-bit codes, candidates are re-scored exactly
+    quantization: str | None = None
     wal_sync: bool = True
     fulltext: FullTextConfig = field(default_factory=FullTextConfig)
     # versions (manifests) kept for time travel: the newest N, plus any younger than S seconds
@@ -633,7 +635,8 @@ class CollectionStore:
         seg = view[1].seg
         if seg.n >= self.params.index_min_rows and seg.index is None and seg.dim > 0:
             index = VectorIndex.build(
-                seg.vectors(), self.params.space, M=self.params.M, ef_construction=self.params.ef_construction
+                seg.vectors(), self.params.space, M=self.params.M, ef_construction=self.params.ef_construction,
+                quantization=self.params.quantization,
             )
             seg = seg.with_index(index)
         seg.build_text_indexes(self.params.fulltext)
@@ -856,6 +859,7 @@ class CollectionStore:
                     self.params.space,
                     M=self.params.M,
                     ef_construction=self.params.ef_construction,
+                    quantization=self.params.quantization,
                 )
                 new_seg = new_seg.with_index(index)
         new_seg.build_text_indexes(self.params.fulltext)
@@ -872,7 +876,7 @@ class CollectionStore:
         if not self.params.compaction_extend or len(parts) < 2:
             return None
         seg, rows = max(parts, key=lambda p: len(p[1]))
-        if seg.index is None or len(rows) != seg.n:
+        if seg.index is None or len(rows) != seg.n or seg.index.quantization != self.params.quantization:
             return None
         total = sum(len(r) for _, r in parts)
         if seg.index.M != build_params(total, self.params.M, self.params.ef_construction)[0]:

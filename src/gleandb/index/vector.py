@@ -41,9 +41,15 @@ import struct
 import faiss
 import numpy as np
 
-__all__ = ["SPACES", "VectorIndex", "exact_search", "num_threads"]
+__all__ = ["QUANTIZATIONS", "SPACES", "VectorIndex", "exact_search", "num_threads"]
 
 SPACES = ("l2", "cosine", "ip")
+#: Optional compression of the vectors the graph walks over: "sq8" stores one byte per
+#: dimension (faiss ``IndexHNSWSQ``, 4x less than float32); candidates are then
+#: re-scored exactly from the full-precision vectors, kept in a file beside the index.
+QUANTIZATIONS = (None, "sq8")
+#: With quantization, HNSW fetches this many candidates per result before re-scoring.
+RESCORE_FACTOR = 3
 
 # --- thresholds measured with bench/bench_ann_libraries.py (100k x 384, clustered) -----
 #: Below this many allowed rows, exact search is always used: it costs about as much as
@@ -383,21 +389,36 @@ class _Owner:
 
 
 class VectorIndex:
-    """HNSW index (faiss IndexHNSWFlat) over the vectors of one segment.
+    """HNSW index (faiss IndexHNSWFlat, or IndexHNSWSQ with "sq8") over the vectors of
+    one segment.
 
-    The index is the only copy of the vectors: :meth:`stored_vectors` returns them (for
-    "cosine" these are the L2-normalised vectors). Immutable; safe to search from several
-    threads at once.
+    Unquantized, the index is the only copy of the vectors: :meth:`stored_vectors`
+    returns them (for "cosine" these are the L2-normalised vectors). Quantized, the
+    full-precision vectors are a separate array (``vectors``; memory-mapped from the
+    segment's file once persisted) used to re-score candidates exactly. Immutable; safe
+    to search from several threads at once.
     """
 
-    __slots__ = ("_index", "_space", "_n", "_dim", "_x", "_sq_norms", "_threads")
+    __slots__ = ("_index", "_space", "_n", "_dim", "_x", "_sq_norms", "_threads", "_quantized")
 
-    def __init__(self, index, space: str, threads: int | None = None):  # use build/from_bytes
+    def __init__(self, index, space: str, threads: int | None = None, vectors: np.ndarray | None = None):
+        # use build / from_faiss_file; ``vectors`` (prepared) are required for a quantized index
         self._index = index
         self._space = _check_space(space)
         self._n = int(index.ntotal)
         self._dim = int(index.d)
         self._threads = num_threads(threads)
+        self._sq_norms = None
+        self._quantized = isinstance(index, faiss.IndexHNSWSQ)
+        if self._quantized:
+            if vectors is None or vectors.shape != (self._n, self._dim):
+                raise ValueError("a quantized vector index needs its full-precision vectors")
+            view = np.asarray(vectors, dtype=np.float32)
+            if view.flags.writeable:
+                view = view.view()
+                view.flags.writeable = False
+            self._x = view
+            return
         storage = faiss.downcast_index(index.storage)
         if self._n:
             raw = faiss.rev_swig_ptr(storage.get_xb(), self._n * self._dim)
@@ -406,7 +427,6 @@ class VectorIndex:
             view = np.empty((0, self._dim), dtype=np.float32)
         view.flags.writeable = False
         self._x = view
-        self._sq_norms = None
 
     # -- construction ------------------------------------------------------------------
     @classmethod
@@ -418,12 +438,17 @@ class VectorIndex:
         M: int = 0,
         ef_construction: int = 0,
         num_threads: int | None = None,
+        quantization: str | None = None,
     ) -> "VectorIndex":
         """Build an index over ``vectors`` (n, d); row i of the input is row number i.
 
         ``M`` / ``ef_construction`` are lower bounds: ``build_params`` raises them with n.
         Rows are added in chunks, so at most one chunk is copied (normalised) at a time.
+        ``quantization="sq8"`` builds an ``IndexHNSWSQ`` (trained on up to 64k rows) and
+        keeps the prepared full-precision vectors beside it for re-scoring.
         """
+        if quantization not in QUANTIZATIONS:
+            raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
         _check_space(space)
         x = _as_matrix(vectors, "vectors")
         if x.shape[1] < 1:
@@ -432,11 +457,22 @@ class VectorIndex:
             raise ValueError(f"need M >= 2 and ef_construction >= 1, got M={M}, ef_construction={ef_construction}")
         M, ef_construction = build_params(len(x), M, ef_construction)
         metric = faiss.METRIC_L2 if space == "l2" else faiss.METRIC_INNER_PRODUCT
-        index = faiss.IndexHNSWFlat(x.shape[1], int(M), metric)
-        index.hnsw.efConstruction = int(ef_construction)
         threads = _resolve_threads(num_threads)
-        _add_rows(index, x, space, threads)
-        out = cls(index, space, threads)
+        full = None
+        if quantization == "sq8":
+            index = faiss.IndexHNSWSQ(x.shape[1], faiss.ScalarQuantizer.QT_8bit, int(M), metric)
+            full = _normalize(x) if space == "cosine" else np.array(x, dtype=np.float32)  # own copy
+            if len(full):
+                faiss.omp_set_num_threads(threads)
+                sample = full[np.random.default_rng(0).choice(len(full), min(len(full), 65_536), replace=False)]
+                index.train(np.ascontiguousarray(sample))
+            index.hnsw.efConstruction = int(ef_construction)
+            _add_rows(index, full, "l2", threads)  # already prepared
+        else:
+            index = faiss.IndexHNSWFlat(x.shape[1], int(M), metric)
+            index.hnsw.efConstruction = int(ef_construction)
+            _add_rows(index, x, space, threads)
+        out = cls(index, space, threads, full)
         out._calibrate()
         return out
 
@@ -463,8 +499,14 @@ class VectorIndex:
         _, efc = build_params(self._n + len(x), self.M, int(index.hnsw.efConstruction))
         index.hnsw.efConstruction = efc
         threads = _resolve_threads(num_threads)
-        _add_rows(index, x, self._space, threads)
-        out = VectorIndex(index, self._space, threads)
+        full = None
+        if self._quantized:
+            new = _normalize(x) if self._space == "cosine" else x
+            full = np.concatenate([self._x, new]) if len(new) else np.array(self._x)
+            _add_rows(index, new, "l2", threads)
+        else:
+            _add_rows(index, x, self._space, threads)
+        out = VectorIndex(index, self._space, threads, full)
         out._calibrate()
         return out
 
@@ -482,6 +524,8 @@ class VectorIndex:
 
     def to_bytes(self) -> bytes:
         """Serialise (header + faiss index); the inverse of :meth:`from_bytes`."""
+        if self._quantized:
+            raise ValueError("a quantized index is saved as its faiss file plus its vectors")
         header = _HEADER.pack(_MAGIC, _VERSION, _SPACE_CODE[self._space], 0, self._dim, self._n)
         return header + faiss.serialize_index(self._index).tobytes()
 
@@ -524,41 +568,47 @@ class VectorIndex:
         faiss.write_index(self._index, path)
 
     @classmethod
-    def from_faiss_file(cls, path: str, space: str, *, mmap: bool = False) -> "VectorIndex":
+    def from_faiss_file(cls, path: str, space: str, *, mmap: bool = False,
+                        vectors: np.ndarray | None = None) -> "VectorIndex":
         """Load a file written from :meth:`faiss_buffer` (3-5x faster than from bytes:
         faiss reads straight into the index instead of copying a buffer twice).
 
         With ``mmap`` the vectors and the graph stay in the file, mapped read-only
         (``IO_FLAG_MMAP_IFC``): nothing is copied, pages load on first touch and belong to
         the page cache. The file must then not be changed while the index lives (segment
-        files never are; unlinking it is harmless)."""
+        files never are; unlinking it is harmless). A quantized index needs ``vectors``,
+        its full-precision (prepared) vectors."""
         _check_space(space)
         try:
             index = faiss.read_index(path, faiss.IO_FLAG_MMAP_IFC if mmap else 0)
         except RuntimeError as e:
             raise ValueError(f"corrupt vector index {path}: {e}") from None
-        return cls._checked(index, space, None, None)
+        return cls._checked(index, space, None, None, vectors)
 
     @classmethod
-    def from_faiss_buffer(cls, data: bytes | memoryview, space: str) -> "VectorIndex":
+    def from_faiss_buffer(cls, data: bytes | memoryview, space: str,
+                          vectors: np.ndarray | None = None) -> "VectorIndex":
         _check_space(space)
         try:
             index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
         except RuntimeError as e:
             raise ValueError(f"corrupt vector index: {e}") from None
-        return cls._checked(index, space, None, None)
+        return cls._checked(index, space, None, None, vectors)
 
     @classmethod
-    def _checked(cls, index, space: str, n: int | None, dim: int | None) -> "VectorIndex":
+    def _checked(cls, index, space: str, n: int | None, dim: int | None,
+                 vectors: np.ndarray | None = None) -> "VectorIndex":
         metric = faiss.METRIC_L2 if space == "l2" else faiss.METRIC_INNER_PRODUCT
         if (
-            not isinstance(index, faiss.IndexHNSWFlat)
+            not isinstance(index, (faiss.IndexHNSWFlat, faiss.IndexHNSWSQ))
             or (n is not None and index.ntotal != n)
             or (dim is not None and index.d != dim)
             or index.metric_type != metric
         ):
             raise ValueError("corrupt vector index: not the expected HNSW index")
-        return cls(index, space)
+        if isinstance(index, faiss.IndexHNSWSQ) and (vectors is None or len(vectors) != index.ntotal):
+            raise ValueError("corrupt vector index: a quantized index without its full-precision vectors")
+        return cls(index, space, None, vectors if isinstance(index, faiss.IndexHNSWSQ) else None)
 
     # -- properties --------------------------------------------------------------------
     @property
@@ -572,6 +622,10 @@ class VectorIndex:
     @property
     def space(self) -> str:
         return self._space
+
+    @property
+    def quantization(self) -> str | None:
+        return "sq8" if self._quantized else None
 
     @property
     def M(self) -> int:
@@ -650,7 +704,10 @@ class VectorIndex:
             sel = faiss.IDSelectorBitmap(self._n, faiss.swig_ptr(bits))
             params = faiss.SearchParametersHNSW(efSearch=ef, sel=sel)
         faiss.omp_set_num_threads(self._threads)
-        _, ids = self._index.search(qp, k, params=params)
+        fetch = min(self._n, RESCORE_FACTOR * k) if self._quantized else k
+        if fetch > ef:
+            params.efSearch = fetch
+        _, ids = self._index.search(qp, fetch, params=params)
         del params, sel, bits  # kept alive until here: faiss holds raw pointers
 
         want = min(k, count)
@@ -666,9 +723,9 @@ class VectorIndex:
                 out_r[i, : r1.shape[1]] = r1[0]
                 continue
             d = _exact_distances(self._x[r], qp[i], self._space, normalize_rows=False)
-            order = np.lexsort((r, d))
-            out_d[i, : len(r)] = d[order]
-            out_r[i, : len(r)] = r[order]
+            order = np.lexsort((r, d))[:k]  # quantized: the best k of the re-scored candidates
+            out_d[i, : len(order)] = d[order]
+            out_r[i, : len(order)] = r[order]
         return out_d, out_r
 
     def _exact(self, qp, k, rows, mask):
