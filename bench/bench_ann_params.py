@@ -137,14 +137,17 @@ def check(a) -> None:
     rng = np.random.default_rng(7)
     fracs = [1.0, 0.3, 0.1, 0.05, 0.02]
     masks_all = {f: rng.random(len(x_all)) < f for f in fracs}
+    quants = [None if v == "none" else v for v in a.quantization.split(",")]
     emit(a, f"# check: VectorIndex with the size rules, {a.nq} queries, load {os.getloadavg()[0]:.1f}")
-    emit(a, "n | M | efC | ef (k=10) | build rows/s | " + " | ".join(f"{int(f * 100)}% recall@10 (p50 ms)" for f in fracs))
-    for n in sizes:
+    emit(a, "n | quantization | index MiB (vectors + graph in RAM) | M | efC | calibrated ef | ef (k=10) | build rows/s | "
+         + " | ".join(f"{int(f * 100)}% recall@10 (p50 ms)" for f in fracs))
+    for n, quant in [(n, qz) for n in sizes for qz in quants]:
         x = x_all[:n]
         M, efc = build_params(n)
         t0 = time.perf_counter()
-        vi = VectorIndex.build(x, "cosine", num_threads=a.threads)
+        vi = VectorIndex.build(x, "cosine", num_threads=a.threads, quantization=quant)
         rate = n / (time.perf_counter() - t0)
+        mib = len(vi.faiss_buffer()) / 2**20
         cells = []
         for f in fracs:
             mask = None if f == 1.0 else masks_all[f][:n]
@@ -156,7 +159,8 @@ def check(a) -> None:
                 vi.search(q[i], 10, ef_search=100, allowed=mask)
                 ts.append(time.perf_counter() - t1)
             cells.append(f"{recall(rows, truth):.4f} ({np.median(ts) * 1e3:.2f})")
-        emit(a, f"{n} | {M} | {efc} | {vi.search_ef(10, 100)} | {rate:,.0f} | " + " | ".join(cells))
+        emit(a, f"{n} | {quant or 'none'} | {mib:.0f} | {M} | {efc} | {vi.calibrated_ef} | {vi.search_ef(10, 100)} | "
+                f"{rate:,.0f} | " + " | ".join(cells))
 
 
 def emit(a, line: str) -> None:
@@ -173,6 +177,7 @@ def main() -> None:
     ap.add_argument("--nq", type=int, default=300)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--check", action="store_true")
+    ap.add_argument("--quantization", default="none,sq8", help="check mode: none and/or sq8")
     ap.add_argument("--out", default="")
     a = ap.parse_args()
     faiss.omp_set_num_threads(a.threads)

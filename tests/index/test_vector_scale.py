@@ -154,8 +154,8 @@ def test_extended_index_holds_both_sets_and_leaves_the_original(tmp_path, space,
     assert (base.n, ext.n) == (2200, 3000)
     np.testing.assert_array_equal(base.stored_vectors(), before)  # original unchanged
     np.testing.assert_array_equal(ext.stored_vectors()[:2200], before)  # same row numbers
-    fresh = VectorIndex.build(x, space)
-    np.testing.assert_allclose(ext.stored_vectors(), fresh.stored_vectors(), rtol=1e-6, atol=1e-7)
+    want = vmod._normalize(x) if space == "cosine" else x
+    np.testing.assert_allclose(ext.stored_vectors(), want, rtol=1e-6, atol=1e-7)
     # every new row is found as its own nearest neighbour, and recall holds over all rows
     d, r = ext.search(x[2200:2300], 1)
     assert (r[:, 0] == np.arange(2200, 2300)).all()

@@ -135,11 +135,13 @@ def search_ef(n: int, k: int, ef_search: int, fraction: float = 1.0, calibrated:
     return max(int(ef_search), k, min(b, max(int(n), 1)))
 
 
-def calibrate_ef(index, x: np.ndarray, space: str, target: float = 0.995, queries: int = 200) -> int:
+def calibrate_ef(index, x: np.ndarray, space: str, target: float = 0.995, queries: int = 200,
+                 rescore: bool = False) -> int:
     """The smallest ef (from a sweep) for which HNSW finds ``target`` of the exact 10
     nearest neighbours of ``queries`` of the index's own rows (each row's own match left
     out), x 1.25 as a margin: how hard this segment's data is, measured when it is built.
-    ``x`` are the stored (prepared) vectors."""
+    ``x`` are the stored (prepared) vectors; with ``rescore`` (a quantized index) the
+    candidates are re-scored exactly first, as ``VectorIndex.search`` does."""
     n = int(index.ntotal)
     if n <= EXACT_MAX_ROWS:
         return 0
@@ -150,8 +152,11 @@ def calibrate_ef(index, x: np.ndarray, space: str, target: float = 0.995, querie
     _, truth = _exact(x, q, 11, space, None, rows_normalized=True, sq_norms=sq)
     want = [t[t != r][:10] for t, r in zip(truth, rows)]
     total = sum(len(w) for w in want)
+    fetch = min(n, RESCORE_FACTOR * 11) if rescore else 11
     for ef in _CALIBRATION_SWEEP:
-        _, found = index.search(q, 11, params=faiss.SearchParametersHNSW(efSearch=ef))
+        _, found = index.search(q, fetch, params=faiss.SearchParametersHNSW(efSearch=max(ef, fetch)))
+        if rescore:
+            found = np.stack([_rescored(x, qi, f, space, 11) for qi, f in zip(q, found)])
         hits = sum(len(np.intersect1d(f[(f >= 0) & (f != r)][:10], w)) for f, w, r in zip(found, want, rows))
         if hits >= target * total:
             return int(math.ceil(1.25 * ef))
@@ -372,6 +377,16 @@ def raw_distances(vectors: np.ndarray, query: np.ndarray, space: str) -> np.ndar
         return _exact_distances(np.asarray(vectors, dtype=np.float32), q, space, normalize_rows=True)
 
 
+def _rescored(x: np.ndarray, q: np.ndarray, cand: np.ndarray, space: str, k: int) -> np.ndarray:
+    """The k best of candidate rows ``cand`` (-1 = none) by exact distance (-1 padded)."""
+    cand = cand[cand >= 0]
+    d = _exact_distances(x[cand], q, space, normalize_rows=False)
+    out = np.full(k, -1, dtype=np.int64)
+    best = cand[np.lexsort((cand, d))[:k]]
+    out[: len(best)] = best
+    return out
+
+
 def _add_rows(index, x: np.ndarray, space: str, threads: int) -> None:
     """Insert rows of ``x`` into ``index`` in chunks (normalised per chunk for cosine)."""
     faiss.omp_set_num_threads(threads)
@@ -515,7 +530,8 @@ class VectorIndex:
         ``efSearch`` field, which faiss saves with it (older files hold faiss's default
         16, below every size rule, so they fall back to the rule)."""
         faiss.omp_set_num_threads(self._threads)
-        self._index.hnsw.efSearch = max(16, calibrate_ef(self._index, self._x, self._space))
+        self._index.hnsw.efSearch = max(16, calibrate_ef(self._index, self._x, self._space,
+                                                         rescore=self._quantized))
 
     @property
     def calibrated_ef(self) -> int:
