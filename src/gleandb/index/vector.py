@@ -8,8 +8,9 @@ rows the filter lets through.
 
 HNSW recall falls as a graph grows, so M, ef_construction and ef_search are not
 constants: ``build_params(n)`` and ``search_ef(n, k, ...)`` raise them with the segment
-size, by the table bench/bench_ann_params.py measured (recall@10 >= 0.99 at every size,
-filtered or not). A collection's configured values are lower bounds.
+size, by the table bench/bench_ann_params.py measured (recall@10 >= 0.99 filtered or
+not, measured up to 300k rows, extrapolated beyond), and each graph measures the ef its
+own data needs when it is built (``calibrate_ef``). Configured values are lower bounds.
 
 A persisted index is memory-mapped (``from_faiss_file(..., mmap=True)``: faiss's
 ``IO_FLAG_MMAP_IFC`` maps both the vectors and the graph), so its pages are the page
