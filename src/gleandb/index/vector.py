@@ -70,8 +70,9 @@ _EXACT_BLOCK_ELEMS = 1 << 23
 
 # --- size rules measured with bench/bench_ann_params.py (clustered 384-d, cosine) -------
 #: (segment rows, M, ef_construction): the graph parameters from that size up. M stays
-#: 16 (a graph can then always be extended by compaction; M=32 builds 4-6x slower); a
-#: larger ef_construction halves the ef needed at 300k (640 -> 320 for recall 0.995).
+#: 16 (a graph can then always be extended by compaction; M=32 builds 2-4x slower, for
+#: ef 192 instead of 320 at 300k); a larger ef_construction halves the ef needed at
+#: 300k (640 -> 320 for recall 0.995). See docs/architecture/vector-index.md.
 _BUILD_TIERS = ((0, 16, 100), (200_000, 16, 200))
 #: (segment rows, ef_search) reaching recall@10 >= 0.995 (k=10, unfiltered) for the
 #: graph that ``build_params`` builds at that size; between points ef is interpolated
