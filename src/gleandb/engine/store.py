@@ -803,7 +803,7 @@ class CollectionStore:
                 rows = np.arange(v.seg.n) if v.deleted is None else np.flatnonzero(~v.deleted)
                 if len(rows):
                     parts.append((v.seg, rows))
-            new_seg = self._merge_parts(parts) if parts else None
+            new_seg, extended = self._merge_parts(parts) if parts else (None, False)
             with self._lock:
                 if self._closed:
                     return
@@ -835,22 +835,23 @@ class CollectionStore:
                 self._views = tuple(views)
                 self._publish(self.persisted_position)
                 self.stats["compactions"] += 1
+                self.stats["compactions_extended"] += int(extended)
                 self.stats["rows_compacted"] += new_seg.n if new_seg is not None else 0
         finally:
             with self._lock:
                 self._compaction_pending = False
         self._maybe_schedule_compaction()
 
-    def _merge_parts(self, parts: list[tuple[Segment, np.ndarray]]) -> Segment:
+    def _merge_parts(self, parts: list[tuple[Segment, np.ndarray]]) -> tuple[Segment, bool]:
         """One new persisted segment of the live ``parts``: the largest part's graph extended
-        with the other rows when it can be (see ``_extend_base``), else a rebuilt one."""
+        with the other rows when it can be (see ``_extend_base``), else a rebuilt one; and
+        whether it was extended."""
         name = _new_name("s")
         base = self._extend_base(parts)
         if base is not None:
             others = [p for p in parts if p[0] is not base]
             source = self.storage.local_path(f"{self._seg_prefix(base.name)}vectors.faiss") if self._durable else None
             new_seg = Segment.extend(name, base, others, source_path=source)
-            self.stats["compactions_extended"] += 1
         else:
             new_seg = Segment.merge(name, parts)
             if new_seg.n >= self.params.index_min_rows and new_seg.dim > 0:
@@ -867,7 +868,7 @@ class CollectionStore:
             new_seg.write(self.storage, self._seg_prefix(new_seg.name))
             new_seg = new_seg.reopened(self.storage, self._seg_prefix(new_seg.name))
             self._cache_segment(new_seg)
-        return new_seg
+        return new_seg, base is not None
 
     def _extend_base(self, parts: list[tuple[Segment, np.ndarray]]) -> Segment | None:
         """The part whose graph a compaction extends instead of rebuilding: the largest,
