@@ -23,6 +23,7 @@ from gleandb.embeddings.functions import DefaultEmbeddingFunction, build_ef, des
 from gleandb.engine.database import Engine, clear_engines, open_engine, release_engine
 from gleandb.engine.store import CollectionStore, StoreParams
 from gleandb.index.fulltext import FullTextConfig
+from gleandb.index.vector import QUANTIZATIONS
 from gleandb.retrieval import config as retrieval_config
 
 VERSION = "0.1.0"  # gleandb's own version: gleandb.__version__
@@ -61,6 +62,22 @@ def _hnsw_block_is_default(block: dict) -> bool:
         cores = os.cpu_count() or 1
     defaults = {**HNSW_DEFAULTS, "batch_size": 100, "num_threads": cores}
     return all(key in defaults and value == defaults[key] for key, value in block.items())
+
+
+def _vector_index_config(block: Any) -> dict:
+    """The ``vector_index`` configuration block (gleandb extension), validated:
+    ``{"quantization": None | "sq8"}``; returns {} for the default (no quantization)."""
+    if block is None:
+        return {}
+    if not isinstance(block, dict):
+        raise InvalidArgumentError(f"Invalid vector_index configuration {block!r}: expected a dict")
+    for key in block:
+        if key != "quantization":
+            raise InvalidArgumentError(f"Unknown vector_index configuration field {key!r}: expected 'quantization'")
+    q = block.get("quantization")
+    if q not in QUANTIZATIONS:
+        raise InvalidArgumentError(f"Invalid vector_index quantization {q!r}: expected one of None, 'sq8'")
+    return {"quantization": q} if q else {}
 
 
 class _EngineUser:
@@ -227,6 +244,7 @@ class ClientAPI(_EngineUser):
         p.ef_construction = int(h["ef_construction"])
         p.ef_search = int(h["ef_search"])
         p.fulltext = FullTextConfig.from_dict(rec.configuration.get("fulltext"))
+        p.quantization = (rec.configuration.get("vector_index") or {}).get("quantization")
         return p
 
     def _apply_params(self, rec: CollectionRecord) -> None:
@@ -289,6 +307,9 @@ class ClientAPI(_EngineUser):
         retrieval = retrieval_config.validate(cfg.get("retrieval"))
         if retrieval:  # retrieve()'s stored defaults (gleandb.retrieval.config)
             out["retrieval"] = retrieval
+        vector_index = _vector_index_config(cfg.get("vector_index"))
+        if vector_index:  # gleandb extension: quantized vectors (docs/memory-and-quantization.md)
+            out["vector_index"] = vector_index
         return out
 
     @staticmethod
@@ -307,6 +328,11 @@ class ClientAPI(_EngineUser):
         return cfg, switches
 
     def _updated_configuration(self, rec: CollectionRecord, configuration: dict) -> dict:
+        if configuration.get("vector_index") is not None:
+            raise InvalidArgumentError(
+                "Updating vector_index configuration is not supported: it is fixed when the collection "
+                "is created (its segments are built with it); create a new collection instead"
+            )
         if configuration.get("fulltext") is not None:
             raise InvalidArgumentError(
                 "Updating fulltext configuration is not supported: it is fixed when the collection "

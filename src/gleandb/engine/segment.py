@@ -13,7 +13,8 @@ Files of a persisted segment ``<prefix>segments/<name>/``:
   per metadata (key, type) for filters (layout in ``gleandb.index.filters``).
 - ``vectors.faiss``: the ANN index in faiss's file format (it holds the vectors), or
 - ``vectors.f32``: raw little-endian float32 vectors, for segments too small
-  to be worth an index (searched exactly).
+  to be worth an index (searched exactly), or beside a quantized (``sq8``) index:
+  its full-precision vectors (normalised for cosine), memory-mapped, for re-scoring.
 - ``fulltext.idx`` / ``trigram.idx``: the BM25 and trigram indexes of the
   ``document`` column (``gleandb.index.fulltext`` / ``gleandb.index.trigram``),
   memory-mapped on first use (a k-NN query reads neither). Memtable segments build them lazily on first use and
@@ -77,6 +78,8 @@ class PackedFiles:
 
     def local_path(self, key: str) -> None:
         return None
+# rows of vectors copied per step when merging (bounds the temporary copy)
+_CHUNK = 65_536
 
 
 def pack_metadata(md: dict | None) -> bytes | None:
@@ -161,19 +164,50 @@ class Segment:
 
     @classmethod
     def merge(cls, name: str, parts: list[tuple["Segment", np.ndarray]]) -> "Segment":
-        """Live rows of several segments (``rows`` arrays) as one in-memory segment."""
+        """Live rows of several segments (``rows`` arrays) as one in-memory segment, in rid
+        order. Vectors are written once into the result, a chunk at a time (no stacked
+        or reordered intermediate copies of the whole set)."""
         space = parts[0][0].space
         tables = []
-        vecs = []
         for seg, rows in parts:
             t = seg.table.take(pa.array(rows, pa.int64())) if len(rows) != seg.n else seg.table
             tables.append(t.drop_columns([c for c in ("_norm",) if c in t.column_names]))
-            vecs.append(seg.embeddings(rows))
         table = _concat_tables(tables)
         order = np.argsort(table.column("rid").to_numpy(), kind="stable")
         table = table.take(pa.array(order, pa.int64()))
-        vectors = np.vstack(vecs)[order] if vecs else np.zeros((0, 0), np.float32)
-        return cls(name, table, space, vectors=np.ascontiguousarray(vectors, dtype=np.float32))
+        total = len(order)
+        dim = max((seg.dim for seg, _ in parts), default=0)
+        vectors = np.empty((total, dim), dtype=np.float32)
+        dest = np.empty(total, dtype=np.int64)
+        dest[order] = np.arange(total)  # where each concatenated row lands
+        off = 0
+        for seg, rows in parts:
+            for lo in range(0, len(rows), _CHUNK):
+                chunk = rows[lo : lo + _CHUNK]
+                vectors[dest[off + lo : off + lo + len(chunk)]] = seg.embeddings(chunk)
+            off += len(rows)
+        return cls(name, table, space, vectors=vectors)
+
+    @classmethod
+    def extend(
+        cls, name: str, base: "Segment", others: list[tuple["Segment", np.ndarray]], source_path: str | None = None
+    ) -> "Segment":
+        """``base`` (all its rows, same row numbers, with an index) followed by the live
+        rows of ``others`` (in rid order), searched through base's graph extended with
+        the new rows instead of a graph rebuilt over all of them. Text indexes are not
+        carried over (they are built for the new segment, as after ``merge``)."""
+        rest = cls.merge(name, others)
+        index = base.index.extended(rest._vectors, source_path=source_path)
+        t_base = base.table
+        if base.space == "cosine":
+            if "_norm" not in t_base.column_names:
+                raise ValueError(f"segment {base.name} has no _norm column to extend")
+            norms = np.linalg.norm(rest._vectors, axis=1).astype(np.float32)
+            t_rest = rest.table.append_column("_norm", pa.array(norms))
+        else:
+            t_base = t_base.drop_columns([c for c in ("_norm",) if c in t_base.column_names])
+            t_rest = rest.table
+        return cls(name, _concat_tables([t_base, t_rest]), base.space, index=index)
 
     def with_index(self, index: VectorIndex) -> "Segment":
         """The same rows, searched through ``index`` (which now holds the vectors)."""
@@ -244,8 +278,12 @@ class Segment:
             written.append(f"{key_prefix}records.arrow")
             yield written[-1], sink.getvalue().to_pybytes()
             del sink
-            if self.index is None:
-                vec = self._vectors if self._vectors is not None else np.zeros((self.n, 0), np.float32)
+            if self.index is None or self.index.quantization is not None:
+                # no index: the vectors as written; quantized index: its full-precision vectors
+                if self.index is not None:
+                    vec = self.index.stored_vectors()
+                else:
+                    vec = self._vectors if self._vectors is not None else np.zeros((self.n, 0), np.float32)
                 written.append(f"{key_prefix}vectors.f32")
                 yield written[-1], np.ascontiguousarray(vec, dtype="<f4").tobytes()
             if self._fulltext is not None:
@@ -308,18 +346,33 @@ class Segment:
         if has_index:
             key = f"{key_prefix}vectors.faiss"
             path = storage.local_path(key)
+            full = None  # a quantized index's full-precision vectors, mapped
+            if storage.exists(f"{key_prefix}vectors.f32"):
+                raw = storage.get_buffer(f"{key_prefix}vectors.f32")
+                full = np.frombuffer(raw, dtype="<f4").reshape(table.num_rows, dim)
             if path is not None:
-                index = VectorIndex.from_faiss_file(path, space)
+                index = VectorIndex.from_faiss_file(path, space, mmap=True, vectors=full)
             else:
-                index = VectorIndex.from_faiss_buffer(storage.get(key), space)
+                index = VectorIndex.from_faiss_buffer(storage.get(key), space, vectors=full)
             if index.n != table.num_rows:
                 raise CorruptStoreError(f"segment {name}: index has {index.n} rows, records {table.num_rows}")
             seg = cls(name, table, space, index=index)
         else:
-            raw = storage.get(f"{key_prefix}vectors.f32")
+            raw = storage.get_buffer(f"{key_prefix}vectors.f32")  # mapped where the storage can
             vectors = np.frombuffer(raw, dtype="<f4").reshape(table.num_rows, dim) if dim else np.zeros((table.num_rows, 0), np.float32)
             seg = cls(name, table, space, vectors=vectors)
         seg._text_source = (storage, key_prefix)  # text indexes: read on first use
+        return seg
+
+    def reopened(self, storage: Storage, key_prefix: str) -> "Segment":
+        """This segment read back from the files ``write`` just made, memory-mapped: the
+        built (private, anonymous) copies of the records, the graph and the vectors can
+        then go, leaving file pages the OS may share and reclaim. Self when the storage has
+        no local files to map."""
+        if storage.local_path(f"{key_prefix}records.arrow") is None:
+            return self
+        seg = Segment.read(storage, key_prefix, self.name, self.space, self.index is not None, self.dim)
+        seg._id_rows = self._id_rows
         return seg
 
     # -- reading -----------------------------------------------------------

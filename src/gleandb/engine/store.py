@@ -55,7 +55,7 @@ from gleandb.engine.segment import Segment, unpack_metadata
 from gleandb.engine.wal import WalBatch, WriteAheadLog, encode_batch, first_seq_of, iter_records, log_key
 from gleandb.engine.worker import BackgroundWorker
 from gleandb.index.tokenize import FullTextConfig
-from gleandb.index.vector import VectorIndex
+from gleandb.index.vector import VectorIndex, build_params
 
 log = logging.getLogger("gleandb.engine")
 
@@ -84,6 +84,10 @@ class StoreParams:
     index_min_rows: int = 2_000
     compaction_min_segments: int = 4
     compaction_deleted_fraction: float = 0.2
+    # compaction adds rows to the largest segment's graph instead of rebuilding it (when it can)
+    compaction_extend: bool = True
+    # None, or "sq8": the graph walks 8-bit codes, candidates are re-scored exactly
+    quantization: str | None = None
     wal_sync: bool = True
     fulltext: FullTextConfig = field(default_factory=FullTextConfig)
     # versions (manifests) kept for time travel: the newest N, plus any younger than S seconds
@@ -214,7 +218,7 @@ class CollectionStore:
         self._on_own_manifest = on_own_manifest  # then the catalog's copy may go
         # activity counters since open (exported as metrics by the server)
         self.stats = {"flushes": 0, "rows_flushed": 0, "compactions": 0, "rows_compacted": 0,
-                      "wal_records": 0, "wal_syncs": 0}
+                      "wal_records": 0, "wal_syncs": 0, "compactions_extended": 0}
         self._open()
 
     # ------------------------------------------------------------------ open
@@ -813,12 +817,14 @@ class CollectionStore:
         seg = view[1].seg
         if seg.n >= self.params.index_min_rows and seg.index is None and seg.dim > 0:
             index = VectorIndex.build(
-                seg.vectors(), self.params.space, M=self.params.M, ef_construction=self.params.ef_construction
+                seg.vectors(), self.params.space, M=self.params.M, ef_construction=self.params.ef_construction,
+                quantization=self.params.quantization,
             )
             seg = seg.with_index(index)
         seg.build_text_indexes(self.params.fulltext)
         if self._durable:
             seg.write(self.storage, self._seg_prefix(name))
+            seg = seg.reopened(self.storage, self._seg_prefix(name))
             self._cache_segment(seg)
         with self._lock:
             views = list(self._views)
@@ -970,21 +976,7 @@ class CollectionStore:
                 rows = np.arange(v.seg.n) if v.deleted is None else np.flatnonzero(~v.deleted)
                 if len(rows):
                     parts.append((v.seg, rows))
-            new_seg = None
-            if parts:
-                new_seg = Segment.merge(_new_name("s"), parts)
-                if new_seg.n >= self.params.index_min_rows and new_seg.dim > 0:
-                    index = VectorIndex.build(
-                        new_seg.vectors(),
-                        self.params.space,
-                        M=self.params.M,
-                        ef_construction=self.params.ef_construction,
-                    )
-                    new_seg = new_seg.with_index(index)
-                new_seg.build_text_indexes(self.params.fulltext)
-                if self._durable:
-                    new_seg.write(self.storage, self._seg_prefix(new_seg.name))
-                    self._cache_segment(new_seg)
+            new_seg, extended = self._merge_parts(parts) if parts else (None, False)
             with self._lock:
                 if self._closed:
                     return
@@ -1016,11 +1008,56 @@ class CollectionStore:
                 self._views = tuple(views)
                 self._publish(self.persisted_position)
                 self.stats["compactions"] += 1
+                self.stats["compactions_extended"] += int(extended)
                 self.stats["rows_compacted"] += new_seg.n if new_seg is not None else 0
         finally:
             with self._lock:
                 self._compaction_pending = False
         self._maybe_schedule_compaction()
+
+    def _merge_parts(self, parts: list[tuple[Segment, np.ndarray]]) -> tuple[Segment, bool]:
+        """One new persisted segment of the live ``parts``: the largest part's graph extended
+        with the other rows when it can be (see ``_extend_base``), else a rebuilt one; and
+        whether it was extended."""
+        name = _new_name("s")
+        base = self._extend_base(parts)
+        if base is not None:
+            others = [p for p in parts if p[0] is not base]
+            source = self.storage.local_path(f"{self._seg_prefix(base.name)}vectors.faiss") if self._durable else None
+            new_seg = Segment.extend(name, base, others, source_path=source)
+        else:
+            new_seg = Segment.merge(name, parts)
+            if new_seg.n >= self.params.index_min_rows and new_seg.dim > 0:
+                index = VectorIndex.build(
+                    new_seg.vectors(),
+                    self.params.space,
+                    M=self.params.M,
+                    ef_construction=self.params.ef_construction,
+                    quantization=self.params.quantization,
+                )
+                new_seg = new_seg.with_index(index)
+        new_seg.build_text_indexes(self.params.fulltext)
+        if self._durable:
+            new_seg.write(self.storage, self._seg_prefix(new_seg.name))
+            new_seg = new_seg.reopened(self.storage, self._seg_prefix(new_seg.name))
+            self._cache_segment(new_seg)
+        return new_seg, base is not None
+
+    def _extend_base(self, parts: list[tuple[Segment, np.ndarray]]) -> Segment | None:
+        """The part whose graph a compaction extends instead of rebuilding: the largest,
+        when it has an index, no deleted rows (its row numbers must survive unchanged), and
+        the M that the merged size calls for (``build_params``); else None."""
+        if not self.params.compaction_extend or len(parts) < 2:
+            return None
+        seg, rows = max(parts, key=lambda p: len(p[1]))
+        if seg.index is None or len(rows) != seg.n or seg.index.quantization != self.params.quantization:
+            return None
+        total = sum(len(r) for _, r in parts)
+        if seg.index.M != build_params(total, self.params.M, self.params.ef_construction)[0]:
+            return None
+        if self.params.space == "cosine" and "_norm" not in seg.table.column_names:
+            return None
+        return seg
 
     # ------------------------------------------------------------------ read
 

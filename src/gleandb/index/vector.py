@@ -6,6 +6,17 @@ run either as exact search over the allowed rows or as HNSW search with a native
 ``faiss.IDSelectorBitmap`` (no Python callback per visited node), depending on how many
 rows the filter lets through.
 
+HNSW recall falls as a graph grows, so M, ef_construction and ef_search are not
+constants: ``build_params(n)`` and ``search_ef(n, k, ...)`` raise them with the segment
+size, by the table bench/bench_ann_params.py measured (recall@10 >= 0.99 filtered or
+not, measured up to 300k rows, extrapolated beyond), and each graph measures the ef its
+own data needs when it is built (``calibrate_ef``). Configured values are lower bounds.
+
+A persisted index is memory-mapped (``from_faiss_file(..., mmap=True)``: faiss's
+``IO_FLAG_MMAP_IFC`` maps both the vectors and the graph), so its pages are the page
+cache's, shared and reclaimable, not a private copy. ``extended`` adds rows to a copy
+of an existing graph (compaction into the largest segment) instead of rebuilding it.
+
 Distances follow chromadb:
 
 * ``"l2"``: squared euclidean distance;
@@ -31,9 +42,15 @@ import struct
 import faiss
 import numpy as np
 
-__all__ = ["SPACES", "VectorIndex", "exact_search", "num_threads"]
+__all__ = ["QUANTIZATIONS", "SPACES", "VectorIndex", "exact_search", "num_threads"]
 
 SPACES = ("l2", "cosine", "ip")
+#: Optional compression of the vectors the graph walks over: "sq8" stores one byte per
+#: dimension (faiss ``IndexHNSWSQ``, 4x less than float32); candidates are then
+#: re-scored exactly from the full-precision vectors, kept in a file beside the index.
+QUANTIZATIONS = (None, "sq8")
+#: With quantization, HNSW fetches this many candidates per result before re-scoring.
+RESCORE_FACTOR = 3
 
 # --- thresholds measured with bench/bench_ann_libraries.py (100k x 384, clustered) -----
 #: Below this many allowed rows, exact search is always used: it costs about as much as
@@ -50,6 +67,105 @@ EXACT_MAX_FRACTION = 0.04
 GATHER_MAX_FRACTION = 0.15
 #: Queries per block in exact search (bounds the (queries x rows) distance matrix).
 _EXACT_BLOCK_ELEMS = 1 << 23
+
+# --- size rules measured with bench/bench_ann_params.py (clustered 384-d, cosine) -------
+#: (segment rows, M, ef_construction): the graph parameters from that size up. M stays
+#: 16 (a graph can then always be extended by compaction; M=32 builds 2-4x slower, for
+#: ef 192 instead of 320 at 300k); a larger ef_construction halves the ef needed at
+#: 300k (640 -> 320 for recall 0.995). See docs/architecture/vector-index.md.
+_BUILD_TIERS = ((0, 16, 100), (200_000, 16, 200))
+#: (segment rows, ef_search) reaching recall@10 >= 0.995 (k=10, unfiltered) for the
+#: graph that ``build_params`` builds at that size; between points ef is interpolated
+#: in log(rows), beyond the last it is extrapolated (see ``base_ef``).
+_EF_POINTS = ((30_000, 64), (100_000, 128), (300_000, 320))
+#: With a filter, ef = unfiltered ef x max(1, this / fraction). Measured (min ef for
+#: recall@10 >= 0.99 relative to unfiltered): 1.2-1.3x at 30 %, 2-5x at 10 %, 5-13x at
+#: 5 %; this gives 1.7x, 5x and 10x over the unfiltered ef *with margin* (the 0.995 one).
+_FILTER_EF_SCALE = 0.5
+#: For k > 10 the unfiltered ef is at least this x k (measured: recall@100 >= 0.99
+#: needed ef 128-160 at 30k-100k rows).
+_K_EF_SCALE = 2.0
+#: ef values tried by ``calibrate_ef``.
+_CALIBRATION_SWEEP = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048)
+#: Rows added per ``faiss.add`` call while building (bounds the normalised copy).
+_ADD_CHUNK = 65_536
+
+
+def build_params(n: int, M: int = 0, ef_construction: int = 0) -> tuple[int, int]:
+    """(M, ef_construction) for an HNSW graph of ``n`` rows: the measured tier for that
+    size, or the given values where they are higher (a configuration is a lower bound)."""
+    tier = _BUILD_TIERS[0]
+    for t in _BUILD_TIERS:
+        if n >= t[0]:
+            tier = t
+    return max(int(M), tier[1]), max(int(ef_construction), tier[2])
+
+
+def base_ef(n: int) -> int:
+    """ef_search for recall@10 >= 0.99 (with margin) over ``n`` rows, unfiltered.
+
+    Read from ``_EF_POINTS`` (interpolated in log n); above the last measured size
+    (300k: larger ones were not measured on the 2-core machine) it grows by the slope of
+    the last two points per doubling of n (x1.78: ~870 at 1M), never less than +25 % per
+    doubling (see docs/architecture/vector-index.md).
+    """
+    pts = _EF_POINTS
+    if n <= pts[0][0]:
+        return pts[0][1]
+    for (n0, e0), (n1, e1) in zip(pts, pts[1:]):
+        if n <= n1:
+            t = math.log(n / n0) / math.log(n1 / n0)
+            return int(math.ceil(e0 * (e1 / e0) ** t))
+    (n0, e0), (n1, e1) = pts[-2], pts[-1]
+    per_doubling = max((e1 / e0) ** (math.log(2) / math.log(n1 / n0)), 1.25)
+    return int(math.ceil(e1 * per_doubling ** math.log2(n / n1)))
+
+
+def search_ef(n: int, k: int, ef_search: int, fraction: float = 1.0, calibrated: int = 0) -> int:
+    """ef for a k-NN search over ``n`` rows of which ``fraction`` are allowed.
+
+    The largest of the configured ``ef_search`` and the measured rule: the unfiltered
+    ef for recall@10 (the larger of ``base_ef(n)`` and ``calibrated``, the ef the segment
+    measured on its own rows when built), at least 2k for larger k, and, when a filter
+    allows fewer than half the rows, times 0.5 / fraction (faiss's candidate queue fills
+    with disallowed rows, so the needed ef grows like 1/selectivity).
+    """
+    k = int(k)
+    b = max(base_ef(n), int(calibrated))
+    if k > 10:
+        b = max(b, int(math.ceil(_K_EF_SCALE * k)))
+    if fraction < 1.0:
+        b = int(math.ceil(b * max(1.0, _FILTER_EF_SCALE / max(fraction, 1e-9))))
+    return max(int(ef_search), k, min(b, max(int(n), 1)))
+
+
+def calibrate_ef(index, x: np.ndarray, space: str, target: float = 0.995, queries: int = 200,
+                 rescore: bool = False) -> int:
+    """The smallest ef (from a sweep) for which HNSW finds ``target`` of the exact 10
+    nearest neighbours of ``queries`` of the index's own rows (each row's own match left
+    out), x 1.25 as a margin: how hard this segment's data is, measured when it is built.
+    ``x`` are the stored (prepared) vectors; with ``rescore`` (a quantized index) the
+    candidates are re-scored exactly first, as ``VectorIndex.search`` does."""
+    n = int(index.ntotal)
+    if n <= EXACT_MAX_ROWS:
+        return 0
+    rng = np.random.default_rng(n)
+    rows = np.sort(rng.choice(n, size=min(queries, n), replace=False))
+    q = np.ascontiguousarray(x[rows])
+    sq = np.einsum("ij,ij->i", x, x) if space != "cosine" else None
+    _, truth = _exact(x, q, 11, space, None, rows_normalized=True, sq_norms=sq)
+    want = [t[t != r][:10] for t, r in zip(truth, rows)]
+    total = sum(len(w) for w in want)
+    fetch = min(n, RESCORE_FACTOR * 11) if rescore else 11
+    for ef in _CALIBRATION_SWEEP:
+        _, found = index.search(q, fetch, params=faiss.SearchParametersHNSW(efSearch=max(ef, fetch)))
+        if rescore:
+            found = np.stack([_rescored(x, qi, f, space, 11) for qi, f in zip(q, found)])
+        hits = sum(len(np.intersect1d(f[(f >= 0) & (f != r)][:10], w)) for f, w, r in zip(found, want, rows))
+        if hits >= target * total:
+            return int(math.ceil(1.25 * ef))
+    return _CALIBRATION_SWEEP[-1]
+
 
 _MAGIC = b"GLVI"
 _VERSION = 1
@@ -265,6 +381,24 @@ def raw_distances(vectors: np.ndarray, query: np.ndarray, space: str) -> np.ndar
         return _exact_distances(np.asarray(vectors, dtype=np.float32), q, space, normalize_rows=True)
 
 
+def _rescored(x: np.ndarray, q: np.ndarray, cand: np.ndarray, space: str, k: int) -> np.ndarray:
+    """The k best of candidate rows ``cand`` (-1 = none) by exact distance (-1 padded)."""
+    cand = cand[cand >= 0]
+    d = _exact_distances(x[cand], q, space, normalize_rows=False)
+    out = np.full(k, -1, dtype=np.int64)
+    best = cand[np.lexsort((cand, d))[:k]]
+    out[: len(best)] = best
+    return out
+
+
+def _add_rows(index, x: np.ndarray, space: str, threads: int) -> None:
+    """Insert rows of ``x`` into ``index`` in chunks (normalised per chunk for cosine)."""
+    faiss.omp_set_num_threads(threads)
+    for s in range(0, len(x), _ADD_CHUNK):
+        chunk = x[s : s + _ADD_CHUNK]
+        index.add(_normalize(chunk) if space == "cosine" else np.ascontiguousarray(chunk))
+
+
 class _Owner:
     """Keeps the faiss index alive for as long as a numpy view of its storage exists."""
 
@@ -274,21 +408,36 @@ class _Owner:
 
 
 class VectorIndex:
-    """HNSW index (faiss IndexHNSWFlat) over the vectors of one segment.
+    """HNSW index (faiss IndexHNSWFlat, or IndexHNSWSQ with "sq8") over the vectors of
+    one segment.
 
-    The index is the only copy of the vectors: :meth:`stored_vectors` returns them (for
-    "cosine" these are the L2-normalised vectors). Immutable; safe to search from several
-    threads at once.
+    Unquantized, the index is the only copy of the vectors: :meth:`stored_vectors`
+    returns them (for "cosine" these are the L2-normalised vectors). Quantized, the
+    full-precision vectors are a separate array (``vectors``; memory-mapped from the
+    segment's file once persisted) used to re-score candidates exactly. Immutable; safe
+    to search from several threads at once.
     """
 
-    __slots__ = ("_index", "_space", "_n", "_dim", "_x", "_sq_norms", "_threads")
+    __slots__ = ("_index", "_space", "_n", "_dim", "_x", "_sq_norms", "_threads", "_quantized")
 
-    def __init__(self, index, space: str, threads: int | None = None):  # use build/from_bytes
+    def __init__(self, index, space: str, threads: int | None = None, vectors: np.ndarray | None = None):
+        # use build / from_faiss_file; ``vectors`` (prepared) are required for a quantized index
         self._index = index
         self._space = _check_space(space)
         self._n = int(index.ntotal)
         self._dim = int(index.d)
         self._threads = num_threads(threads)
+        self._sq_norms = None
+        self._quantized = isinstance(index, faiss.IndexHNSWSQ)
+        if self._quantized:
+            if vectors is None or vectors.shape != (self._n, self._dim):
+                raise ValueError("a quantized vector index needs its full-precision vectors")
+            view = np.asarray(vectors, dtype=np.float32)
+            if view.flags.writeable:
+                view = view.view()
+                view.flags.writeable = False
+            self._x = view
+            return
         storage = faiss.downcast_index(index.storage)
         if self._n:
             raw = faiss.rev_swig_ptr(storage.get_xb(), self._n * self._dim)
@@ -297,7 +446,6 @@ class VectorIndex:
             view = np.empty((0, self._dim), dtype=np.float32)
         view.flags.writeable = False
         self._x = view
-        self._sq_norms = None
 
     # -- construction ------------------------------------------------------------------
     @classmethod
@@ -306,30 +454,98 @@ class VectorIndex:
         vectors: np.ndarray,
         space: str,
         *,
-        M: int = 16,
-        ef_construction: int = 100,
+        M: int = 0,
+        ef_construction: int = 0,
         num_threads: int | None = None,
+        quantization: str | None = None,
     ) -> "VectorIndex":
-        """Build an index over ``vectors`` (n, d); row i of the input is row number i."""
+        """Build an index over ``vectors`` (n, d); row i of the input is row number i.
+
+        ``M`` / ``ef_construction`` are lower bounds: ``build_params`` raises them with n.
+        Rows are added in chunks, so at most one chunk is copied (normalised) at a time.
+        ``quantization="sq8"`` builds an ``IndexHNSWSQ`` (trained on up to 64k rows) and
+        keeps the prepared full-precision vectors beside it for re-scoring.
+        """
+        if quantization not in QUANTIZATIONS:
+            raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
         _check_space(space)
         x = _as_matrix(vectors, "vectors")
         if x.shape[1] < 1:
             raise ValueError("vectors must have dimension >= 1")
-        if M < 2 or ef_construction < 1:
+        if M < 0 or ef_construction < 0 or M == 1:
             raise ValueError(f"need M >= 2 and ef_construction >= 1, got M={M}, ef_construction={ef_construction}")
-        if space == "cosine":
-            x = _normalize(x)
+        M, ef_construction = build_params(len(x), M, ef_construction)
         metric = faiss.METRIC_L2 if space == "l2" else faiss.METRIC_INNER_PRODUCT
-        index = faiss.IndexHNSWFlat(x.shape[1], int(M), metric)
-        index.hnsw.efConstruction = int(ef_construction)
         threads = _resolve_threads(num_threads)
-        if len(x):
-            faiss.omp_set_num_threads(threads)
-            index.add(x)
-        return cls(index, space, threads)
+        full = None
+        if quantization == "sq8":
+            index = faiss.IndexHNSWSQ(x.shape[1], faiss.ScalarQuantizer.QT_8bit, int(M), metric)
+            full = _normalize(x) if space == "cosine" else np.array(x, dtype=np.float32)  # own copy
+            if len(full):
+                faiss.omp_set_num_threads(threads)
+                sample = full[np.random.default_rng(0).choice(len(full), min(len(full), 65_536), replace=False)]
+                index.train(np.ascontiguousarray(sample))
+            index.hnsw.efConstruction = int(ef_construction)
+            _add_rows(index, full, "l2", threads)  # already prepared
+        else:
+            index = faiss.IndexHNSWFlat(x.shape[1], int(M), metric)
+            index.hnsw.efConstruction = int(ef_construction)
+            _add_rows(index, x, space, threads)
+        out = cls(index, space, threads, full)
+        out._calibrate()
+        return out
+
+    def extended(self, vectors: np.ndarray, *, source_path: str | None = None,
+                 num_threads: int | None = None) -> "VectorIndex":
+        """A new index holding this one's rows (same row numbers) followed by ``vectors``.
+
+        This index is not changed (readers may be searching it): the graph is copied, read
+        afresh from ``source_path`` when given (the index's own file, e.g. when this one is
+        memory-mapped), else cloned in memory, and the new rows are inserted into it, which
+        costs about what building a graph of only the new rows does. Used by compaction
+        when the largest segment has no deleted rows.
+        """
+        x = _as_matrix(vectors, "vectors", self._dim)
+        if source_path is not None:
+            try:
+                index = faiss.read_index(source_path)
+            except RuntimeError as e:
+                raise ValueError(f"corrupt vector index {source_path}: {e}") from None
+            if index.ntotal != self._n or index.d != self._dim:
+                raise ValueError(f"vector index {source_path} does not match the loaded one")
+        else:
+            index = faiss.clone_index(self._index)
+        _, efc = build_params(self._n + len(x), self.M, int(index.hnsw.efConstruction))
+        index.hnsw.efConstruction = efc
+        threads = _resolve_threads(num_threads)
+        full = None
+        if self._quantized:
+            new = _normalize(x) if self._space == "cosine" else x
+            full = np.concatenate([self._x, new]) if len(new) else np.array(self._x)
+            _add_rows(index, new, "l2", threads)
+        else:
+            _add_rows(index, x, self._space, threads)
+        out = VectorIndex(index, self._space, threads, full)
+        out._calibrate()
+        return out
+
+    def _calibrate(self) -> None:
+        """Measure this graph's ef (``calibrate_ef``) and keep it in the index's own
+        ``efSearch`` field, which faiss saves with it (older files hold faiss's default
+        16, below every size rule, so they fall back to the rule)."""
+        faiss.omp_set_num_threads(self._threads)
+        self._index.hnsw.efSearch = max(16, calibrate_ef(self._index, self._x, self._space,
+                                                         rescore=self._quantized))
+
+    @property
+    def calibrated_ef(self) -> int:
+        """The ef this graph measured on its own rows when built (16 when not measured)."""
+        return int(self._index.hnsw.efSearch)
 
     def to_bytes(self) -> bytes:
         """Serialise (header + faiss index); the inverse of :meth:`from_bytes`."""
+        if self._quantized:
+            raise ValueError("a quantized index is saved as its faiss file plus its vectors")
         header = _HEADER.pack(_MAGIC, _VERSION, _SPACE_CODE[self._space], 0, self._dim, self._n)
         return header + faiss.serialize_index(self._index).tobytes()
 
@@ -372,36 +588,47 @@ class VectorIndex:
         faiss.write_index(self._index, path)
 
     @classmethod
-    def from_faiss_file(cls, path: str, space: str) -> "VectorIndex":
+    def from_faiss_file(cls, path: str, space: str, *, mmap: bool = False,
+                        vectors: np.ndarray | None = None) -> "VectorIndex":
         """Load a file written from :meth:`faiss_buffer` (3-5x faster than from bytes:
-        faiss reads straight into the index instead of copying a buffer twice)."""
+        faiss reads straight into the index instead of copying a buffer twice).
+
+        With ``mmap`` the vectors and the graph stay in the file, mapped read-only
+        (``IO_FLAG_MMAP_IFC``): nothing is copied, pages load on first touch and belong to
+        the page cache. The file must then not be changed while the index lives (segment
+        files never are; unlinking it is harmless). A quantized index needs ``vectors``,
+        its full-precision (prepared) vectors."""
         _check_space(space)
         try:
-            index = faiss.read_index(path)
+            index = faiss.read_index(path, faiss.IO_FLAG_MMAP_IFC if mmap else 0)
         except RuntimeError as e:
             raise ValueError(f"corrupt vector index {path}: {e}") from None
-        return cls._checked(index, space, None, None)
+        return cls._checked(index, space, None, None, vectors)
 
     @classmethod
-    def from_faiss_buffer(cls, data: bytes | memoryview, space: str) -> "VectorIndex":
+    def from_faiss_buffer(cls, data: bytes | memoryview, space: str,
+                          vectors: np.ndarray | None = None) -> "VectorIndex":
         _check_space(space)
         try:
             index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
         except RuntimeError as e:
             raise ValueError(f"corrupt vector index: {e}") from None
-        return cls._checked(index, space, None, None)
+        return cls._checked(index, space, None, None, vectors)
 
     @classmethod
-    def _checked(cls, index, space: str, n: int | None, dim: int | None) -> "VectorIndex":
+    def _checked(cls, index, space: str, n: int | None, dim: int | None,
+                 vectors: np.ndarray | None = None) -> "VectorIndex":
         metric = faiss.METRIC_L2 if space == "l2" else faiss.METRIC_INNER_PRODUCT
         if (
-            not isinstance(index, faiss.IndexHNSWFlat)
+            not isinstance(index, (faiss.IndexHNSWFlat, faiss.IndexHNSWSQ))
             or (n is not None and index.ntotal != n)
             or (dim is not None and index.d != dim)
             or index.metric_type != metric
         ):
             raise ValueError("corrupt vector index: not the expected HNSW index")
-        return cls(index, space)
+        if isinstance(index, faiss.IndexHNSWSQ) and (vectors is None or len(vectors) != index.ntotal):
+            raise ValueError("corrupt vector index: a quantized index without its full-precision vectors")
+        return cls(index, space, None, vectors if isinstance(index, faiss.IndexHNSWSQ) else None)
 
     # -- properties --------------------------------------------------------------------
     @property
@@ -415,6 +642,19 @@ class VectorIndex:
     @property
     def space(self) -> str:
         return self._space
+
+    @property
+    def quantization(self) -> str | None:
+        return "sq8" if self._quantized else None
+
+    @property
+    def M(self) -> int:
+        """The graph's M (neighbours per node above level 0; 2M at level 0)."""
+        return int(self._index.hnsw.nb_neighbors(1))
+
+    def search_ef(self, k: int, ef_search: int, fraction: float = 1.0) -> int:
+        """The ef a search of this index uses (see the module's ``search_ef``)."""
+        return search_ef(self._n, k, ef_search, fraction, self.calibrated_ef)
 
     def stored_vectors(self) -> np.ndarray:
         """The indexed vectors, (n, d) float32, read-only view of the index memory (no
@@ -430,21 +670,6 @@ class VectorIndex:
         return sn
 
     # -- search ------------------------------------------------------------------------
-    @staticmethod
-    def ef_for_fraction(fraction: float, ef_search: int, k: int) -> int:
-        """ef used by HNSW search when ``fraction`` of the rows are allowed.
-
-        Measured minimum ef for recall@10 >= 0.99 (100k x 384 clustered, cosine / l2):
-        48 at 100% and 70%, 64 at 30% and 20%, 64 / 96 at 10%, 192 at 7%, 256 at 5%;
-        about twice that is used (ef ~ 26 / fraction below 10%).
-        """
-        base = max(int(ef_search), int(k))
-        if fraction >= 0.3:
-            return base
-        if fraction >= 0.1:
-            return max(base, 2 * k, 192)
-        return max(base, 4 * k, int(math.ceil(26.0 / max(fraction, 1e-9))))
-
     def search(
         self,
         queries: np.ndarray,
@@ -489,7 +714,7 @@ class VectorIndex:
             out_r[:, : r.shape[1]] = r
             return out_d, out_r
 
-        ef = self.ef_for_fraction(fraction, ef_search, k)
+        ef = self.search_ef(k, ef_search, fraction)
         bits = None
         if allowed is None:
             params = faiss.SearchParametersHNSW(efSearch=ef)
@@ -499,7 +724,10 @@ class VectorIndex:
             sel = faiss.IDSelectorBitmap(self._n, faiss.swig_ptr(bits))
             params = faiss.SearchParametersHNSW(efSearch=ef, sel=sel)
         faiss.omp_set_num_threads(self._threads)
-        _, ids = self._index.search(qp, k, params=params)
+        fetch = min(self._n, RESCORE_FACTOR * k) if self._quantized else k
+        if fetch > ef:
+            params.efSearch = fetch
+        _, ids = self._index.search(qp, fetch, params=params)
         del params, sel, bits  # kept alive until here: faiss holds raw pointers
 
         want = min(k, count)
@@ -515,9 +743,9 @@ class VectorIndex:
                 out_r[i, : r1.shape[1]] = r1[0]
                 continue
             d = _exact_distances(self._x[r], qp[i], self._space, normalize_rows=False)
-            order = np.lexsort((r, d))
-            out_d[i, : len(r)] = d[order]
-            out_r[i, : len(r)] = r[order]
+            order = np.lexsort((r, d))[:k]  # quantized: the best k of the re-scored candidates
+            out_d[i, : len(order)] = d[order]
+            out_r[i, : len(order)] = r[order]
         return out_d, out_r
 
     def _exact(self, qp, k, rows, mask):

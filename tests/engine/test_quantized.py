@@ -1,0 +1,64 @@
+"""A collection configured with ``vector_index.quantization = "sq8"`` (issue 16): its
+segments hold 8-bit codes plus full-precision vectors on disk, queries re-score
+exactly, and everything reads back after a reopen."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import gleandb
+from gleandb.index.vector import exact_search
+
+
+def _settings():
+    return gleandb.Settings(memtable_max_rows=100_000, index_min_rows=100, compaction_min_segments=100)
+
+
+def test_quantized_collection_round_trip(tmp_path):
+    gleandb.ClientAPI.clear_system_cache()
+    client = gleandb.PersistentClient(str(tmp_path), settings=_settings())
+    col = client.create_collection("quant", metadata={"hnsw:space": "cosine"},
+                                   configuration={"vector_index": {"quantization": "sq8"}})
+    assert col.configuration_json["vector_index"] == {"quantization": "sq8"}
+    X = np.random.default_rng(0).standard_normal((2600, 24)).astype(np.float32) * 3
+    col.add(ids=[f"r{i}" for i in range(2600)], embeddings=X)
+    client.flush()
+    seg = col._store.snapshot()[0].seg
+    assert seg.index is not None and seg.index.quantization == "sq8"
+    files = {f for _, _, fs in os.walk(tmp_path) for f in fs}
+    assert {"vectors.faiss", "vectors.f32"} <= files
+    q = np.random.default_rng(1).standard_normal((20, 24)).astype(np.float32)
+    res = col.query(query_embeddings=q, n_results=5, include=["distances", "embeddings"])
+    dists, truth = exact_search(X, q, 5, "cosine")
+    assert sum(len({f"r{j}" for j in t} & set(r)) for t, r in zip(truth, res["ids"])) >= 0.99 * 100
+    for qi in range(20):
+        rows = [int(i[1:]) for i in res["ids"][qi]]
+        np.testing.assert_allclose(res["embeddings"][qi], X[rows], rtol=1e-5, atol=1e-5)  # as written
+        ref = exact_search(X[rows], q[qi], 5, "cosine")[0][0]
+        np.testing.assert_allclose(sorted(res["distances"][qi]), ref, rtol=1e-5, atol=1e-6)
+    client.close()
+    gleandb.ClientAPI.clear_system_cache()
+    client = gleandb.PersistentClient(str(tmp_path), settings=_settings())
+    col = client.get_collection("quant")
+    assert col._store.snapshot()[0].seg.index.quantization == "sq8"
+    again = col.query(query_embeddings=q, n_results=5, include=["distances", "embeddings"])
+    assert again["ids"] == res["ids"]
+    np.testing.assert_allclose(again["distances"], res["distances"])
+    client.close()
+
+
+@pytest.mark.parametrize("bad", [{"quantization": "pq"}, {"quantize": "sq8"}, "sq8"])
+def test_bad_quantization_is_refused_and_creates_nothing(tmp_path, bad):
+    gleandb.ClientAPI.clear_system_cache()
+    client = gleandb.PersistentClient(str(tmp_path), settings=_settings())
+    with pytest.raises(gleandb.errors.InvalidArgumentError) as e:
+        client.create_collection("quant", configuration={"vector_index": bad})
+    assert "vector_index" in str(e.value)
+    assert client.list_collections() == []
+    col = client.create_collection("plain")
+    with pytest.raises(gleandb.errors.InvalidArgumentError, match="vector_index"):
+        col.modify(configuration={"vector_index": {"quantization": "sq8"}})
+    client.close()
