@@ -281,13 +281,7 @@ class Collection:
         return None if ids is None else pa.array(list(ids), pa.string())
 
     def _select(self, snap: Sequence[SegView], filt, ids) -> list[tuple[int, np.ndarray]]:
-        out = []
-        masks = CollectionStore.allowed_masks(snap, filt, self._ids_set(ids))
-        for vi, (view, mask) in enumerate(zip(snap, masks)):
-            rows = np.arange(view.seg.n, dtype=np.int64) if mask is None else np.flatnonzero(mask)
-            if len(rows):
-                out.append((vi, rows))
-        return out
+        return CollectionStore.select_rows(snap, filt, ids)
 
     def _matching_ids(self, snap, filt, ids, limit) -> list[str]:
         picks = self._ordered_picks(snap, self._select(snap, filt, ids), None)

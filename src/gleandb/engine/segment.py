@@ -18,6 +18,9 @@ Files of a persisted segment ``<prefix>segments/<name>/``:
   ``document`` column (``gleandb.index.fulltext`` / ``gleandb.index.trigram``),
   memory-mapped on open. Memtable segments build them lazily on first use and
   keep them (a segment never changes, so neither do they).
+- ``ids.idx``: the id lookup (``gleandb.index.ids``: sorted id hashes and their
+  rows), memory-mapped on open, so finding k ids costs O(k log n), not a scan.
+  Segments written before it existed build it on first use.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import pyarrow as pa
 from gleandb.api.errors import CorruptStoreError
 from gleandb.index.filters import metadata_columns
 from gleandb.index.fulltext import FullTextConfig, FullTextIndex
+from gleandb.index.ids import IdIndex, IdQuery
 from gleandb.index.trigram import TrigramIndex
 from gleandb.index.vector import VectorIndex, exact_search
 from gleandb.storage.base import Storage
@@ -39,6 +43,7 @@ from gleandb.storage.base import Storage
 _BASE_FIELDS = {"id", "rid", "document", "uri", "_meta", "_norm"}
 FULLTEXT_FILE = "fulltext.idx"
 TRIGRAM_FILE = "trigram.idx"
+IDS_FILE = "ids.idx"
 # below this many rows an unbuilt trigram index is not worth building for one scan
 TRIGRAM_LAZY_MIN_ROWS = 2048
 
@@ -91,7 +96,7 @@ class Segment:
         self.rids = table.column("rid").to_numpy()
         self.index = index
         self._vectors = vectors
-        self._id_rows: dict[str, int] | None = None
+        self._ids: IdIndex | None = None
         self._lock = threading.Lock()
         self._fulltext: FullTextIndex | None = None
         self._trigram: TrigramIndex | None = None
@@ -143,7 +148,7 @@ class Segment:
             table = table.drop_columns([c for c in ("_norm",) if c in table.column_names])
             table = table.append_column("_norm", pa.array(norms))
         seg = Segment(self.name, table, self.space, index=index)
-        seg._id_rows = self._id_rows
+        seg._ids = self._ids
         seg._fulltext, seg._trigram = self._fulltext, self._trigram
         return seg
 
@@ -177,9 +182,20 @@ class Segment:
             return self._trigram
 
     def build_text_indexes(self, config: FullTextConfig) -> None:
-        """Build both text indexes now (before a segment is written)."""
+        """Build both text indexes and the id index now (before a segment is written)."""
         self.fulltext(config)
         self.trigram_index(build=True)
+        self.id_index()
+
+    def id_index(self) -> IdIndex:
+        """The id lookup (loaded with the segment, else built on first use and kept)."""
+        idx = self._ids
+        if idx is None:
+            with self._lock:
+                if self._ids is None:
+                    self._ids = IdIndex.build(self.table.column("id"))
+                idx = self._ids
+        return idx
 
     # -- persistence -------------------------------------------------------
 
@@ -205,6 +221,9 @@ class Segment:
             if self._trigram is not None:
                 written.append(f"{key_prefix}{TRIGRAM_FILE}")
                 yield written[-1], self._trigram.to_bytes()
+            if self._ids is not None:
+                written.append(f"{key_prefix}{IDS_FILE}")
+                yield written[-1], self._ids.to_bytes()
 
         try:
             storage.put_many(files())
@@ -220,9 +239,10 @@ class Segment:
             raise
 
     def _load_text_indexes(self, storage: Storage, key_prefix: str) -> None:
-        """Map the text index files when present and consistent (older segments have
-        none: their indexes are built on first use instead)."""
-        for fname, cls, attr in ((FULLTEXT_FILE, FullTextIndex, "_fulltext"), (TRIGRAM_FILE, TrigramIndex, "_trigram")):
+        """Map the text and id index files when present and consistent (older segments
+        have none: their indexes are built on first use instead)."""
+        for fname, cls, attr in ((FULLTEXT_FILE, FullTextIndex, "_fulltext"), (TRIGRAM_FILE, TrigramIndex, "_trigram"),
+                                 (IDS_FILE, IdIndex, "_ids")):
             key = f"{key_prefix}{fname}"
             if not storage.exists(key):
                 continue
@@ -257,15 +277,14 @@ class Segment:
 
     # -- reading -----------------------------------------------------------
 
+    def find_ids(self, query: IdQuery) -> tuple[np.ndarray, np.ndarray]:
+        """(positions in ``query.ids``, rows) of the asked ids this segment holds
+        (deleted rows included: the caller applies its delete mask)."""
+        return self.id_index().find(self.table.column("id"), query)
+
     def row_of(self, id_: str) -> int | None:
-        rows = self._id_rows
-        if rows is None:
-            with self._lock:
-                if self._id_rows is None:
-                    ids = self.table.column("id").to_pylist()
-                    self._id_rows = dict(zip(ids, range(len(ids))))
-                rows = self._id_rows
-        return rows.get(id_)
+        _qi, rows = self.find_ids(IdQuery([id_]))
+        return int(rows[0]) if len(rows) else None
 
     def ids_list(self) -> list[str]:
         return self.table.column("id").to_pylist()
