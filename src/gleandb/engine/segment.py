@@ -21,6 +21,10 @@ Files of a persisted segment ``<prefix>segments/<name>/``:
 - ``ids.idx``: the id lookup (``gleandb.index.ids``: sorted id hashes and their
   rows), memory-mapped on open, so finding k ids costs O(k log n), not a scan.
   Segments written before it existed build it on first use.
+
+Equality indexes of metadata columns (``gleandb.index.equality``) are built on
+the first ``$eq`` / ``$in`` filter that reads the column, in segments of at least
+EQUALITY_MIN_ROWS rows, and kept in memory with the segment.
 """
 
 from __future__ import annotations
@@ -33,7 +37,8 @@ import numpy as np
 import pyarrow as pa
 
 from gleandb.api.errors import CorruptStoreError
-from gleandb.index.filters import metadata_columns
+from gleandb.index.equality import INDEXED_TAGS, EqualityIndex
+from gleandb.index.filters import metadata_columns, parse_column_name
 from gleandb.index.fulltext import FullTextConfig, FullTextIndex
 from gleandb.index.ids import IdIndex, IdQuery
 from gleandb.index.trigram import TrigramIndex
@@ -46,6 +51,8 @@ TRIGRAM_FILE = "trigram.idx"
 IDS_FILE = "ids.idx"
 # below this many rows an unbuilt trigram index is not worth building for one scan
 TRIGRAM_LAZY_MIN_ROWS = 2048
+# below this many rows an equality filter scans the column (cheaper than building an index)
+EQUALITY_MIN_ROWS = 2048
 
 
 def pack_metadata(md: dict | None) -> bytes | None:
@@ -97,6 +104,7 @@ class Segment:
         self.index = index
         self._vectors = vectors
         self._ids: IdIndex | None = None
+        self._equality: dict[str, EqualityIndex] = {}
         self._lock = threading.Lock()
         self._fulltext: FullTextIndex | None = None
         self._trigram: TrigramIndex | None = None
@@ -149,6 +157,7 @@ class Segment:
             table = table.append_column("_norm", pa.array(norms))
         seg = Segment(self.name, table, self.space, index=index)
         seg._ids = self._ids
+        seg._equality = self._equality
         seg._fulltext, seg._trigram = self._fulltext, self._trigram
         return seg
 
@@ -186,6 +195,24 @@ class Segment:
         self.fulltext(config)
         self.trigram_index(build=True)
         self.id_index()
+
+    def value_index(self, column: str) -> EqualityIndex | None:
+        """The equality index of metadata column ``column`` (built on first use and kept),
+        or None where a scan is as cheap (small segments, float and list columns)."""
+        idx = self._equality.get(column)
+        if idx is not None:
+            return idx
+        if self.n < EQUALITY_MIN_ROWS or column not in self.table.column_names:
+            return None
+        parsed = parse_column_name(column)
+        if parsed is None or parsed[0] not in INDEXED_TAGS:
+            return None
+        with self._lock:
+            idx = self._equality.get(column)
+            if idx is None:
+                idx = EqualityIndex.build(parsed[0], self.table.column(column))
+                self._equality = {**self._equality, column: idx}  # readers never see a dict change
+            return idx
 
     def id_index(self) -> IdIndex:
         """The id lookup (loaded with the segment, else built on first use and kept)."""

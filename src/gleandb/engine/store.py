@@ -869,7 +869,7 @@ class CollectionStore:
             mask = m if mask is None else (mask & m)
         if filt is not None:
             # the filter only has to be right on rows still in ``mask``
-            m = filt.evaluate(view.seg.table, view.seg.trigram_index, mask)
+            m = filt.evaluate(view.seg.table, view.seg.trigram_index, mask, view.seg.value_index)
             mask = m if mask is None else (mask & m)
         return mask
 
