@@ -465,18 +465,24 @@ class _Ctx:
             return None
         return idx.rows_equal(self.table.column(name), values)
 
-    def narrow(self, col: pa.ChunkedArray, fn) -> np.ndarray:
-        """``fn`` (Arrow array -> bool-ish array) over ``col``, computed only on the
-        ``within`` rows when they are few: the result only has to be right there."""
+    def narrow_rows(self) -> np.ndarray | None:
+        """The ``within`` rows when they are few enough that reading only them beats
+        reading a whole column (or asking an index), else None."""
         w = self.within
-        if w is not None:
-            rows = np.flatnonzero(w)
-            if len(rows) <= self.n * NARROW_MAX_FRACTION:
-                out = self.false()
-                if len(rows):
-                    out[rows] = _to_bool(fn(col.take(pa.array(rows, pa.int64()))))
-                return out
-        return _to_bool(fn(col))
+        if w is None:
+            return None
+        rows = np.flatnonzero(w)
+        return rows if len(rows) <= self.n * NARROW_MAX_FRACTION else None
+
+    def scan(self, col: pa.ChunkedArray, fn, rows: np.ndarray | None) -> np.ndarray:
+        """``fn`` (Arrow array -> bool-ish array) over ``col``; only over ``rows`` when
+        given (``narrow_rows``): the result only has to be right on the ``within`` rows."""
+        if rows is None:
+            return _to_bool(fn(col))
+        out = self.false()
+        if len(rows):
+            out[rows] = _to_bool(fn(col.take(pa.array(rows, pa.int64()))))
+        return out
 
     def document(self) -> pa.ChunkedArray | None:
         if "document" in self.table.column_names:
@@ -572,16 +578,19 @@ class _Compare(_Node):
     def eval(self, ctx: _Ctx) -> np.ndarray:
         out = None
         fn = _CMP[self.op]
+        few = ctx.narrow_rows()
         for tag, scalar in self.targets:
             col = ctx.column(self.key, tag)
             if col is None:
                 continue
-            rows = ctx.equal_rows(self.key, tag, [scalar.as_py()]) if self.op == "$eq" else None
+            rows = None
+            if self.op == "$eq" and few is None:
+                rows = ctx.equal_rows(self.key, tag, [scalar.as_py()])
             if rows is not None:
                 hit = ctx.false()
                 hit[rows] = True
             else:
-                hit = ctx.narrow(col, lambda a, s=scalar: fn(a, s))
+                hit = ctx.scan(col, lambda a, s=scalar: fn(a, s), few)
             out = hit if out is None else (out | hit)
         return ctx.false() if out is None else out
 
@@ -595,11 +604,12 @@ class _In(_Node):
 
     def eval(self, ctx: _Ctx) -> np.ndarray:
         out = None
+        few = ctx.narrow_rows()
         for tag, value_set in self.targets:
             col = ctx.column(self.key, tag)
             if col is None:
                 continue
-            rows = ctx.equal_rows(self.key, tag, value_set.to_pylist())
+            rows = ctx.equal_rows(self.key, tag, value_set.to_pylist()) if few is None else None
             if rows is not None:
                 hit = ctx.false()
                 hit[rows] = True
@@ -607,9 +617,9 @@ class _In(_Node):
                 # a few equality scans beat building is_in's hash table
                 hit = ctx.false()
                 for v in value_set:
-                    hit |= ctx.narrow(col, lambda a, v=v: pc.equal(a, v))
+                    hit |= ctx.scan(col, lambda a, v=v: pc.equal(a, v), few)
             else:
-                hit = ctx.narrow(col, lambda a: pc.is_in(a, value_set=value_set))
+                hit = ctx.scan(col, lambda a: pc.is_in(a, value_set=value_set), few)
             out = hit if out is None else (out | hit)
         return ctx.false() if out is None else out
 
