@@ -345,6 +345,10 @@ class Segment:
         """k nearest allowed rows per query: (distances, rows), rows -1 when missing."""
         if self.index is not None:
             return self.index.search(queries, k, ef_search=ef_search, allowed=allowed)
-        rows = None if allowed is None else np.flatnonzero(allowed).astype(np.int64)
-        d, r = exact_search(self._vectors, queries, k, self.space, rows=rows)
-        return d, r
+        if allowed is None:
+            return exact_search(self._vectors, queries, k, self.space)
+        # only the allowed rows are handed over: exact_search checks every vector it is
+        # given (finite values), which over the whole segment would cost O(rows) per query
+        rows = np.flatnonzero(allowed).astype(np.int64)
+        d, r = exact_search(self._vectors[rows], queries, k, self.space)
+        return d, rows[r]  # rows ascend, so ties still go to the lower row

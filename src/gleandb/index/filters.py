@@ -34,6 +34,7 @@ Perl classes ``\\d \\s \\w`` are rewritten to their Unicode meaning (as in Rust)
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -443,12 +444,7 @@ class _Ctx:
         self.within = within
         self.values = values  # column name -> EqualityIndex or None (``Segment.value_index``)
         self.n = table.num_rows
-        cols: dict[str, dict[str, str]] = {}
-        for name in table.column_names:
-            parsed = parse_column_name(name)
-            if parsed is not None:
-                cols.setdefault(parsed[1], {})[parsed[0]] = name
-        self.cols = cols
+        self.cols = _columns_by_key(table.schema)
 
     def column(self, key: str, tag: str) -> pa.ChunkedArray | None:
         name = self.cols.get(key, {}).get(tag)
@@ -491,6 +487,18 @@ class _Ctx:
 
     def false(self) -> np.ndarray:
         return np.zeros(self.n, dtype=bool)
+
+
+@functools.lru_cache(maxsize=256)
+def _columns_by_key(schema: pa.Schema) -> dict[str, dict[str, str]]:
+    """key -> {tag: column name} of a table layout (cached: segments share few layouts,
+    and a filter is evaluated per segment per call). Callers must not modify it."""
+    cols: dict[str, dict[str, str]] = {}
+    for name in schema.names:
+        parsed = parse_column_name(name)
+        if parsed is not None:
+            cols.setdefault(parsed[1], {})[parsed[0]] = name
+    return cols
 
 
 def _to_bool(result: pa.ChunkedArray | pa.Array) -> np.ndarray:
