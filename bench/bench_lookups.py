@@ -158,7 +158,8 @@ def main() -> None:
     except OSError:
         commit = "?"
     machine = f"{platform.machine()} {os.cpu_count()} cpus, load {os.getloadavg()[0]:.1f}"
-    print(f"# bench_lookups: gleandb {commit} from {src}; dim={args.dim} users={args.users} reps={args.reps}; {machine}")
+    print(f"# bench_lookups: gleandb {commit} from {src}; dim={args.dim} users={args.users} "
+          f"reps={args.reps}; {machine}")
     sizes = [run_size(n, args) for n in args.n]
     if args.out:
         with open(args.out, "w") as f:
