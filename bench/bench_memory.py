@@ -13,7 +13,10 @@ Figures, per configuration:
 - stale@1: the top hit is an *old* value of the asked attribute;
   stale-in-5: at least one old value of it is in the top 5;
 - live memories per user after ingestion (dedupe and supersession shrink it);
-- remember and recall latency p50 / p95 (ms, wall clock, one thread).
+- remember and recall latency p50 / p95 (ms, wall clock, one thread);
+- growth: remember p50 over each tenth of the ingestion (``--growth`` prints all ten), so
+  a per-call cost that grows with the collection shows as a rising row; "first 10%" and
+  "last 10%" are in the table.
 
 Configurations: ``append`` (dedupe=False: everything kept, default weights),
 ``append-recency`` (dedupe=False, recency weight 1.0 instead of 0.3),
@@ -25,6 +28,9 @@ text-only heuristic cannot catch every change: the figures show what it misses.
 
     PYTHONPATH=src .venv/bin/python bench/bench_memory.py --users 1000 --per-user 100 --ef hashing
     PYTHONPATH=src .venv/bin/python bench/bench_memory.py --users 100 --per-user 100 --ef default
+    PYTHONPATH=src .venv/bin/python bench/bench_memory.py --users 10000 --per-user 100 --ef hashing --configs append
+
+10k users x 100 (1M memories) is meant for ``--ef hashing`` (the model would embed 1M texts).
 
 ``--ef hashing`` is gleandb's dependency-free hashing embedding (fast, lexical);
 ``--ef default`` is the real default model (all-MiniLM-L6-v2). Documents are embedded
@@ -40,6 +46,7 @@ import functools
 import os
 import platform
 import random
+import resource
 import shutil
 import sys
 import tempfile
@@ -177,7 +184,11 @@ def run(config: str, users: int, per_user: int, changes: int, ef, seed: int) -> 
     client.close()
     shutil.rmtree(d, ignore_errors=True)
     ms = lambda xs, p: 1000 * float(np.percentile(xs, p))  # noqa: E731
-    return {"config": config, "queries": n_q, "recall@1": hit1 / n_q, "recall@5": hit5 / n_q,
+    tenth = max(1, len(t_remember) // 10)
+    growth = [ms(t_remember[i * tenth:(i + 1) * tenth], 50) for i in range(10)]
+    return {"config": config, "queries": n_q, "growth": growth, "first 10%": growth[0], "last 10%": growth[-1],
+            "peak RSS MiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "recall@1": hit1 / n_q, "recall@5": hit5 / n_q,
             "stale@1": stale1 / n_q, "stale-in-5": stale5 / n_q, "live/user": float(np.mean(live)),
             "remember p50": ms(t_remember, 50), "remember p95": ms(t_remember, 95),
             "recall p50": ms(t_recall, 50), "recall p95": ms(t_recall, 95), "memories": len(t_remember)}
@@ -192,6 +203,7 @@ def main() -> None:
     ap.add_argument("--configs", default="append,heuristic,subject")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--out", default=None, help="append the table to this file")
+    ap.add_argument("--growth", action="store_true", help="print remember p50 for each tenth of the ingestion")
     a = ap.parse_args()
     ef = HashingEmbeddingFunction() if a.ef == "hashing" else CachedEF(gleandb.DefaultEmbeddingFunction())
     head = (f"# bench_memory: {a.users} users x {a.per_user} memories ({10 * a.changes} facts, "
@@ -199,7 +211,7 @@ def main() -> None:
             f"# {platform.machine()} {os.cpu_count()} cpus, load {os.getloadavg()[0]:.1f}, "
             f"python {platform.python_version()}")
     cols = ["config", "memories", "live/user", "recall@1", "recall@5", "stale@1", "stale-in-5",
-            "remember p50", "remember p95", "recall p50", "recall p95"]
+            "remember p50", "remember p95", "recall p50", "recall p95", "first 10%", "last 10%", "peak RSS MiB"]
     lines = [head, "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     print("\n".join(lines), flush=True)
     for config in a.configs.split(","):
@@ -210,6 +222,9 @@ def main() -> None:
             else str(r[c]) for c in cols) + f" |  ({time.perf_counter() - t0:.0f} s)"
         lines.append(row)
         print(row, flush=True)
+        if a.growth:
+            print(f"#   {config}: remember p50 ms per tenth of ingestion: "
+                  + " ".join(f"{x:.1f}" for x in r["growth"]), flush=True)
     if a.out:
         with open(a.out, "a") as fh:
             fh.write("\n".join(lines) + "\n\n")

@@ -2,7 +2,7 @@
 
 Prints figures; it is not a test. Usage:
 
-    .venv/bin/python bench/bench_scaleout.py [--storage DIR] [--rows 20000] [--dim 64]
+    .venv/bin/python bench/bench_scaleout.py [--storage DIR | --s3-test-server] [--rows 20000] [--dim 64]
         [--duration 20] [--readers 8] [--poll 0.1] [--out bench/results-scaleout.txt]
 
 Phases, on one store (``--storage``: a directory, default a temporary one; an ``s3://``
@@ -372,8 +372,28 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=20.0)
     ap.add_argument("--readers", type=int, default=8)
     ap.add_argument("--poll", type=float, default=0.1, help="query nodes' --poll-interval")
+    ap.add_argument("--s3-test-server", action="store_true",
+                    help="start the tests' S3 server (tests/s3_server.py: moto on loopback, one request at "
+                         "a time) and use a new bucket in it as --storage")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results-scaleout.txt"))
     args = ap.parse_args()
+    if args.s3_test_server:
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+        from s3_server import ACCESS_KEY, REGION, SECRET_KEY, S3Server
+
+        server = S3Server()
+        args.storage = f"s3://{server.new_bucket()}/store"
+        os.environ.update(AWS_ENDPOINT_URL=server.endpoint, AWS_ACCESS_KEY_ID=ACCESS_KEY,
+                          AWS_SECRET_ACCESS_KEY=SECRET_KEY, AWS_REGION=REGION)
+        try:
+            run(args)
+        finally:
+            server.stop()
+        return
+    run(args)
+
+
+def run(args) -> None:
     if args.storage and args.storage.startswith("s3://"):
         try:
             import gleandb.storage.urls  # noqa: F401

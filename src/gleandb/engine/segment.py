@@ -19,6 +19,13 @@ Files of a persisted segment ``<prefix>segments/<name>/``:
   ``document`` column (``gleandb.index.fulltext`` / ``gleandb.index.trigram``),
   memory-mapped on first use (a k-NN query reads neither). Memtable segments build them lazily on first use and
   keep them (a segment never changes, so neither do they).
+- ``ids.idx``: the id lookup (``gleandb.index.ids``: sorted id hashes and their
+  rows), memory-mapped on open, so finding k ids costs O(k log n), not a scan.
+  Segments written before it existed build it on first use.
+
+Equality indexes of metadata columns (``gleandb.index.equality``) are built on
+the first ``$eq`` / ``$in`` filter that reads the column, in segments of at least
+EQUALITY_MIN_ROWS rows, and kept in memory with the segment.
 
 A small segment without an ANN index (at most ``PACK_MAX_ROWS`` rows: a commit's
 changed files, a small flush) is written as one file instead, ``segment.pack``,
@@ -39,8 +46,10 @@ import pyarrow as pa
 
 from gleandb.errors import CorruptStoreError
 from gleandb.index import arrays
-from gleandb.index.filters import metadata_columns
+from gleandb.index.equality import INDEXED_TAGS, EqualityIndex
+from gleandb.index.filters import metadata_columns, parse_column_name
 from gleandb.index.fulltext import FullTextConfig, FullTextIndex
+from gleandb.index.ids import IdIndex, IdQuery
 from gleandb.index.trigram import TrigramIndex
 from gleandb.index.vector import VectorIndex, exact_search
 from gleandb.storage.base import KeyNotFound, Storage
@@ -48,8 +57,11 @@ from gleandb.storage.base import KeyNotFound, Storage
 _BASE_FIELDS = {"id", "rid", "document", "uri", "_meta", "_norm"}
 FULLTEXT_FILE = "fulltext.idx"
 TRIGRAM_FILE = "trigram.idx"
+IDS_FILE = "ids.idx"
 # below this many rows an unbuilt trigram index is not worth building for one scan
 TRIGRAM_LAZY_MIN_ROWS = 2048
+# below this many rows an equality filter scans the column (cheaper than building an index)
+EQUALITY_MIN_ROWS = 2048
 PACK_FILE = "segment.pack"
 PACK_MAX_ROWS = 4096  # a segment without an ANN index and at most this many rows is one file
 
@@ -78,6 +90,8 @@ class PackedFiles:
 
     def local_path(self, key: str) -> None:
         return None
+
+
 # rows of vectors copied per step when merging (bounds the temporary copy)
 _CHUNK = 65_536
 
@@ -130,7 +144,8 @@ class Segment:
         self.rids = table.column("rid").to_numpy()
         self.index = index
         self._vectors = vectors
-        self._id_rows: dict[str, int] | None = None
+        self._ids: IdIndex | None = None
+        self._equality: dict[str, EqualityIndex] = {}
         self._lock = threading.Lock()
         self._fulltext: FullTextIndex | None = None
         self._trigram: TrigramIndex | None = None
@@ -217,7 +232,8 @@ class Segment:
             table = table.drop_columns([c for c in ("_norm",) if c in table.column_names])
             table = table.append_column("_norm", pa.array(norms))
         seg = Segment(self.name, table, self.space, index=index)
-        seg._id_rows = self._id_rows
+        seg._ids = self._ids
+        seg._equality = self._equality
         seg._fulltext, seg._trigram = self._fulltext, self._trigram
         seg._text_source, seg._text_tried = self._text_source, set(self._text_tried)
         return seg
@@ -260,9 +276,38 @@ class Segment:
             return self._trigram
 
     def build_text_indexes(self, config: FullTextConfig) -> None:
-        """Build both text indexes now (before a segment is written)."""
+        """Build both text indexes and the id index now (before a segment is written)."""
         self.fulltext(config)
         self.trigram_index(build=True)
+        self.id_index()
+
+    def value_index(self, column: str) -> EqualityIndex | None:
+        """The equality index of metadata column ``column`` (built on first use and kept),
+        or None where a scan is as cheap (small segments, float and list columns)."""
+        idx = self._equality.get(column)
+        if idx is not None:
+            return idx
+        if self.n < EQUALITY_MIN_ROWS or column not in self.table.column_names:
+            return None
+        parsed = parse_column_name(column)
+        if parsed is None or parsed[0] not in INDEXED_TAGS:
+            return None
+        with self._lock:
+            idx = self._equality.get(column)
+            if idx is None:
+                idx = EqualityIndex.build(parsed[0], self.table.column(column))
+                self._equality = {**self._equality, column: idx}  # readers never see a dict change
+            return idx
+
+    def id_index(self) -> IdIndex:
+        """The id lookup (loaded with the segment, else built on first use and kept)."""
+        idx = self._ids
+        if idx is None:
+            with self._lock:
+                if self._ids is None:
+                    self._ids = IdIndex.build(self.table.column("id"))
+                idx = self._ids
+        return idx
 
     # -- persistence -------------------------------------------------------
 
@@ -292,6 +337,9 @@ class Segment:
             if self._trigram is not None:
                 written.append(f"{key_prefix}{TRIGRAM_FILE}")
                 yield written[-1], self._trigram.to_bytes()
+            if self._ids is not None:
+                written.append(f"{key_prefix}{IDS_FILE}")
+                yield written[-1], self._ids.to_bytes()
 
         try:
             if self.index is None and self.n <= PACK_MAX_ROWS:
@@ -334,6 +382,21 @@ class Segment:
             raise CorruptStoreError(f"segment {self.name}: {fname} has {idx.n} rows, records {self.n}")
         return idx
 
+    def _load_id_index(self, storage: Storage, key_prefix: str) -> None:
+        """Map ``ids.idx`` when present and consistent (segments written before it existed
+        have none: it is built on first use instead). Read at open, unlike the text indexes:
+        every write by id and every get by id asks it."""
+        key = f"{key_prefix}{IDS_FILE}"
+        if not storage.exists(key):
+            return
+        try:
+            idx = IdIndex.from_buffer(storage.get_buffer(key))
+        except Exception as exc:
+            raise CorruptStoreError(f"segment {self.name}: unreadable {IDS_FILE}: {exc}") from exc
+        if idx.n != self.n:
+            raise CorruptStoreError(f"segment {self.name}: {IDS_FILE} has {idx.n} rows, records {self.n}")
+        self._ids = idx
+
     @classmethod
     def read(cls, storage: Storage, key_prefix: str, name: str, space: str, has_index: bool, dim: int) -> "Segment":
         if not has_index:
@@ -362,6 +425,7 @@ class Segment:
             vectors = np.frombuffer(raw, dtype="<f4").reshape(table.num_rows, dim) if dim else np.zeros((table.num_rows, 0), np.float32)
             seg = cls(name, table, space, vectors=vectors)
         seg._text_source = (storage, key_prefix)  # text indexes: read on first use
+        seg._load_id_index(storage, key_prefix)
         return seg
 
     def reopened(self, storage: Storage, key_prefix: str) -> "Segment":
@@ -372,20 +436,19 @@ class Segment:
         if storage.local_path(f"{key_prefix}records.arrow") is None:
             return self
         seg = Segment.read(storage, key_prefix, self.name, self.space, self.index is not None, self.dim)
-        seg._id_rows = self._id_rows
+        seg._ids, seg._equality = self._ids, self._equality
         return seg
 
     # -- reading -----------------------------------------------------------
 
+    def find_ids(self, query: IdQuery) -> tuple[np.ndarray, np.ndarray]:
+        """(positions in ``query.ids``, rows) of the asked ids this segment holds
+        (deleted rows included: the caller applies its delete mask)."""
+        return self.id_index().find(self.table.column("id"), query)
+
     def row_of(self, id_: str) -> int | None:
-        rows = self._id_rows
-        if rows is None:
-            with self._lock:
-                if self._id_rows is None:
-                    ids = self.table.column("id").to_pylist()
-                    self._id_rows = dict(zip(ids, range(len(ids))))
-                rows = self._id_rows
-        return rows.get(id_)
+        _qi, rows = self.find_ids(IdQuery([id_]))
+        return int(rows[0]) if len(rows) else None
 
     def ids_list(self) -> list[str]:
         return self.table.column("id").to_pylist()
@@ -419,6 +482,10 @@ class Segment:
         """k nearest allowed rows per query: (distances, rows), rows -1 when missing."""
         if self.index is not None:
             return self.index.search(queries, k, ef_search=ef_search, allowed=allowed)
-        rows = None if allowed is None else np.flatnonzero(allowed).astype(np.int64)
-        d, r = exact_search(self._vectors, queries, k, self.space, rows=rows)
-        return d, r
+        if allowed is None:
+            return exact_search(self._vectors, queries, k, self.space)
+        # only the allowed rows are handed over: exact_search checks every vector it is
+        # given (finite values), which over the whole segment would cost O(rows) per query
+        rows = np.flatnonzero(allowed).astype(np.int64)
+        d, r = exact_search(self._vectors[rows], queries, k, self.space)
+        return d, rows[r]  # rows ascend, so ties still go to the lower row

@@ -54,6 +54,7 @@ from gleandb.engine import manifest as mf
 from gleandb.engine.segment import Segment, unpack_metadata
 from gleandb.engine.wal import WalBatch, WriteAheadLog, encode_batch, first_seq_of, iter_records, log_key
 from gleandb.engine.worker import BackgroundWorker
+from gleandb.index.ids import IdQuery
 from gleandb.index.tokenize import FullTextConfig
 from gleandb.index.vector import VectorIndex, build_params
 
@@ -200,7 +201,6 @@ class CollectionStore:
         self._visible: tuple[SegView, ...] = ()  # what readers see (see ``_views``)
         self._views: tuple[SegView, ...] = ()
         self._visible_dimension: int | None = None
-        self._locations: dict[str, str] | None = None  # id -> segment name (live version)
         self.seq = 0
         self.next_rid = 0
         self.dimension = None
@@ -423,7 +423,7 @@ class CollectionStore:
         if tail is None:
             return 0
         in_segments = set()
-        ids = set(tail.put_ids) | set(tail.delete_ids)
+        query = IdQuery(list(set(tail.put_ids) | set(tail.delete_ids)))
         for e in m.segments:
             seg = self._load_segment_readonly(m, e)
             deleted = None
@@ -431,10 +431,10 @@ class CollectionStore:
                 deleted = set(np.flatnonzero(mf.unpack_mask(e.mask, seg.n)).tolist())
             elif e.deletes:
                 deleted = set(np.load(io.BytesIO(self.storage.get(e.deletes))).tolist())
-            for id_ in ids:
-                row = seg.row_of(id_)
-                if row is not None and (deleted is None or row not in deleted):
-                    in_segments.add(id_)
+            qi, rows = seg.find_ids(query)
+            for q, row in zip(qi.tolist(), rows.tolist()):
+                if deleted is None or row not in deleted:
+                    in_segments.add(query.ids[q])
         return len(set(tail.put_ids) - in_segments) - len(set(tail.delete_ids) & in_segments)
 
     def _load_segment_readonly(self, m: mf.Manifest, e: mf.SegmentEntry) -> Segment:
@@ -527,24 +527,32 @@ class CollectionStore:
     def adopt_memory_state(self, views: tuple[SegView, ...], next_rid: int, dimension: int | None) -> None:
         with self._lock:
             self._views = views
-            self._locations = None
             self.next_rid = next_rid
             self.dimension = dimension
 
     # ------------------------------------------------------------- locations
 
-    def _locs(self) -> dict[str, str]:
-        if self._locations is None:
-            locs: dict[str, str] = {}
-            for v in self._views:
-                ids = v.seg.ids_list()
-                if v.deleted is None:
-                    locs.update(dict.fromkeys(ids, v.seg.name))
-                else:
-                    for i in np.flatnonzero(~v.deleted):
-                        locs[ids[i]] = v.seg.name
-            self._locations = locs
-        return self._locations
+    @staticmethod
+    def locate(views: Sequence[SegView], query: IdQuery) -> dict[str, tuple[int, int]]:
+        """id -> (view index, row) of the live row of each asked id that exists.
+
+        Asks each segment's id index (O(ids asked) per segment, newest first); an id
+        has at most one live row, so the search stops once every id is found."""
+        out: dict[str, tuple[int, int]] = {}
+        for vi in range(len(views) - 1, -1, -1):
+            if len(out) == len(query):
+                break
+            v = views[vi]
+            qi, rows = v.seg.find_ids(query)
+            if not len(rows):
+                continue
+            if v.deleted is not None:
+                keep = ~v.deleted[rows]
+                qi, rows = qi[keep], rows[keep]
+            ids = query.ids
+            for q, r in zip(qi.tolist(), rows.tolist()):
+                out[ids[q]] = (vi, r)
+        return out
 
     def _view_by_name(self) -> dict[str, tuple[int, SegView]]:
         return {v.seg.name: (i, v) for i, v in enumerate(self._views)}
@@ -557,15 +565,8 @@ class CollectionStore:
     def existing(self, ids: Sequence[str]) -> dict[str, tuple[SegView, int]]:
         """Live location (view, row) of each id that exists."""
         with self._lock:
-            locs = self._locs()
-            by_name = self._view_by_name()
-            out = {}
-            for id_ in ids:
-                name = locs.get(id_)
-                if name is not None:
-                    view = by_name[name][1]
-                    out[id_] = (view, view.seg.row_of(id_))
-            return out
+            views = self._views
+            return {id_: (views[vi], row) for id_, (vi, row) in self.locate(views, IdQuery(ids)).items()}
 
     def read_records(self, found: dict[str, tuple[SegView, int]]) -> dict[str, dict]:
         """Full current records of located ids (for merging updates)."""
@@ -674,7 +675,6 @@ class CollectionStore:
         except BaseException:
             self._pending, self._leader = False, None
             self._views = head  # the version before the group, to readers and writers alike
-            self._locations = None  # ``_apply`` changed it in place: rebuilt on next use
             self.seq, self.next_rid, self.dimension = seq, next_rid, dimension
             raise
         self._pending, self._leader = False, None
@@ -683,26 +683,16 @@ class CollectionStore:
             self._freeze()
 
     def _apply(self, batch: WalBatch) -> None:
-        locs = self._locs()
-        by_name = self._view_by_name()
         views = list(self._views)
         masks: dict[int, np.ndarray] = {}
-
-        def kill(id_: str) -> None:
-            name = locs.pop(id_, None)
-            if name is None:
-                return
-            i, view = by_name[name]
+        # the live rows of the ids this batch writes or deletes stop being live
+        for i, row in self.locate(views, IdQuery(list(batch.put_ids) + list(batch.delete_ids))).values():
             if i not in masks:
+                view = views[i]
                 masks[i] = (
                     view.deleted.copy() if view.deleted is not None else np.zeros(view.seg.n, dtype=bool)
                 )
-            masks[i][view.seg.row_of(id_)] = True
-
-        for id_ in batch.put_ids:
-            kill(id_)
-        for id_ in batch.delete_ids:
-            kill(id_)
+            masks[i][row] = True
         for i, mask in masks.items():
             v = views[i]
             views[i] = SegView(v.seg, mask, int(mask.sum()), v.state, v.frozen_seq)
@@ -721,7 +711,6 @@ class CollectionStore:
                 batch.put_uris,
             )
             views.append(SegView(seg, None, 0, MEM))
-            locs.update(dict.fromkeys(batch.put_ids, name))
             self.next_rid = max(self.next_rid, max(batch.put_rids) + 1)
             if self.dimension is None:
                 self.dimension = int(batch.put_embeddings.shape[1])
@@ -760,8 +749,6 @@ class CollectionStore:
             seg = parts[0][0]
         else:
             seg = Segment.merge(_new_name("s"), parts)
-            locs = self._locs()
-            locs.update(dict.fromkeys(seg.ids_list(), seg.name))
         keep.append(SegView(seg, None, 0, state, frozen_seq))
         return keep
 
@@ -985,7 +972,6 @@ class CollectionStore:
                     if new_seg is not None and self._durable:
                         gc.delete_keys(self.storage, [self._seg_prefix(new_seg.name)])
                     return
-                locs = self._locs()
                 new_mask = np.zeros(new_seg.n, dtype=bool) if new_seg is not None else None
                 for name, old in snap.items():
                     cur = self._view_by_name()[name][1]
@@ -995,16 +981,11 @@ class CollectionStore:
                     newly = np.flatnonzero(cur.deleted & ~before)
                     if len(newly):
                         ids = old.seg.table.column("id").take(pa.array(newly, pa.int64())).to_pylist()
-                        for id_ in ids:
-                            new_mask[new_seg.row_of(id_)] = True
+                        new_mask[new_seg.find_ids(IdQuery(ids))[1]] = True
                 views = [v for v in self._views if v.seg.name not in snap]
                 if new_seg is not None:
                     n_del = int(new_mask.sum())
                     views.insert(0, SegView(new_seg, new_mask if n_del else None, n_del, PERSISTED))
-                    old_names = set(snap)
-                    for id_ in new_seg.ids_list():
-                        if locs.get(id_) in old_names:
-                            locs[id_] = new_seg.name
                 self._views = tuple(views)
                 self._publish(self.persisted_position)
                 self.stats["compactions"] += 1
@@ -1077,24 +1058,63 @@ class CollectionStore:
         return self.params.fulltext
 
     @staticmethod
-    def allowed_masks(snapshot: Sequence[SegView], filt, ids_set: pa.Array | None = None) -> list[np.ndarray | None]:
-        """``allowed_mask`` of every view (large document scans are already split across
-        the cores inside each segment, by ``gleandb.index.filters``)."""
-        return [CollectionStore.allowed_mask(v, filt, ids_set) for v in snapshot]
+    def _id_query(ids) -> IdQuery | None:
+        if ids is None or isinstance(ids, IdQuery):
+            return ids
+        return IdQuery(ids)
 
     @staticmethod
-    def allowed_mask(view: SegView, filt, ids_set: pa.Array | None) -> np.ndarray | None:
+    def allowed_masks(snapshot: Sequence[SegView], filt, ids_set=None) -> list[np.ndarray | None]:
+        """``allowed_mask`` of every view (large document scans are already split across
+        the cores inside each segment, by ``gleandb.index.filters``). ``ids_set``: ids
+        (a list, an Arrow array or an ``IdQuery``), found through each segment's id index."""
+        query = CollectionStore._id_query(ids_set)
+        return [CollectionStore.allowed_mask(v, filt, query) for v in snapshot]
+
+    @staticmethod
+    def allowed_mask(view: SegView, filt, ids_set=None) -> np.ndarray | None:
         """Rows of ``view`` that are live and pass the filters; None means all rows."""
         deadlines.check()
         mask = view.live_mask()
-        if ids_set is not None:
-            m = pc.is_in(view.seg.table.column("id"), value_set=ids_set).to_numpy(zero_copy_only=False)
+        query = CollectionStore._id_query(ids_set)
+        if query is not None:
+            m = np.zeros(view.seg.n, dtype=bool)
+            m[view.seg.find_ids(query)[1]] = True
             mask = m if mask is None else (mask & m)
         if filt is not None:
             # the filter only has to be right on rows still in ``mask``
-            m = filt.evaluate(view.seg.table, view.seg.trigram_index, mask)
+            m = filt.evaluate(view.seg.table, view.seg.trigram_index, mask, view.seg.value_index)
             mask = m if mask is None else (mask & m)
         return mask
+
+    @staticmethod
+    def select_rows(snapshot: Sequence[SegView], filt, ids=None) -> list[tuple[int, np.ndarray]]:
+        """(view index, sorted rows) of the live rows that pass ``filt`` and, when ``ids``
+        is given, hold one of those ids, for every view with any.
+
+        With ids, the rows come from the id indexes and the filter is evaluated on those
+        rows only (a table of them), so the cost grows with the ids asked for, not with
+        the collection."""
+        query = CollectionStore._id_query(ids)
+        out = []
+        if query is None:
+            for vi, mask in enumerate(CollectionStore.allowed_masks(snapshot, filt)):
+                view = snapshot[vi]
+                rows = np.arange(view.seg.n, dtype=np.int64) if mask is None else np.flatnonzero(mask)
+                if len(rows):
+                    out.append((vi, rows))
+            return out
+        for vi, view in enumerate(snapshot):
+            deadlines.check()
+            rows = np.sort(view.seg.find_ids(query)[1])
+            if len(rows) and view.deleted is not None:
+                rows = rows[~view.deleted[rows]]
+            if len(rows) and filt is not None:
+                sub = view.seg.table.take(pa.array(rows, pa.int64()))
+                rows = rows[filt.evaluate(sub)]
+            if len(rows):
+                out.append((vi, rows))
+        return out
 
     @staticmethod
     def charge_budget(snapshot: Sequence[SegView], picks_list, include: set[str], dim: int | None) -> None:

@@ -34,6 +34,7 @@ Perl classes ``\\d \\s \\w`` are rewritten to their Unicode meaning (as in Rust)
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -435,23 +436,49 @@ class _Ctx:
     so document scans may skip the others. ``_And`` narrows it as it goes.
     """
 
-    __slots__ = ("table", "n", "cols", "trigrams", "within")
+    __slots__ = ("table", "n", "cols", "trigrams", "within", "values")
 
-    def __init__(self, table: pa.Table, trigrams=None, within: np.ndarray | None = None) -> None:
+    def __init__(self, table: pa.Table, trigrams=None, within: np.ndarray | None = None, values=None) -> None:
         self.table = table
         self.trigrams = trigrams
         self.within = within
+        self.values = values  # column name -> EqualityIndex or None (``Segment.value_index``)
         self.n = table.num_rows
-        cols: dict[str, dict[str, str]] = {}
-        for name in table.column_names:
-            parsed = parse_column_name(name)
-            if parsed is not None:
-                cols.setdefault(parsed[1], {})[parsed[0]] = name
-        self.cols = cols
+        self.cols = _columns_by_key(table.schema)
 
     def column(self, key: str, tag: str) -> pa.ChunkedArray | None:
         name = self.cols.get(key, {}).get(tag)
         return None if name is None else self.table.column(name)
+
+    def equal_rows(self, key: str, tag: str, values: list) -> np.ndarray | None:
+        """Rows of column (key, tag) equal to one of ``values``, from the segment's
+        equality index; None when it has none (the caller scans)."""
+        name = self.cols.get(key, {}).get(tag)
+        if name is None or self.values is None:
+            return None
+        idx = self.values(name)
+        if idx is None:
+            return None
+        return idx.rows_equal(self.table.column(name), values)
+
+    def narrow_rows(self) -> np.ndarray | None:
+        """The ``within`` rows when they are few enough that reading only them beats
+        reading a whole column (or asking an index), else None."""
+        w = self.within
+        if w is None:
+            return None
+        rows = np.flatnonzero(w)
+        return rows if len(rows) <= self.n * NARROW_MAX_FRACTION else None
+
+    def scan(self, col: pa.ChunkedArray, fn, rows: np.ndarray | None) -> np.ndarray:
+        """``fn`` (Arrow array -> bool-ish array) over ``col``; only over ``rows`` when
+        given (``narrow_rows``): the result only has to be right on the ``within`` rows."""
+        if rows is None:
+            return _to_bool(fn(col))
+        out = self.false()
+        if len(rows):
+            out[rows] = _to_bool(fn(col.take(pa.array(rows, pa.int64()))))
+        return out
 
     def document(self) -> pa.ChunkedArray | None:
         if "document" in self.table.column_names:
@@ -460,6 +487,18 @@ class _Ctx:
 
     def false(self) -> np.ndarray:
         return np.zeros(self.n, dtype=bool)
+
+
+@functools.lru_cache(maxsize=256)
+def _columns_by_key(schema: pa.Schema) -> dict[str, dict[str, str]]:
+    """key -> {tag: column name} of a table layout (cached: segments share few layouts,
+    and a filter is evaluated per segment per call). Callers must not modify it."""
+    cols: dict[str, dict[str, str]] = {}
+    for name in schema.names:
+        parsed = parse_column_name(name)
+        if parsed is not None:
+            cols.setdefault(parsed[1], {})[parsed[0]] = name
+    return cols
 
 
 def _to_bool(result: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -480,12 +519,19 @@ def _reads_documents(node: _Node) -> bool:
     )
 
 
+def _and_order(node: _Node) -> tuple[bool, bool]:
+    """Equality clauses first (an index answers them), document clauses last."""
+    equality = isinstance(node, _In) or (isinstance(node, _Compare) and node.op == "$eq")
+    return _reads_documents(node), not equality
+
+
 class _And(_Node):
-    """Metadata clauses run first; document clauses then only need to decide the
-    rows that passed them (``ctx.within``), which is where scans get cheap."""
+    """Equality clauses run first (an index may answer them), then the other metadata
+    clauses, then document clauses: each later clause only needs to decide the rows
+    that passed the earlier ones (``ctx.within``), which is where scans get cheap."""
 
     def __init__(self, children: list[_Node]) -> None:
-        self.children = sorted(children, key=_reads_documents)
+        self.children = sorted(children, key=_and_order)
 
     def eval(self, ctx: _Ctx) -> np.ndarray:
         out = np.ones(ctx.n, dtype=bool)
@@ -540,11 +586,19 @@ class _Compare(_Node):
     def eval(self, ctx: _Ctx) -> np.ndarray:
         out = None
         fn = _CMP[self.op]
+        few = ctx.narrow_rows()
         for tag, scalar in self.targets:
             col = ctx.column(self.key, tag)
             if col is None:
                 continue
-            hit = _to_bool(fn(col, scalar))
+            rows = None
+            if self.op == "$eq" and few is None:
+                rows = ctx.equal_rows(self.key, tag, [scalar.as_py()])
+            if rows is not None:
+                hit = ctx.false()
+                hit[rows] = True
+            else:
+                hit = ctx.scan(col, lambda a, s=scalar: fn(a, s), few)
             out = hit if out is None else (out | hit)
         return ctx.false() if out is None else out
 
@@ -558,17 +612,22 @@ class _In(_Node):
 
     def eval(self, ctx: _Ctx) -> np.ndarray:
         out = None
+        few = ctx.narrow_rows()
         for tag, value_set in self.targets:
             col = ctx.column(self.key, tag)
             if col is None:
                 continue
-            if len(value_set) <= _SMALL_IN:
+            rows = ctx.equal_rows(self.key, tag, value_set.to_pylist()) if few is None else None
+            if rows is not None:
+                hit = ctx.false()
+                hit[rows] = True
+            elif len(value_set) <= _SMALL_IN:
                 # a few equality scans beat building is_in's hash table
                 hit = ctx.false()
                 for v in value_set:
-                    hit |= _to_bool(pc.equal(col, v))
+                    hit |= ctx.scan(col, lambda a, v=v: pc.equal(a, v), few)
             else:
-                hit = _to_bool(pc.is_in(col, value_set=value_set))
+                hit = ctx.scan(col, lambda a: pc.is_in(a, value_set=value_set), few)
             out = hit if out is None else (out | hit)
         return ctx.false() if out is None else out
 
@@ -708,6 +767,10 @@ def _run_until(limit: "deadline.Deadline", task, count: int, parallel: bool) -> 
 def _regex_matcher(re2: str):
     return lambda a: _to_bool(pc.match_substring_regex(a, re2))
 
+
+# at most this fraction of a segment's rows still undecided (``within``): metadata
+# comparisons read only those rows instead of the whole column
+NARROW_MAX_FRACTION = 0.25
 
 # above this fraction of a segment's rows as candidates, a full (parallel) scan is as cheap
 INDEX_MAX_FRACTION = 0.5
@@ -1022,16 +1085,18 @@ class Filter:
         self.where_document = where_document
         self._root = root
 
-    def evaluate(self, table: pa.Table, trigrams=None, within: np.ndarray | None = None) -> np.ndarray:
+    def evaluate(self, table: pa.Table, trigrams=None, within: np.ndarray | None = None, values=None) -> np.ndarray:
         """Boolean mask (``len == table.num_rows``) of the matching rows.
 
         ``trigrams``: a callable returning the table's trigram index (or None), used
         to narrow document substring and regex scans; results are the same without it.
         ``within``: rows the caller will keep (e.g. live rows); the result is exact on
         them and unspecified elsewhere, so AND it with ``within``.
+        ``values``: column name -> the column's equality index or None (a callable,
+        ``Segment.value_index``), used for ``$eq`` / ``$in``; results are the same without it.
         """
         deadline.check()
-        out = self._root.eval(_Ctx(table, trigrams, within))
+        out = self._root.eval(_Ctx(table, trigrams, within, values))
         deadline.check()
         return np.ascontiguousarray(out, dtype=bool)
 

@@ -32,6 +32,7 @@ import numpy as np
 import pyarrow as pa
 
 from gleandb.index import arrays
+from gleandb.index.strhash import string_buffers as _string_buffers
 
 try:  # Python 3.11+
     from re import _constants as _C, _parser as _P
@@ -48,28 +49,6 @@ MAX_QUERY_TRIGRAMS = 512
 # ---------------------------------------------------------------------------
 # the index
 # ---------------------------------------------------------------------------
-
-
-def _string_buffers(docs: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
-    """(utf-8 bytes, int64 offsets of n+1) of a string column, nulls as empty."""
-    import pyarrow.compute as pc
-
-    if isinstance(docs, pa.ChunkedArray):
-        docs = pa.concat_arrays(docs.chunks) if docs.num_chunks != 1 else docs.chunk(0)
-    if docs.null_count:
-        docs = pc.fill_null(docs, "")
-    if pa.types.is_large_string(docs.type):
-        off_t = np.int64
-    else:
-        off_t = np.int32
-    n = len(docs)
-    if n == 0:
-        return np.zeros(0, np.uint8), np.zeros(1, np.int64)
-    bufs = docs.buffers()
-    offs = np.frombuffer(bufs[1], dtype=off_t)[docs.offset : docs.offset + n + 1].astype(np.int64)
-    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
-    data = data[offs[0] : offs[-1]]
-    return data, offs - offs[0]
 
 
 def _codes(b: bytes) -> np.ndarray:
