@@ -404,7 +404,8 @@ def run(args) -> None:
     os.chmod(work, 0o755)
     store = args.storage or os.path.join(work, "store")
     lines = [f"# .venv/bin/python bench/bench_scaleout.py --rows {args.rows} --dim {args.dim} "
-             f"--duration {args.duration:g} --readers {args.readers} --poll {args.poll:g}",
+             f"--duration {args.duration:g} --readers {args.readers} --poll {args.poll:g}"
+             f"{' --s3-test-server' if getattr(args, 's3_test_server', False) else ''}",
              f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, "
              f"load avg {os.getloadavg()[0]:.1f} at start; storage: "
              f"{'object storage ' + store if store.startswith('s3://') else 'local directory'}"]
