@@ -176,8 +176,8 @@ def test_url_with_tenant_database_and_token_from_the_environment(repo, tmp_path,
         assert main(["code", "grep", str(path), "--url", url, "class [A-Z]"]) != 0
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("glean code:"), err
-        in_acme = gleandb.HttpClient(host="127.0.0.1", port=port, headers=auth, tenant="acme", database="prod")
-        assert any(col.name.startswith("code.") for col in in_acme.list_collections())
+        with gleandb.HttpClient(host="127.0.0.1", port=port, headers=auth, tenant="acme", database="prod") as in_acme:
+            assert any(col.name.startswith("code.") for col in in_acme.list_collections())
     # --tenant without --url is refused before anything happens
     assert main(["code", "grep", str(path), "--path", str(tmp_path / "nowhere"), "--tenant", "acme", "x"]) != 0
     assert "go with --url" in capsys.readouterr().err

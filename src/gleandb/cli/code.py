@@ -52,7 +52,7 @@ def add_parser(sub: "argparse._SubParsersAction") -> None:
                     help="the last N first-parent commits (up to --rev, or of each branch with --branches)")
     ix.add_argument("--max-file-bytes", type=int, default=1 << 20, help="skip larger files (default 1 MiB)")
     ix.add_argument("--quiet", "-q", action="store_true", help="print only the summary line")
-    ix.set_defaults(func=cmd_index)
+    ix.set_defaults(func=_closing_http(cmd_index))
 
     se = csub.add_parser("search", help="hybrid search at a commit")
     _store_args(se)
@@ -62,7 +62,7 @@ def add_parser(sub: "argparse._SubParsersAction") -> None:
     se.add_argument("--changed-since", default=None, metavar="REV",
                     help="only chunks added or changed between REV and --rev")
     se.add_argument("--in", dest="in_path", default=None, metavar="GLOB", help="only paths matching GLOB")
-    se.set_defaults(func=cmd_search)
+    se.set_defaults(func=_closing_http(cmd_search))
 
     gr = csub.add_parser("grep", help="regex search at a commit, like git grep -n -E")
     _store_args(gr)
@@ -71,13 +71,13 @@ def add_parser(sub: "argparse._SubParsersAction") -> None:
     gr.add_argument("--in", dest="in_path", default=None, metavar="GLOB",
                     help="only paths matching GLOB (a glob, a file or a directory)")
     gr.add_argument("-i", "--ignore-case", action="store_true")
-    gr.set_defaults(func=cmd_grep)
+    gr.set_defaults(func=_closing_http(cmd_grep))
 
     df = csub.add_parser("diff", help="chunks that changed between two indexed commits")
     _store_args(df)
     df.add_argument("old")
     df.add_argument("new")
-    df.set_defaults(func=cmd_diff)
+    df.set_defaults(func=_closing_http(cmd_diff))
 
     hk = csub.add_parser("install-hook", help="index HEAD after every commit and checkout")
     hk.add_argument("repo", metavar="REPO")
@@ -86,6 +86,24 @@ def add_parser(sub: "argparse._SubParsersAction") -> None:
     _server_args(hk)
     hk.add_argument("--force", action="store_true", help="overwrite existing hooks")
     hk.set_defaults(func=cmd_install_hook)
+
+
+_http_clients: list = []  # HTTP clients opened by the running command, closed when it ends
+
+
+def _closing_http(cmd):
+    """``cmd`` closing the HTTP clients it opened when it returns (``glean code`` also runs
+    in-process, from tests and tools, where a dropped client would leave its sockets open)."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return cmd(args)
+        finally:
+            while _http_clients:
+                _http_clients.pop().close()
+
+    run.__name__ = cmd.__name__
+    return run
 
 
 def _client(args: argparse.Namespace, create: bool):
@@ -98,11 +116,13 @@ def _client(args: argparse.Namespace, create: bool):
         if u.scheme not in ("http", "https") or not u.hostname:
             raise ValueError(f"--url must be http://host:port, got {args.url!r}")
         token = os.environ.get(args.token_env) if args.token_env else None
-        return gleandb.HttpClient(host=u.hostname, port=u.port or (443 if u.scheme == "https" else 80),
-                                  ssl=u.scheme == "https",
-                                  headers={"Authorization": f"Bearer {token}"} if token else None,
-                                  tenant=args.tenant or gleandb.DEFAULT_TENANT,
-                                  database=args.database or gleandb.DEFAULT_DATABASE)
+        client = gleandb.HttpClient(host=u.hostname, port=u.port or (443 if u.scheme == "https" else 80),
+                                    ssl=u.scheme == "https",
+                                    headers={"Authorization": f"Bearer {token}"} if token else None,
+                                    tenant=args.tenant or gleandb.DEFAULT_TENANT,
+                                    database=args.database or gleandb.DEFAULT_DATABASE)
+        _http_clients.append(client)
+        return client
     if args.tenant or args.database:
         raise ValueError("--tenant and --database go with --url (an embedded store has the default ones)")
     if not create:  # search, grep, diff only read: never create a store
