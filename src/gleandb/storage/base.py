@@ -129,3 +129,65 @@ class Storage(ABC):
     def durable(self) -> bool:
         """True when puts and syncs survive a process crash."""
         return True
+
+
+class WrappedStorage(Storage):
+    """A ``Storage`` that passes every call to ``inner``: the base of wrappers that change a
+    few calls (``ReadOnlyStorage`` refuses writes, ``CachedStorage`` caches immutable reads)
+    and inherit the rest."""
+
+    def __init__(self, inner: Storage):
+        self.inner = inner
+
+    def get(self, key: str) -> bytes:
+        return self.inner.get(key)
+
+    def get_buffer(self, key: str):
+        return self.inner.get_buffer(key)
+
+    def local_path(self, key: str) -> str | None:
+        return self.inner.local_path(key)
+
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        return self.inner.get_range(key, start, length)
+
+    def put(self, key: str, data: bytes) -> None:
+        self.inner.put(key, data)
+
+    def put_many(self, items: "Iterable[tuple[str, bytes]]") -> None:
+        self.inner.put_many(items)
+
+    def put_from_file(self, key: str, write: "Callable[[str], None]") -> None:
+        self.inner.put_from_file(key, write)
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        return self.inner.put_if_absent(key, data)
+
+    def exists(self, key: str) -> bool:
+        return self.inner.exists(key)
+
+    def list(self, prefix: str) -> list[str]:
+        return self.inner.list(prefix)
+
+    def delete(self, key: str) -> None:
+        self.inner.delete(key)
+
+    def delete_prefix(self, prefix: str) -> None:
+        self.inner.delete_prefix(prefix)
+
+    def size_of(self, key: str) -> int:
+        return self.inner.size_of(key)
+
+    def open_log(self, key: str) -> LogWriter:
+        return self.inner.open_log(key)
+
+    def read_log(self, key: str) -> bytes:
+        return self.inner.read_log(key)
+
+    @property
+    def durable(self) -> bool:
+        return self.inner.durable
+
+    @property
+    def appendable(self) -> bool:
+        return self.inner.appendable

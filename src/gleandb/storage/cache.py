@@ -20,7 +20,7 @@ import threading
 import uuid
 from collections import OrderedDict
 
-from gleandb.storage.base import LogWriter, Storage
+from gleandb.storage.base import Storage, WrappedStorage
 
 _IMMUTABLE_PARTS = ("segments/", "masks/", "manifests/")
 
@@ -30,7 +30,7 @@ def is_immutable(key: str) -> bool:
     return any(key.startswith(p) or f"/{p}" in key for p in _IMMUTABLE_PARTS)
 
 
-class CachedStorage(Storage):
+class CachedStorage(WrappedStorage):
     def __init__(self, inner: Storage, memory_bytes: int = 256 << 20, disk_dir: str | None = None,
                  disk_bytes: int = 10 << 30):
         if memory_bytes < 0:
@@ -179,15 +179,21 @@ class CachedStorage(Storage):
 
     # --------------------------------------------------------------- reads
 
-    def get(self, key: str) -> bytes:
-        if not is_immutable(key):
-            return self.inner.get(key)
+    def _memory_hit(self, key: str) -> bytes | None:
+        """``key``'s bytes from the memory tier (counted as a hit, marked recently used), or None."""
         with self._lock:
             data = self._mem.get(key)
             if data is not None:
                 self._mem.move_to_end(key)
                 self.hits += 1
-                return data
+            return data
+
+    def get(self, key: str) -> bytes:
+        if not is_immutable(key):
+            return self.inner.get(key)
+        data = self._memory_hit(key)
+        if data is not None:
+            return data
         path = self._disk_hit(key)
         if path is not None:
             self._hit()
@@ -205,12 +211,9 @@ class CachedStorage(Storage):
             return self.inner.get_buffer(key)
         if not self.disk_dir:
             return self.get(key)
-        with self._lock:
-            data = self._mem.get(key)
-            if data is not None:
-                self._mem.move_to_end(key)
-                self.hits += 1
-                return data
+        data = self._memory_hit(key)
+        if data is not None:
+            return data
         path = self._cached_file(key)
         if path is None:  # larger than the disk bound
             return self.get(key)
@@ -250,21 +253,6 @@ class CachedStorage(Storage):
                     return size
         return self.inner.size_of(key)
 
-    def list(self, prefix: str) -> list[str]:
-        return self.inner.list(prefix)
-
-    def read_log(self, key: str) -> bytes:
-        return self.inner.read_log(key)
-
-    @property
-    def durable(self) -> bool:
-        return self.inner.durable
-
-    @property
-    def appendable(self) -> bool:
-        """Whether the backing store appends to logs (False on object storage)."""
-        return getattr(self.inner, "appendable", True)
-
     # -------------------------------------------------------------- writes
 
     def _forget(self, key: str) -> None:
@@ -298,9 +286,6 @@ class CachedStorage(Storage):
         self._forget(key)
         self.inner.put_from_file(key, write)
 
-    def put_if_absent(self, key: str, data: bytes) -> bool:
-        return self.inner.put_if_absent(key, data)
-
     def delete(self, key: str) -> None:
         self._forget(key)
         self.inner.delete(key)
@@ -310,6 +295,3 @@ class CachedStorage(Storage):
             for key in [k for k in self._mem if k.startswith(prefix)]:
                 self._forget(key)
         self.inner.delete_prefix(prefix)
-
-    def open_log(self, key: str) -> LogWriter:
-        return self.inner.open_log(key)

@@ -8,51 +8,16 @@ turns any such bug into a clear error instead of a silent change.
 from __future__ import annotations
 
 from gleandb.errors import ReadOnlyStoreError
-from gleandb.storage.base import LogWriter, Storage
+from gleandb.storage.base import LogWriter, WrappedStorage
 
 
-class ReadOnlyStorage(Storage):
-    def __init__(self, inner: Storage):
-        self.inner = inner
+class ReadOnlyStorage(WrappedStorage):
+    """Reads pass through; every write raises ``ReadOnlyStoreError``."""
 
     def _refuse(self, op: str, key: str) -> ReadOnlyStoreError:
         return ReadOnlyStoreError(
             f"refused {op} of {key!r}: this store is open read-only (a query node reads the writer's "
             "files and never writes them); send writes to the writer")
-
-    # reads pass through
-    def get(self, key: str) -> bytes:
-        return self.inner.get(key)
-
-    def get_buffer(self, key: str):
-        return self.inner.get_buffer(key)
-
-    def local_path(self, key: str) -> str | None:
-        return self.inner.local_path(key)
-
-    def get_range(self, key: str, start: int, length: int) -> bytes:
-        return self.inner.get_range(key, start, length)
-
-    def exists(self, key: str) -> bool:
-        return self.inner.exists(key)
-
-    def list(self, prefix: str) -> list[str]:
-        return self.inner.list(prefix)
-
-    def size_of(self, key: str) -> int:
-        return self.inner.size_of(key)
-
-    def read_log(self, key: str) -> bytes:
-        return self.inner.read_log(key)
-
-    @property
-    def durable(self) -> bool:
-        return self.inner.durable
-
-    @property
-    def appendable(self) -> bool:
-        """Whether the backing store appends to logs (False on object storage)."""
-        return getattr(self.inner, "appendable", True)
 
     # writes are refused
     def put(self, key: str, data: bytes) -> None:
