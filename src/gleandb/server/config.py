@@ -41,6 +41,13 @@ class ServerSettings:
     # seconds a request may run before its reads stop (cooperatively) and it is answered
     # 504 DeadlineExceededError; 0 = no deadline
     request_timeout_s: float = 30.0
+    # threads each BLAS library (numpy's OpenBLAS, faiss's) may use inside one request; 0 =
+    # the library's default (one per core). Requests already run in parallel: on busy cores a
+    # multi-threaded BLAS spins and waits for its own threads (docs/ARCHITECTURE.md)
+    blas_threads: int = 1
+    # record writes (add / upsert / update / delete) the server runs at once; more wait on the
+    # event loop, without a thread, so reads go first under a mixed load; 0 = no limit
+    concurrent_writes: int = 4
     # POST .../context (docs/server.md): where re-rankers may send requests (empty: the official
     # OpenAI and Anthropic endpoints), whether a request may carry its own API key, and the
     # cross-encoder models the server may load
@@ -239,5 +246,11 @@ def check_role(settings: ServerSettings) -> None:
     for name in ("cache_memory_bytes", "cache_disk_bytes"):
         if getattr(settings, name) < 0:
             raise ValueError(f"server setting {name!r} must be >= 0, got {getattr(settings, name)!r}")
+    if settings.concurrent_writes < 0:
+        raise ValueError(f"server setting 'concurrent_writes' must be >= 0 (0: no limit), "
+                         f"got {settings.concurrent_writes!r}")
+    if settings.blas_threads < 0:
+        raise ValueError(f"server setting 'blas_threads' must be >= 0 (0: the library's default), "
+                         f"got {settings.blas_threads!r}")
     if settings.poll_interval_s <= 0:
         raise ValueError(f"server setting 'poll_interval_s' must be > 0 seconds, got {settings.poll_interval_s!r}")
