@@ -7,6 +7,8 @@ the load, restarts it and checks that every acknowledged write is there.
     .venv/bin/python bench/bench_server_load.py                       # both, 16 clients, 60 s
     .venv/bin/python bench/bench_server_load.py --only gleandb --kill  # + kill -9 / restart / read-back
     .venv/bin/python bench/bench_server_load.py --clients 16 --duration 60 --chroma /tmp/chroma-venv/bin/chroma
+    # the server under test with a setting changed (an ablation), e.g. no write admission
+    .venv/bin/python bench/bench_server_load.py --only gleandb --server-env GLEAN_CONCURRENT_WRITES=0
     # + gleandb from another checkout (e.g. `git worktree add /tmp/old <commit>`), 3 rounds
     # alternating the order of the servers; the table gives the median over the rounds
     .venv/bin/python bench/bench_server_load.py --before /tmp/old --rounds 3 --duration 30
@@ -53,12 +55,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(engine: str, path: str, port: int, chroma_bin: str, before: str | None = None) -> subprocess.Popen:
+def start_server(engine: str, path: str, port: int, chroma_bin: str, before: str | None = None,
+                 server_env: dict | None = None) -> subprocess.Popen:
     env = None
     if engine.startswith("gleandb"):
         cmd = [sys.executable, "-m", "gleandb.cli.main", "run", "--path", path, "--host", "127.0.0.1", "--port", str(port)]
         if engine == "gleandb-before":  # the server imports gleandb from the other checkout
             env = {**os.environ, "PYTHONPATH": os.path.join(os.path.abspath(before), "src")}
+        elif server_env:
+            env = {**os.environ, **server_env}
     else:
         cmd = [chroma_bin, "run", "--path", path, "--host", "127.0.0.1", "--port", str(port)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
@@ -272,10 +277,27 @@ def wal_group_size(url: str) -> float | None:
     return got["glean_wal_records_total"] / got["glean_wal_syncs_total"]
 
 
+def server_times(url: str) -> dict[str, float]:
+    """gleandb: mean time in the server per route (last path part), ms, from ``/metrics``
+    (from the request's arrival in the middleware to its last byte sent)."""
+    try:
+        text = httpx.get(f"{url}/metrics", timeout=30).text
+    except httpx.HTTPError:
+        return {}
+    sums: dict[str, float] = defaultdict(float)
+    counts: dict[str, float] = defaultdict(float)
+    for line in text.splitlines():
+        for suffix, acc in (("_sum{", sums), ("_count{", counts)):
+            if line.startswith("glean_http_request_duration_seconds" + suffix) and 'route="' in line:
+                route = line.split('route="', 1)[1].split('"', 1)[0].rsplit("/", 1)[-1]
+                acc[route] += float(line.rsplit(" ", 1)[1])
+    return {r: 1000 * sums[r] / counts[r] for r in ("query", "get", "add", "update", "delete") if counts.get(r)}
+
+
 def bench_engine(engine: str, args) -> dict:
     path = tempfile.mkdtemp(prefix=f"load-{engine}-")
     port = free_port()
-    proc = start_server(engine, path, port, args.chroma, args.before)
+    proc = start_server(engine, path, port, args.chroma, args.before, args.server_env)
     url = f"http://127.0.0.1:{port}"
     try:
         coll = create_collection(url)
@@ -285,7 +307,8 @@ def bench_engine(engine: str, args) -> dict:
         cpu = cpu_seconds(proc.pid) - cpu0
         res = summarize(sh, elapsed)
         res.update(cpu_ms_per_request=1000 * cpu / max(1, res["total_ok"]), load=(load0, os.getloadavg()[0]),
-                   wal_group=wal_group_size(url) if engine.startswith("gleandb") else None)
+                   wal_group=wal_group_size(url) if engine.startswith("gleandb") else None,
+                   server_ms=server_times(url) if engine.startswith("gleandb") else {})
         checked, missing, resurrected = read_back(url, coll, sh)
         res.update(readback_checked=checked, readback_missing=missing, readback_deleted_present=resurrected)
     finally:
@@ -301,13 +324,13 @@ def kill_test(args) -> dict:
     """gleandb only: load, SIGKILL mid-flight, restart, read everything back."""
     path = tempfile.mkdtemp(prefix="load-kill-")
     port = free_port()
-    proc = start_server("gleandb", path, port, args.chroma)
+    proc = start_server("gleandb", path, port, args.chroma, server_env=args.server_env)
     url = f"http://127.0.0.1:{port}"
     coll = create_collection(url)
     sh = Shared()
     run_load(url, coll, args.clients, args.duration, args.dim, args.seed + 1, sh, kill_after=args.kill_after, proc=proc)
     t = time.perf_counter()
-    proc = start_server("gleandb", path, port, args.chroma)
+    proc = start_server("gleandb", path, port, args.chroma, server_env=args.server_env)
     restart_s = time.perf_counter() - t
     try:
         checked, missing, resurrected = read_back(url, coll, sh)
@@ -327,10 +350,15 @@ def main() -> int:
     ap.add_argument("--only", choices=("gleandb", "chroma"))
     ap.add_argument("--before", help="also run gleandb from this checkout (its src/), as gleandb-before")
     ap.add_argument("--rounds", type=int, default=1, help="runs of each server, alternating their order")
-    ap.add_argument("--chroma", default="/tmp/chroma-venv/bin/chroma", help="path of the `chroma` executable")
+    ap.add_argument("--chroma", default=os.path.join(os.path.dirname(sys.executable), "chroma"),
+                    help="path of the `chroma` executable (default: the one beside this Python)")
+    ap.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
+                    help="environment of the gleandb server under test (not of --before), e.g. "
+                         "GLEAN_CONCURRENT_WRITES=0; repeatable")
     ap.add_argument("--kill", action="store_true", help="also run the kill -9 / restart / read-back test")
     ap.add_argument("--kill-after", type=float, default=20.0, help="seconds of load before SIGKILL")
     args = ap.parse_args()
+    args.server_env = dict(kv.split("=", 1) for kv in args.server_env)
 
     engines = [args.only] if args.only else ["chroma", "gleandb"]
     if args.before:
@@ -375,6 +403,8 @@ def main() -> int:
                 print(f"{e} round {i + 1}: ERROR {r['error']}")
                 continue
             group = f", {r['wal_group']:.1f} write calls per WAL fsync" if r.get("wal_group") else ""
+            if r.get("server_ms"):
+                group += ", mean ms in server " + " ".join(f"{k} {v:.0f}" for k, v in r["server_ms"].items())
             p50 = "/".join(f"{r['ops'][op]['p50_ms']:.0f}" if op in r["ops"] else "-" for op in ("query", "add"))
             print(f"{e} round {i + 1}: query/add p50 {p50} ms, "
                   f"{r['total_ok']} ok requests ({r['total_ok'] / r['elapsed_s']:.0f}/s), "
