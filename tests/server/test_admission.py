@@ -12,7 +12,7 @@ import pytest
 
 from conftest import Server
 
-from gleandb.server.admission import WriteAdmission, is_record_write
+from gleandb.server.admission import WriteAdmission, WriteQueue, is_record_write
 from gleandb.server.config import load_settings
 
 COL = "/api/v2/tenants/t/databases/d/collections/c0ffee"
@@ -47,18 +47,18 @@ def test_writes_beyond_the_limit_wait_in_order_while_reads_pass():
             await release.wait()
             running.remove(name)
 
-        gate = WriteAdmission(app, limit=2)
+        gate = WriteAdmission(app, WriteQueue(2))
         writes = [asyncio.create_task(gate({**_scope("POST", f"{COL}/add"), "name": f"w{i}"}, None, None))
                   for i in range(5)]
         for _ in range(10):
             await asyncio.sleep(0)
-        assert sorted(running) == ["w0", "w1"] and gate.waiting == 3
+        assert sorted(running) == ["w0", "w1"] and gate.queue.waiting == 3
         # a read is not held behind the queued writes
         await asyncio.wait_for(gate({**_scope("POST", f"{COL}/query"), "name": "r"}, None, None), timeout=5)
-        assert "r" in order and gate.waiting == 3
+        assert "r" in order and gate.queue.waiting == 3
         release.set()
         await asyncio.wait_for(asyncio.gather(*writes), timeout=5)
-        assert peak[0] == 2 and gate.waiting == 0
+        assert peak[0] == 2 and gate.queue.waiting == 0 and gate.queue.admitted == 5
         assert [n for n in order if n != "r"] == ["w0", "w1", "w2", "w3", "w4"]  # arrival order
 
     asyncio.run(main())
@@ -69,7 +69,7 @@ def test_a_failing_write_gives_its_place_back():
         async def app(scope, receive, send):
             raise RuntimeError("boom")
 
-        gate = WriteAdmission(app, limit=1)
+        gate = WriteAdmission(app, WriteQueue(1))
         for _ in range(3):  # would hang on the second call if the place were kept
             with pytest.raises(RuntimeError):
                 await asyncio.wait_for(gate(_scope("POST", f"{COL}/delete"), None, None), timeout=5)
@@ -137,5 +137,10 @@ def test_concurrent_writers_through_a_one_write_gate_all_land(tmp_path):
         assert all(meta[f"{w}-0"] == {"w": w, "v": 1} for w in range(8))
         q = httpx.post(f"{base}/{cid}/query", json={"query_embeddings": [vecs[2, 1].tolist()], "n_results": 1})
         assert q.json()["ids"] == [["2-1"]]
+        # /metrics: every record write went through the queue (reads do not), none waits now
+        metrics = {line.split(" ")[0]: float(line.split(" ")[1]) for line in httpx.get(f"{s.url}/metrics").text
+                   .splitlines() if line.startswith("glean_write")}
+        assert metrics["glean_writes_admitted_total"] == 8 * 7 and metrics["glean_writes_waiting"] == 0
+        assert metrics["glean_write_queue_wait_seconds_total"] >= 0
     finally:
         assert s.stop() == 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 import weakref
 from typing import Any
 
@@ -25,35 +26,48 @@ def is_record_write(method: str, path: str) -> bool:
     return method == "POST" and _WRITE_PATH.match(path) is not None
 
 
+class WriteQueue:
+    """What ``/metrics`` shows of the queue: writes waiting now, and in total the writes let
+    in and the seconds they waited."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.waiting = 0
+        self.admitted = 0
+        self.wait_seconds = 0.0
+
+
 class WriteAdmission:
-    """ASGI middleware: record writes beyond ``limit`` running at once wait for a place,
+    """ASGI middleware: record writes beyond ``queue.limit`` running at once wait for a place,
     in arrival order; every other request passes straight through."""
 
-    def __init__(self, app: Any, limit: int):
+    def __init__(self, app: Any, queue: WriteQueue):
         self.app = app
-        self.limit = limit
+        self.queue = queue
         # one semaphore per event loop (asyncio primitives belong to the loop they wait on)
         self._sems: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
             weakref.WeakKeyDictionary())
-        self.waiting = 0  # writes waiting now (for tests and metrics)
 
     def _sem(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()
         sem = self._sems.get(loop)
         if sem is None:
-            sem = self._sems[loop] = asyncio.Semaphore(self.limit)
+            sem = self._sems[loop] = asyncio.Semaphore(self.queue.limit)
         return sem
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or not is_record_write(scope.get("method", ""), scope.get("path", "")):
             await self.app(scope, receive, send)
             return
-        sem = self._sem()
-        self.waiting += 1
+        sem, q = self._sem(), self.queue
+        start = time.perf_counter()
+        q.waiting += 1
         try:
             await sem.acquire()
         finally:
-            self.waiting -= 1
+            q.waiting -= 1
+        q.admitted += 1
+        q.wait_seconds += time.perf_counter() - start
         try:
             await self.app(scope, receive, send)
         finally:

@@ -516,6 +516,7 @@ class ServerState:
             self._release_engine()
             raise
         self._clients: dict[tuple[str, str], Any] = {}
+        self.write_queue: Any = None  # server/admission.py's WriteQueue, when writes are limited
         self.known_tenants: set[str] = {gleandb.DEFAULT_TENANT}
         self.closed = False
 
@@ -628,10 +629,11 @@ def create_app(path: str, settings: ServerSettings | None = None, storage: Any =
                            timeout_s=settings.request_timeout_s)
 
     if settings.concurrent_writes and settings.role != "query":  # a query node forwards its writes
-        from gleandb.server.admission import WriteAdmission
+        from gleandb.server.admission import WriteAdmission, WriteQueue
 
         # inside the middleware installed below: auth and limits first, then the queue
-        app.add_middleware(WriteAdmission, limit=settings.concurrent_writes)
+        state.write_queue = WriteQueue(settings.concurrent_writes)
+        app.add_middleware(WriteAdmission, queue=state.write_queue)
     from gleandb.server.middleware import install_middleware
 
     metrics = install_middleware(app, settings, state)

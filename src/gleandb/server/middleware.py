@@ -110,8 +110,28 @@ class Metrics:
                 yield segs
                 yield from counters.values()
 
+        class _WriteQueue:
+            """Record writes waiting for admission (server/admission.py), read at scrape time."""
+
+            def describe(self):
+                return []
+
+            def collect(self):
+                from prometheus_client.core import CounterMetricFamily
+
+                q = getattr(state, "write_queue", None)
+                if q is None:
+                    return
+                yield GaugeMetricFamily("glean_writes_waiting", "Record writes waiting for a place to run "
+                                        "(concurrent_writes)", value=q.waiting)
+                yield CounterMetricFamily("glean_writes_admitted", "Record writes let in by the write queue",
+                                          value=q.admitted)
+                yield CounterMetricFamily("glean_write_queue_wait_seconds", "Seconds record writes waited "
+                                          "for a place to run, summed", value=q.wait_seconds)
+
         self.registry.register(_Collections())
         self.registry.register(_Engine())
+        self.registry.register(_WriteQueue())
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
