@@ -66,8 +66,8 @@ class FastJSON(JSONResponse):
 
 def _written(content: dict, status: int = 200) -> FastJSON:
     """A write's answer, already a Response: a plain dict would make FastAPI validate it
-    against the ``-> dict`` annotation in a second trip through the thread pool (about a
-    tenth of a write's time under a mixed load; docs/ARCHITECTURE.md)."""
+    against the ``-> dict`` annotation in a second trip through the thread pool (a fifth of
+    a write's time under a mixed load; docs/ARCHITECTURE.md)."""
     return FastJSON(content, status_code=status)
 
 
