@@ -684,6 +684,8 @@ class CollectionStore:
                     continue
                 w.batch = batch
                 if batch is None or (not batch.put_ids and not batch.delete_ids):
+                    if batch is not None:
+                        batch.located = None  # nothing to apply: let its views go
                     continue
                 batch.seq = self.seq + 1
                 self._apply(batch)
