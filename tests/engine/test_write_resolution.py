@@ -141,3 +141,43 @@ def test_delete_counts_follow_chromadb(col):
     flt = compile_filter({"k": {"$gte": 0}}, None)
     assert writes.delete(col._store, None, flt, 1) == 1  # the rows matched, at most limit
     assert _docs(col) == {"c": "c0"}
+
+
+def test_a_group_commit_resolves_each_member_against_the_earlier_ones(col, locates):
+    """Members writing one id in one group: each is located once, after the members before
+    it are applied, so each masks the row the previous member wrote."""
+    import threading
+    import time
+
+    st = col._store
+    syncs = st.stats["wal_syncs"]
+    errors: list = []
+    calls = [
+        lambda: col.upsert(ids=["a"], embeddings=_emb(1), documents=["a1"]),
+        lambda: col.update(ids=["a"], embeddings=_emb(2), documents=["a2"]),
+        lambda: col.delete(ids=["b"]),
+        lambda: col.upsert(ids=["a", "b"], embeddings=np.vstack([_emb(3), _emb(4)]), documents=["a3", "b1"]),
+    ]
+
+    def run(fn):
+        try:
+            fn()
+        except BaseException as e:  # noqa: BLE001 - reported to the test
+            errors.append(e)
+
+    threads = []
+    with st._lock:  # the first caller leads but waits for the lock: the others queue behind it
+        for i, fn in enumerate(calls, start=1):
+            threads.append(threading.Thread(target=run, args=(fn,)))
+            threads[-1].start()
+            deadline = time.monotonic() + 60
+            while len(st._queue) < i:  # queued in list order
+                assert time.monotonic() < deadline and not errors, errors
+                time.sleep(0.002)
+    for t in threads:
+        t.join(60)
+    assert not errors
+    assert st.stats["wal_syncs"] == syncs + 1  # one group
+    assert len(locates) == len(calls)  # one lookup per member, none when applying
+    assert _docs(col) == {"a": "a3", "b": "b1", "c": "c0"}
+    assert col.count() == 3
