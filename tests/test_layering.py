@@ -157,6 +157,14 @@ def test_layers_above_the_api_do_not_reach_below_it():
     assert not wrong, "imports that skip the API:\n" + "\n".join(sorted(set(wrong)))
 
 
+def test_writes_are_resolved_in_the_engine():
+    """api/collection.py once built WAL batches itself (issue 16); resolving a write into a
+    batch is ``gleandb.engine.writes``' job, so nothing above the engine names the WAL."""
+    wrong = [f"{src}:{line} imports {dst}" for src, dst, _top, line in _edges()
+             if dst == "gleandb.engine.wal" and not src.startswith("gleandb.engine")]
+    assert not wrong, "\n".join(sorted(set(wrong)))
+
+
 def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     """Strongly connected components of more than one module (Tarjan, iterative)."""
     index: dict[str, int] = {}

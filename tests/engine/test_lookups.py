@@ -54,6 +54,16 @@ def test_sorted_matches_handles_repeats_and_misses():
     assert pairs == [(0, 1), (0, 2), (0, 3), (2, 4), (3, 1), (3, 2), (3, 3)]
 
 
+def test_sorted_matches_of_unique_keys_equal_the_general_search():
+    rng = np.random.default_rng(7)
+    for n, m in ((0, 5), (1, 3), (50, 0), (200, 40), (200, 300)):
+        keys = np.unique(rng.integers(0, 1000, n).astype(np.uint64))
+        wanted = rng.integers(0, 1000, m).astype(np.uint64)
+        fast = sorted(zip(*(a.tolist() for a in sorted_matches(keys, wanted, unique=True))))
+        assert fast == sorted(zip(*(a.tolist() for a in sorted_matches(keys, wanted))))
+        assert len(fast) == int(np.isin(wanted, keys).sum())
+
+
 @pytest.mark.parametrize("k", [1, 3, 40])  # the few-ids path and the vectorised one
 def test_id_index_checks_candidates_when_hashes_collide(k):
     """Every id given the same hash: the index must still return only the real row."""

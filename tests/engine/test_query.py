@@ -66,7 +66,7 @@ def test_knn_equals_brute_force_over_live_rows(col, where):
             np.testing.assert_array_equal(vec, got[rid])
 
 
-def test_get_count_and_matching_ids_follow_insertion_order_and_filters(col):
+def test_get_count_and_matching_rows_follow_insertion_order_and_filters(col):
     ids, _emb, metas = _live(col)
     filt = compile_filter({"g": {"$in": [0, 9]}}, None)
     want = [i for i, m in zip(ids, metas) if m["g"] in (0, 9)]
@@ -74,7 +74,9 @@ def test_get_count_and_matching_ids_follow_insertion_order_and_filters(col):
     assert query.count(col._store, filt) == len(want)
     assert query.count(col._store, None) == len(ids)
     snap = col._store.snapshot()
-    assert query.matching_ids(snap, filt, None, 3) == want[:3]
+    got, picks = query.matching_rows(snap, filt, None, 3)
+    assert got == want[:3]
+    assert [snap[vi].seg.ids_list()[row] for vi, row in picks.tolist()] == got  # the rows of those ids
     # ids narrow the filter; an id not in the collection is simply absent
     asked = [want[-1], "r3", "nope", want[0]]
     assert query.get(col._store, filt, asked, None, None, None, set()).ids == [want[0], want[-1]]

@@ -2,8 +2,8 @@
 
 Each method validates its input first (``gleandb.api.validation``, chromadb's
 checks and messages), computes embeddings if it must, and only then touches the
-store, so bad input raises before anything is written. Writes are resolved and
-committed by the store under its write lock (``CollectionStore.commit``); reads
+store, so bad input raises before anything is written. Writes are resolved against
+the live data and committed by ``gleandb.engine.writes`` (under the store's write lock); reads
 (``get``, ``count``, ``query``) are executed below the API by ``gleandb.engine.query``
 and only shaped into chromadb's results here.
 """
@@ -13,16 +13,14 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
-
 from gleandb.api import validation as v
 from gleandb.errors import InvalidArgumentError
 from gleandb.api.schema import Schema, check_filters, effective_schema, value_type_of_tag
 from gleandb.api.results import GetResult, QueryResult, get_result, query_result, wants_metadatas
 from gleandb.api.retrieve import retrieve
 from gleandb.engine import query as engine_query
+from gleandb.engine import writes
 from gleandb.engine.store import CollectionStore
-from gleandb.engine.wal import WalBatch
 from gleandb.index.filters import compile_filter
 from gleandb.retrieval.config import UNSET
 
@@ -50,30 +48,10 @@ DEFAULT_GET_INCLUDE = ["metadatas", "documents"]
 DEFAULT_QUERY_INCLUDE = ["metadatas", "documents", "distances"]
 
 
-def _merge_metadata(old: dict | None, new: dict | None) -> dict | None:
-    """chromadb's update semantics: keys merge, a None value deletes its key."""
-    if new is None:
-        return old
-    out = dict(old or {})
-    for k, val in new.items():
-        if val is None:
-            out.pop(k, None)
-        else:
-            out[k] = val
-    return out or None
-
-
 def _hydrate_fields(include: list[str]) -> set[str]:
     """Columns to read for ``include`` ("data" returns metadatas too, as in chromadb, and
     metadatas need the uris: a record with a uri and no metadata reads back ``{}``)."""
     return set(include) | ({"metadatas", "uris"} if wants_metadatas(include) else set())
-
-
-def _clean_new_metadata(md: dict | None) -> dict | None:
-    if md is None:
-        return None
-    out = {k: val for k, val in md.items() if val is not None}
-    return out or None
 
 
 class Collection:
@@ -189,80 +167,17 @@ class Collection:
     def add(self, ids, embeddings=None, metadatas=None, documents=None, images=None, uris=None) -> None:
         """Insert records; ids that exist already are left untouched (chromadb semantics)."""
         rs, matrix = self._prepare_write("add", ids, embeddings, metadatas, documents, images, uris)
-
-        def build(st: CollectionStore) -> WalBatch | None:
-            found = st.existing(rs.ids)
-            seen: set[str] = set()
-            keep = []
-            for i, id_ in enumerate(rs.ids):
-                if id_ in found or id_ in seen:
-                    continue
-                seen.add(id_)
-                keep.append(i)
-            if not keep:
-                return None
-            b = WalBatch(seq=0)
-            b.put_ids = [rs.ids[i] for i in keep]
-            b.put_rids = list(range(st.next_rid, st.next_rid + len(keep)))
-            b.put_embeddings = matrix[keep]
-            b.put_documents = [rs.documents[i] if rs.documents else None for i in keep]
-            b.put_metadatas = [_clean_new_metadata(rs.metadatas[i]) if rs.metadatas else None for i in keep]
-            b.put_uris = [rs.uris[i] if rs.uris else None for i in keep]
-            return b
-
-        self._store.commit(build)
-
-    def _merge_build(self, rs, matrix, insert_missing: bool):
-        def build(st: CollectionStore) -> WalBatch | None:
-            found = st.existing(rs.ids)
-            old = st.read_records(found)
-            b = WalBatch(seq=0)
-            emb_rows = []
-            seen: set[str] = set()
-            next_rid = st.next_rid
-            for i, id_ in enumerate(rs.ids):
-                if id_ in seen:
-                    continue
-                doc = rs.documents[i] if rs.documents is not None else None
-                md = rs.metadatas[i] if rs.metadatas is not None else None
-                uri = rs.uris[i] if rs.uris is not None else None
-                if id_ in old:
-                    o = old[id_]
-                    rid = o["rid"]
-                    emb = matrix[i] if matrix is not None else o["embedding"]
-                    doc = doc if doc is not None else o["document"]
-                    md = _merge_metadata(o["metadata"], md)
-                    uri = uri if uri is not None else o["uri"]
-                elif insert_missing:
-                    rid = next_rid
-                    next_rid += 1
-                    emb = matrix[i]
-                    md = _clean_new_metadata(md)
-                else:
-                    continue
-                seen.add(id_)
-                b.put_ids.append(id_)
-                b.put_rids.append(rid)
-                emb_rows.append(emb)
-                b.put_documents.append(doc)
-                b.put_metadatas.append(md)
-                b.put_uris.append(uri)
-            if not b.put_ids:
-                return None
-            b.put_embeddings = np.ascontiguousarray(np.vstack(emb_rows), dtype=np.float32)
-            return b
-
-        return build
+        writes.add(self._store, rs.ids, matrix, rs.documents, rs.metadatas, rs.uris)
 
     def update(self, ids, embeddings=None, metadatas=None, documents=None, images=None, uris=None) -> None:
         """Change existing records (metadata merges; None deletes a key); missing ids are ignored."""
         rs, matrix = self._prepare_write("update", ids, embeddings, metadatas, documents, images, uris)
-        self._store.commit(self._merge_build(rs, matrix, insert_missing=False))
+        writes.update(self._store, rs.ids, matrix, rs.documents, rs.metadatas, rs.uris)
 
     def upsert(self, ids, embeddings=None, metadatas=None, documents=None, images=None, uris=None) -> None:
         """Insert missing ids, update existing ones (merging metadata)."""
         rs, matrix = self._prepare_write("upsert", ids, embeddings, metadatas, documents, images, uris)
-        self._store.commit(self._merge_build(rs, matrix, insert_missing=True))
+        writes.upsert(self._store, rs.ids, matrix, rs.documents, rs.metadatas, rs.uris)
 
     def delete(self, ids=None, where=None, where_document=None, limit=None) -> dict:
         """Delete by ids and/or filters; returns ``{"deleted": n}``."""
@@ -271,22 +186,7 @@ class Collection:
             filt = compile_filter(where, where_document)
         self._check_schema_filters(where, where_document)
         limit = v.validate_u32_argument("limit", limit)
-        count = {"n": 0}
-
-        def build(st: CollectionStore) -> WalBatch | None:
-            if filt is None:
-                found = st.existing(id_list)
-                victims = [i for i in dict.fromkeys(id_list) if i in found]
-                count["n"] = len(id_list)  # chromadb reports the ids sent
-            else:
-                victims = engine_query.matching_ids(st.snapshot(), filt, id_list, limit)
-                count["n"] = len(victims)
-            if not victims:
-                return None
-            return WalBatch(seq=0, delete_ids=victims)
-
-        self._store.commit(build)
-        return {"deleted": count["n"]}
+        return {"deleted": writes.delete(self._store, id_list, filt, limit)}
 
     # ----------------------------------------------------------------- read
 

@@ -10,7 +10,7 @@ a read sees one whole version while writes go on):
   offset / limit, then the columns asked for;
 * ``knn``: each segment (memtable segments included) searched for its ``k`` best allowed
   rows, then one vectorised merge of every segment's candidates by distance;
-* ``count`` and ``matching_ids`` (the rows a filtered delete removes).
+* ``count`` and ``matching_rows`` (the rows a filtered delete removes).
 
 Rows are named (view index, row) within a snapshot until they are hydrated.
 """
@@ -37,11 +37,13 @@ def select(snap: Sequence[SegView], filt, ids) -> list[tuple[int, np.ndarray]]:
     through each segment's id index, so a get by k ids costs O(k), not O(rows)."""
     return CollectionStore.select_rows(snap, filt, ids)
 
-def matching_ids(snap, filt, ids, limit) -> list[str]:
+def matching_rows(snap, filt, ids, limit) -> tuple[list[str], np.ndarray]:
+    """The ids of the first ``limit`` live rows that pass (insertion order) and their
+    (view index, row) picks, which a delete hands on so they are not looked up again."""
     picks = ordered_picks(snap, select(snap, filt, ids), None)
     if limit is not None:
         picks = picks[:limit]
-    return CollectionStore.hydrate(snap, picks, set(), None).ids
+    return CollectionStore.hydrate(snap, picks, set(), None).ids, picks
 
 def ordered_picks(snap, selected, order_by) -> np.ndarray:
     if not selected:

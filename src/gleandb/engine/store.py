@@ -7,8 +7,9 @@ without locks while writes, flushes and compactions go on.
 
 Lifecycle of rows:
 
-1. ``commit`` resolves the request against the live data (add skips existing
-   ids, update/upsert merge), appends one WAL batch (fsync) and applies it:
+1. ``commit`` resolves the request against the live data (``gleandb.engine.writes``:
+   add skips existing ids, update/upsert merge; each id is located once, and the
+   positions travel on the batch), appends one WAL batch (fsync) and applies it:
    the batch becomes a small in-memory ``mem`` segment, and the old versions
    of the ids it touches are masked as deleted where they live. Concurrent
    writers commit as a group (LevelDB's writer queue): one leader resolves and
@@ -110,6 +111,22 @@ class SegView:
 
     def live_mask(self) -> np.ndarray | None:
         return None if self.deleted is None else ~self.deleted
+
+
+@dataclass(frozen=True)
+class Located:
+    """Where some ids live in one head version ``views``: (view index, row) of each id
+    found; the other ``asked`` ids have no live row there. Made under the write lock by a
+    write's resolution and carried on its batch (``WalBatch.located``): ``_apply`` reuses it
+    while the head is still ``views`` (the same tuple, so the same rows are live)."""
+
+    views: tuple
+    found: dict
+    asked: frozenset
+
+    def existing(self) -> dict[str, tuple[SegView, int]]:
+        """id -> (view, row) of the ids found (``read_records``'s input)."""
+        return {id_: (self.views[vi], row) for id_, (vi, row) in self.found.items()}
 
 
 @dataclass
@@ -562,11 +579,17 @@ class CollectionStore:
 
     # ----------------------------------------------------------------- write
 
-    def existing(self, ids: Sequence[str]) -> dict[str, tuple[SegView, int]]:
-        """Live location (view, row) of each id that exists."""
+    def resolve(self, ids: Sequence[str]) -> Located:
+        """Where each of ``ids`` lives in the head now. A write's build attaches it to its
+        batch (``WalBatch.located``) so that the ids are looked up once per write."""
         with self._lock:
             views = self._views
-            return {id_: (views[vi], row) for id_, (vi, row) in self.locate(views, IdQuery(ids)).items()}
+            query = IdQuery(ids)
+            return Located(views, self.locate(views, query), frozenset(query.ids))
+
+    def existing(self, ids: Sequence[str]) -> dict[str, tuple[SegView, int]]:
+        """Live location (view, row) of each id that exists."""
+        return self.resolve(ids).existing()
 
     def read_records(self, found: dict[str, tuple[SegView, int]]) -> dict[str, dict]:
         """Full current records of located ids (for merging updates)."""
@@ -603,9 +626,11 @@ class CollectionStore:
         """Resolve a write with ``build``, log it durably and apply it; returns its batch once
         it is durable and visible (``seq`` is filled in here).
 
-        ``build`` resolves the request against the current data (it may call ``existing``,
-        ``read_records``, ``snapshot``, ``next_rid``) and raises for bad input before anything
-        is written. Group commit, as LevelDB's ``DBImpl::Write``: a call joins the writer queue;
+        ``build`` resolves the request against the current data (it may call ``resolve``,
+        ``existing``, ``read_records``, ``snapshot``, ``next_rid``; ``gleandb.engine.writes``
+        holds chromadb's writes) and raises for bad input before anything is written. A
+        batch that carries its ``resolve`` result (``located``) is applied without looking
+        its ids up again. Group commit, as LevelDB's ``DBImpl::Write``: a call joins the writer queue;
         the call at its front leads, committing every queued call (``_commit_group``) while the
         calls that arrive meanwhile queue up for the next group. Queue order is commit order.
         """
@@ -659,6 +684,8 @@ class CollectionStore:
                     continue
                 w.batch = batch
                 if batch is None or (not batch.put_ids and not batch.delete_ids):
+                    if batch is not None:
+                        batch.located = None  # nothing to apply: let its views go
                     continue
                 batch.seq = self.seq + 1
                 self._apply(batch)
@@ -682,11 +709,27 @@ class CollectionStore:
         if self._memtable_rows() >= self.params.memtable_max_rows:
             self._freeze()
 
+    def _where(self, batch: WalBatch) -> dict[str, tuple[int, int]]:
+        """(view index, row) of the live row of each id ``batch`` writes or deletes. Positions
+        its resolution found are reused while the head is the version they were found in (a
+        replayed or followed batch has none; a later member of a group commit resolves after
+        the earlier ones are applied); only ids it never asked about are looked up."""
+        ids = list(batch.put_ids) + list(batch.delete_ids)
+        loc, batch.located = batch.located, None  # used once; holds old views otherwise
+        if not isinstance(loc, Located) or loc.views is not self._views:
+            return self.locate(self._views, IdQuery(ids))
+        out = {id_: loc.found[id_] for id_ in ids if id_ in loc.found}
+        rest = [id_ for id_ in ids if id_ not in loc.asked]
+        if rest:
+            out.update(self.locate(self._views, IdQuery(rest)))
+        return out
+
     def _apply(self, batch: WalBatch) -> None:
+        where = self._where(batch)
         views = list(self._views)
         masks: dict[int, np.ndarray] = {}
         # the live rows of the ids this batch writes or deletes stop being live
-        for i, row in self.locate(views, IdQuery(list(batch.put_ids) + list(batch.delete_ids))).values():
+        for i, row in where.values():
             if i not in masks:
                 view = views[i]
                 masks[i] = (

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Any, Iterator
 
 import msgpack
 import numpy as np
@@ -51,6 +51,9 @@ class WalBatch:
     put_metadatas: list[dict | None] = field(default_factory=list)
     put_uris: list[str | None] = field(default_factory=list)
     delete_ids: list[str] = field(default_factory=list)
+    # in memory only, never encoded: where the write found its ids when it was resolved
+    # (``store.Located``), so applying it need not look them up again; None after replay
+    located: Any = field(default=None, repr=False, compare=False)
 
 
 def encode_batch(b: WalBatch) -> bytes:

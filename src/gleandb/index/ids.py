@@ -47,8 +47,23 @@ class IdQuery:
         return len(self.ids)
 
 
-def sorted_matches(keys: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Every (i, j) with ``keys[j] == wanted[i]``, ``keys`` sorted: (i array, j array)."""
+_NONE = np.zeros(0, np.int64)
+
+
+def sorted_matches(keys: np.ndarray, wanted: np.ndarray, unique: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Every (i, j) with ``keys[j] == wanted[i]``, ``keys`` sorted: (i array, j array).
+    ``unique``: no key repeats, so one search finds each match (a segment that holds none
+    of the asked ids, the common case deep in a fork chain, costs four numpy calls)."""
+    if unique:
+        n = len(keys)
+        if not n or not len(wanted):
+            return _NONE, _NONE
+        left = np.searchsorted(keys, wanted)
+        hit = keys[np.minimum(left, n - 1)] == wanted
+        if not hit.any():
+            return _NONE, _NONE
+        qi = np.flatnonzero(hit)
+        return qi, left[qi].astype(np.int64)
     left = np.searchsorted(keys, wanted, side="left")
     right = np.searchsorted(keys, wanted, side="right")
     counts = right - left
@@ -67,6 +82,14 @@ class IdIndex:
         self.n = n
         self.hashes = hashes  # uint64, sorted
         self.rows = rows  # uint32 (or uint16), the row of each hash
+        self._unique: bool | None = None  # no hash repeats (no collision inside the segment)
+
+    @property
+    def unique(self) -> bool:
+        if self._unique is None:
+            h = self.hashes
+            self._unique = len(h) < 2 or not bool(np.any(h[1:] == h[:-1]))
+        return self._unique
 
     @classmethod
     def build(cls, ids: pa.Array | pa.ChunkedArray) -> "IdIndex":
@@ -96,7 +119,7 @@ class IdIndex:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         if len(query) <= SMALL:
             return self._find_few(id_column, query)
-        qi, pos = sorted_matches(self.hashes, query.hashes)
+        qi, pos = sorted_matches(self.hashes, query.hashes, self.unique)
         if not len(qi):
             return qi, pos
         rows = self.rows[pos].astype(np.int64)
