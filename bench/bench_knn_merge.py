@@ -9,7 +9,8 @@ other, best of ``--reps``: under load the ratios hold, the milliseconds do not.
   ``sorted``): the Search API and ``retrieve``;
 * argsort: ``engine/query.py knn`` before (concatenate, stable argsort of the whole
   row; ties by concatenation order, not by rid): ``Collection.query``;
-* merge_top_k: argpartition keeps the k smallest, a lexsort (distance, rid) of those.
+* merge_top_k: argpartition keeps the k smallest (many candidates), a sort of those by
+  distance; rids looked up only where distances tie.
 
     python bench/bench_knn_merge.py [--segments 40] [--reps 5]
 """
@@ -62,8 +63,7 @@ def argsort_merge(parts, k, nq):
 
 def engine_merge(parts, k, nq):
     D, R, V = _stacked(parts)
-    RID = np.concatenate([p[3][np.maximum(p[2], 0)] for p in parts], axis=1)
-    order = merge_top_k(D, RID, k)
+    order = merge_top_k(D, V, R, [p[3] for p in parts], k)
     return [(D[q, order[q]], V[q, order[q]], R[q, order[q]]) for q in range(nq)]
 
 

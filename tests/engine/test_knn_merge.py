@@ -114,20 +114,35 @@ def test_merged_knn_equals_brute_force_over_live_rows(space, memtable, ops, quer
             client.close()
 
 
-def test_merge_top_k_breaks_ties_by_rid_even_past_the_partition():
-    """Many candidates tied at the k-th distance: the lowest rids win, not whichever the
-    partition happened to keep."""
-    rng = np.random.default_rng(3)
-    dists = np.array([[0.5] * 30 + [0.1, 0.2] + [0.9] * 8], dtype=np.float32)
-    rids = rng.permutation(40)[None, :].astype(np.int64)
-    order = query.merge_top_k(dists, rids, 5)[0]
-    tied = sorted(rids[0, :30])[:3]
-    assert dists[0, order].tolist() == pytest.approx([0.1, 0.2, 0.5, 0.5, 0.5])
-    assert rids[0, order[2:]].tolist() == tied
-    # fewer candidates than k: all of them, in the same order
-    few = query.merge_top_k(dists[:, :6], rids[:, :6], 10)[0]
-    assert [(float(dists[0, i]), int(rids[0, i])) for i in few] == sorted(
-        (float(d), int(r)) for d, r in zip(dists[0, :6], rids[0, :6]))
+@pytest.mark.parametrize("m", [40, 3000])  # a full sort, and argpartition first
+@pytest.mark.parametrize("k", [1, 5, 60])
+def test_merge_top_k_breaks_ties_by_rid(m, k):
+    """Candidates from three views with few distinct distances (ties everywhere, also at
+    the k-th one): exactly the (distance, rid) order, whichever candidates a partition
+    happened to keep; missing candidates (inf) never come before real ones."""
+    rng = np.random.default_rng(m + k)
+    nq = 4
+    view_rids = [rng.permutation(m) * 3 + v for v in range(3)]  # distinct rids across views
+    views = rng.integers(0, 3, (nq, m))
+    rows = np.stack([rng.permutation(m) for _ in range(nq)])
+    dists = rng.integers(0, 6, (nq, m)).astype(np.float32)
+    dists[0] = np.arange(m, dtype=np.float32)[::-1]  # one query without ties
+    dists[1, : m // 2] = np.inf  # half of them missing
+    order = query.merge_top_k(dists, views, rows, view_rids, k)
+    assert order.shape == (nq, min(k, m))
+    for q in range(nq):
+        key = [(float(dists[q, j]), int(view_rids[views[q, j]][rows[q, j]]) if np.isfinite(dists[q, j]) else 0, j)
+               for j in range(m)]
+        finite = sorted(t for t in key if np.isfinite(t[0]))
+        want = [t[2] for t in finite][:k]
+        assert order[q, : len(want)].tolist() == want
+        assert np.isinf(dists[q, order[q, len(want):]]).all()
+
+
+def test_merge_top_k_with_fewer_candidates_than_k():
+    dists = np.array([[0.3, 0.1, 0.3, np.inf]], dtype=np.float32)
+    order = query.merge_top_k(dists, np.zeros((1, 4), np.int64), np.array([[0, 1, 2, 3]]), [np.array([9, 8, 7, 6])], 10)
+    assert order.tolist() == [[1, 2, 0, 3]]  # 0.3 at rid 7 before 0.3 at rid 9
 
 
 def test_a_view_cut_at_a_tied_kth_distance_is_asked_again(tmp_path):
