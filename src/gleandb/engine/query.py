@@ -208,9 +208,12 @@ def nearest(snap: Sequence[SegView], queries: np.ndarray, k: int, masks: Sequenc
     segments. ``masks[i]``: allowed rows of view i (live rows only; None = every row).
 
     Each view is asked for at most ``min(k, allowed rows)`` (a huge ``k`` allocates
-    nothing), then ``merge_top_k``. A view that returned a full list ending on the final
-    k-th distance may hold more rows at that distance, with lower rids: it is asked again
-    for twice as many until it does not (exact ties only; rare)."""
+    nothing), then ``merge_top_k``. A view searched exactly (no ANN index: the memtable,
+    small segments) that returned a full list ending on the final k-th distance may hold
+    more rows at that distance with lower rids (its rows are not always in rid order): it
+    is asked again for 4x as many until it does not (exact ties only; rare). A view with an
+    ANN index is not: its answer is approximate anyway, and a segment of many identical
+    vectors would be searched for all of them."""
     nq = queries.shape[0]
     k = int(k)
     if nq == 0 or k <= 0:
@@ -222,6 +225,7 @@ def nearest(snap: Sequence[SegView], queries: np.ndarray, k: int, masks: Sequenc
             allowed[vi] = n_ok
     asked = {vi: min(k, n_ok) for vi, n_ok in allowed.items()}
     view_rids = [view.seg.rids for view in snap]
+    exact = [view.seg.index is None for view in snap]  # searched exactly, whatever k
     found: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     todo = list(asked)
     while True:
@@ -242,9 +246,9 @@ def nearest(snap: Sequence[SegView], queries: np.ndarray, k: int, masks: Sequenc
             kth = np.where(np.take_along_axis(R, last, 1) >= 0, np.take_along_axis(D, last, 1), np.inf)[:, 0]
             for vi in views:
                 d, r = found[vi]
-                if asked[vi] < allowed[vi] and r.shape[1] == asked[vi] and \
-                        np.any((r[:, -1] >= 0) & (d[:, -1] == kth) & np.isfinite(kth)):
-                    asked[vi] = min(2 * asked[vi], allowed[vi])
+                if exact[vi] and asked[vi] < allowed[vi] and r.shape[1] == asked[vi] and \
+                        np.any((d[:, -1] == kth) & np.isfinite(kth)):
+                    asked[vi] = min(4 * asked[vi], allowed[vi])
                     todo.append(vi)
         if not todo:
             break
