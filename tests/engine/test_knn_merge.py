@@ -163,3 +163,29 @@ def test_a_view_cut_at_a_tied_kth_distance_is_asked_again(tmp_path):
         assert res["ids"][0] == ["a"]
     finally:
         client.close()
+
+
+def test_views_are_searched_again_only_for_a_tie(tmp_path, monkeypatch):
+    """Without equal distances every view is searched once, even when one view holds all
+    of the k nearest (its last row is then the k-th); with a tie at the k-th distance in
+    a view out of rid order, that view is searched again."""
+    from gleandb.engine.segment import Segment
+
+    calls = []
+    search = Segment.search
+    monkeypatch.setattr(Segment, "search", lambda self, *a, **kw: calls.append(self.name) or search(self, *a, **kw))
+    client = gleandb.PersistentClient(str(tmp_path / "s"), settings=gleandb.Settings(memtable_max_rows=1000))
+    try:
+        col = client.create_collection("ties", embedding_function=None)
+        rng = np.random.default_rng(5)
+        col.add(ids=[f"r{i}" for i in range(40)], embeddings=rng.standard_normal((40, 4)).astype(np.float32))
+        views = len(col._store.snapshot())
+        col.query(query_embeddings=rng.standard_normal((3, 4)).astype(np.float32), n_results=5, include=[])
+        assert len(calls) == views
+        calls.clear()
+        col.upsert(ids=["new", "r0"], embeddings=[[9.0, 9.0, 9.0, 9.0]] * 2)  # one view, rows out of rid order
+        views = len(col._store.snapshot())
+        assert col.query(query_embeddings=[[9.0] * 4], n_results=1, include=[])["ids"] == [["r0"]]
+        assert len(calls) > views
+    finally:
+        client.close()

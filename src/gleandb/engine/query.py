@@ -19,6 +19,7 @@ Rows are named (view index, row) within a snapshot until they are hydrated.
 
 from __future__ import annotations
 
+import weakref
 from typing import Sequence
 
 import numpy as np
@@ -200,6 +201,47 @@ def merge_top_k(dists: np.ndarray, views: np.ndarray, rows: np.ndarray, view_rid
     return cols
 
 
+_IN_RID_ORDER: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _rows_in_rid_order(seg) -> bool:
+    """Whether a segment's rows ascend by rid, so that exact search's ties (by row) are by
+    rid too; cached per segment, which is immutable."""
+    got = _IN_RID_ORDER.get(seg)
+    if got is None:
+        r = seg.rids
+        got = bool(np.all(r[1:] > r[:-1]))
+        _IN_RID_ORDER[seg] = got
+    return got
+
+
+def _cut_at_a_tie(snap, views, found, asked, allowed, exact, D, R, order, k) -> list[int]:
+    """Views to ask again for more rows: searched exactly, cut short (``asked`` of more
+    allowed rows), and ending on the final k-th distance of some query, where rows it did
+    not return (same distance, higher row) could have lower rids than a row kept. That
+    needs another candidate at that distance, or the view's rows out of rid order;
+    otherwise the view's last row wins its tie and nothing is searched again."""
+    if order.shape[1] < k:
+        return []
+    last = order[:, k - 1:]
+    kth = np.where(np.take_along_axis(R, last, 1) >= 0, np.take_along_axis(D, last, 1), np.inf)
+    widths = np.array([found[vi][1].shape[1] for vi in views])
+    ends = np.cumsum(widths) - 1
+    at_kth = (D[:, ends] == kth) & np.isfinite(kth)  # (nq, views): a view's last candidate at the k-th distance
+    if not at_kth.any():
+        return []
+    tied = (D == kth).sum(axis=1) >= 2
+    todo = []
+    for j in np.flatnonzero(at_kth.any(axis=0)).tolist():
+        vi = views[j]
+        if not (exact[vi] and widths[j] == asked[vi] < allowed[vi]):
+            continue
+        if tied[at_kth[:, j]].any() or not _rows_in_rid_order(snap[vi].seg):
+            asked[vi] = min(4 * asked[vi], allowed[vi])
+            todo.append(vi)
+    return todo
+
+
 def nearest(snap: Sequence[SegView], queries: np.ndarray, k: int, masks: Sequence[np.ndarray | None],
             ef_search: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """The ``k`` nearest allowed rows of each query over a snapshot: per query
@@ -210,8 +252,8 @@ def nearest(snap: Sequence[SegView], queries: np.ndarray, k: int, masks: Sequenc
     Each view is asked for at most ``min(k, allowed rows)`` (a huge ``k`` allocates
     nothing), then ``merge_top_k``. A view searched exactly (no ANN index: the memtable,
     small segments) that returned a full list ending on the final k-th distance may hold
-    more rows at that distance with lower rids (its rows are not always in rid order): it
-    is asked again for 4x as many until it does not (exact ties only; rare). A view with an
+    more rows at that distance with lower rids: where that can matter (``_cut_at_a_tie``)
+    it is asked again for 4x as many, until it cannot (exact ties only; rare). A view with an
     ANN index is not: its answer is approximate anyway, and a segment of many identical
     vectors would be searched for all of them."""
     nq = queries.shape[0]
@@ -240,16 +282,7 @@ def nearest(snap: Sequence[SegView], queries: np.ndarray, k: int, masks: Sequenc
         D = np.where(R < 0, np.inf, D)
         V = np.concatenate([np.full(found[vi][1].shape, vi, dtype=np.int64) for vi in views], axis=1)
         order = merge_top_k(D, V, R, view_rids, k)
-        todo = []
-        if order.shape[1] == k:
-            last = order[:, k - 1:]
-            kth = np.where(np.take_along_axis(R, last, 1) >= 0, np.take_along_axis(D, last, 1), np.inf)[:, 0]
-            for vi in views:
-                d, r = found[vi]
-                if exact[vi] and asked[vi] < allowed[vi] and r.shape[1] == asked[vi] and \
-                        np.any((d[:, -1] == kth) & np.isfinite(kth)):
-                    asked[vi] = min(4 * asked[vi], allowed[vi])
-                    todo.append(vi)
+        todo = _cut_at_a_tie(snap, views, found, asked, allowed, exact, D, R, order, k)
         if not todo:
             break
     out = []
