@@ -215,28 +215,23 @@ def _rows_in_rid_order(seg) -> bool:
     return got
 
 
-def _cut_at_a_tie(snap, views, found, asked, allowed, exact, D, R, order, k) -> list[int]:
-    """Views to ask again for more rows: searched exactly, cut short (``asked`` of more
-    allowed rows), and ending on the final k-th distance of some query, where rows it did
-    not return (same distance, higher row) could have lower rids than a row kept. That
-    needs another candidate at that distance, or the view's rows out of rid order;
-    otherwise the view's last row wins its tie and nothing is searched again."""
-    if order.shape[1] < k:
+def _cut_at_a_tie(found, suspects, asked, allowed, D, R, order, k) -> list[int]:
+    """Views to ask again for more rows. A view searched exactly returns its best rows by
+    (distance, row); where its rows ascend by rid that is (distance, rid), so a row it did
+    not return comes after the k it did and cannot be among the k nearest. A view whose
+    rows are out of rid order (``suspects``: one upsert batch of a new and an existing id),
+    cut short (``asked`` of more allowed rows) at the final k-th distance of some query,
+    may hide a row at that distance with a lower rid: it is asked for 4x as many."""
+    if not suspects or order.shape[1] < k:
         return []
-    last = order[:, k - 1:]
-    kth = np.where(np.take_along_axis(R, last, 1) >= 0, np.take_along_axis(D, last, 1), np.inf)
-    widths = np.array([found[vi][1].shape[1] for vi in views])
-    ends = np.cumsum(widths) - 1
-    at_kth = (D[:, ends] == kth) & np.isfinite(kth)  # (nq, views): a view's last candidate at the k-th distance
-    if not at_kth.any():
-        return []
-    tied = (D == kth).sum(axis=1) >= 2
+    q_ix = np.arange(D.shape[0])
+    kcol = order[:, k - 1]
+    kth = np.where(R[q_ix, kcol] >= 0, D[q_ix, kcol], np.inf)
+    fin = np.isfinite(kth)
     todo = []
-    for j in np.flatnonzero(at_kth.any(axis=0)).tolist():
-        vi = views[j]
-        if not (exact[vi] and widths[j] == asked[vi] < allowed[vi]):
-            continue
-        if tied[at_kth[:, j]].any() or not _rows_in_rid_order(snap[vi].seg):
+    for vi in suspects:
+        d, r = found[vi]
+        if r.shape[1] == asked[vi] < allowed[vi] and (fin & (d[:, -1] == kth)).any():
             asked[vi] = min(4 * asked[vi], allowed[vi])
             todo.append(vi)
     return todo
@@ -251,9 +246,10 @@ def nearest(snap: Sequence[SegView], queries: np.ndarray, k: int, masks: Sequenc
 
     Each view is asked for at most ``min(k, allowed rows)`` (a huge ``k`` allocates
     nothing), then ``merge_top_k``. A view searched exactly (no ANN index: the memtable,
-    small segments) that returned a full list ending on the final k-th distance may hold
-    more rows at that distance with lower rids: where that can matter (``_cut_at_a_tie``)
-    it is asked again for 4x as many, until it cannot (exact ties only; rare). A view with an
+    small segments) whose rows are out of rid order and that returned a full list ending
+    on the final k-th distance may hold more rows at that distance with lower rids
+    (``_cut_at_a_tie``): it is asked again for 4x as many until it cannot (exact ties
+    only; rare). A view with an
     ANN index is not: its answer is approximate anyway, and a segment of many identical
     vectors would be searched for all of them."""
     nq = queries.shape[0]
@@ -267,7 +263,8 @@ def nearest(snap: Sequence[SegView], queries: np.ndarray, k: int, masks: Sequenc
             allowed[vi] = n_ok
     asked = {vi: min(k, n_ok) for vi, n_ok in allowed.items()}
     view_rids = [view.seg.rids for view in snap]
-    exact = [view.seg.index is None for view in snap]  # searched exactly, whatever k
+    # searched exactly (no ANN index) with rows out of rid order: see _cut_at_a_tie
+    suspects = [vi for vi in allowed if snap[vi].seg.index is None and not _rows_in_rid_order(snap[vi].seg)]
     found: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     todo = list(asked)
     while True:
@@ -280,9 +277,10 @@ def nearest(snap: Sequence[SegView], queries: np.ndarray, k: int, masks: Sequenc
         R = np.concatenate([found[vi][1] for vi in views], axis=1)
         D = np.concatenate([found[vi][0] for vi in views], axis=1)
         D = np.where(R < 0, np.inf, D)
-        V = np.concatenate([np.full(found[vi][1].shape, vi, dtype=np.int64) for vi in views], axis=1)
+        widths = [found[vi][1].shape[1] for vi in views]
+        V = np.broadcast_to(np.repeat(np.array(views, dtype=np.int64), widths), R.shape)
         order = merge_top_k(D, V, R, view_rids, k)
-        todo = _cut_at_a_tie(snap, views, found, asked, allowed, exact, D, R, order, k)
+        todo = _cut_at_a_tie(found, suspects, asked, allowed, D, R, order, k)
         if not todo:
             break
     out = []
