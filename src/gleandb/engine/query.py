@@ -249,9 +249,8 @@ def nearest(snap: Sequence[SegView], queries: np.ndarray, k: int, masks: Sequenc
     small segments) whose rows are out of rid order and that returned a full list ending
     on the final k-th distance may hold more rows at that distance with lower rids
     (``_cut_at_a_tie``): it is asked again for 4x as many until it cannot (exact ties
-    only; rare). A view with an
-    ANN index is not: its answer is approximate anyway, and a segment of many identical
-    vectors would be searched for all of them."""
+    only; rare). A view with an ANN index is not: its answer is approximate anyway, and a
+    segment of many identical vectors would be searched for all of them."""
     nq = queries.shape[0]
     k = int(k)
     if nq == 0 or k <= 0:
