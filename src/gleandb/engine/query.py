@@ -8,13 +8,15 @@ a read sees one whole version while writes go on):
   live rows only, so deleted and shadowed rows never pass);
 * ``get``: the allowed rows in insertion order (``rid``), or by metadata keys, then
   offset / limit, then the columns asked for;
-* ``nearest``: each segment (memtable segments included) searched for its ``k`` best
-  allowed rows, then ``merge_top_k``, the one merge of every segment's candidates (by
-  distance, then ``rid``) that ``knn``, the Search API and ``retrieve`` share;
-* ``knn``: ``nearest`` for ``Collection.query`` (NaN queries, ids that must exist, hydration);
+* ``knn``: each segment (memtable segments included) searched for its ``k`` best allowed
+  rows, then one vectorised merge of every segment's candidates by distance;
 * ``count`` and ``matching_ids`` (the rows a filtered delete removes).
 
 Rows are named (view index, row) within a snapshot until they are hydrated.
+
+The k-NN search and merge are ``nearest`` (``merge_top_k``: by distance, then ``rid``),
+the one merge that ``knn`` (``Collection.query``), the Search API and ``retrieve`` share;
+``knn`` adds what only ``query`` does (NaN queries, ids that must exist, hydration).
 """
 
 from __future__ import annotations
