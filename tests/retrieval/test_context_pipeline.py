@@ -130,6 +130,28 @@ def test_without_reranker_first_stage_order(col):
     assert ctx.usage.first_stage == "retrieve hybrid"
 
 
+class PublicOnly:
+    """A collection reduced to the public surface the pipeline is documented to use."""
+
+    __slots__ = ("retrieve", "embedding_function", "configuration_json")
+
+    def __init__(self, col):
+        self.retrieve = col.retrieve
+        self.embedding_function = col.embedding_function
+        self.configuration_json = col.configuration_json
+
+
+@pytest.mark.parametrize("mode", [None, "dense", "bm25"])
+def test_the_pipeline_uses_only_the_collections_public_surface(col, mode):
+    """retrieval.context sits below the API, so it must not reach into an api object's
+    private state: the same context from an object that has nothing else."""
+    kw = dict(query_embedding=col.query_vector, candidates=12, top_n=6, mode=mode)
+    got = build_context(PublicOnly(col), Q, **kw)
+    want = col.context(Q, **kw)
+    assert got.ids == want.ids and got.ids
+    assert got.usage.first_stage == want.usage.first_stage
+
+
 def test_modes_and_filters(col):
     bm = col.context(Q, mode="bm25", candidates=10, dedupe=None)
     assert bm.ids and set(bm.ids) <= set(RELEVANT) | {"k1-copy"}  # only documents with a query word

@@ -370,3 +370,14 @@ def client_of(collection: Collection) -> Any:
     must work beside it: an evaluation creates its re-embedded copy there, the label log
     lives in its store. The one sanctioned way to it: nothing outside ``api`` reads ``_client``."""
     return collection._client
+
+
+def store_info(collection: Collection) -> dict:
+    """The shape of an embedded collection's store, for tools above the API (``glean
+    info``): ``records``, ``dimension``, ``space``, ``segments`` (views of the current
+    snapshot, memtable segments included) and ``version`` (of the newest manifest).
+    Nothing outside ``api`` reads ``_store``; a collection on a server has none and raises
+    NotImplementedError."""
+    store = collection._store
+    return {"records": store.count(), "dimension": store.dimension, "space": store.params.space,
+            "segments": len(store.snapshot()), "version": store.version}

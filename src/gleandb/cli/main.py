@@ -127,16 +127,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     import gleandb
+    from gleandb.api.collection import store_info
 
     _require_store(args.path)
     client = gleandb.PersistentClient(args.path)
     try:
         for col in client.list_collections():
-            store = client._store_for(col._record)
-            segs = store.snapshot()
+            info = store_info(col)
             print(
-                f"{col.name}  id={col.id}  records={col.count()}  dimension={store.dimension}  "
-                f"space={store.params.space}  segments={len(segs)}  version={store.version}"
+                f"{col.name}  id={col.id}  records={info['records']}  dimension={info['dimension']}  "
+                f"space={info['space']}  segments={info['segments']}  version={info['version']}"
             )
     finally:
         client.close()

@@ -14,6 +14,11 @@ Stages, each timed into ``Context.usage.latency_ms`` (retrieve, dedupe, rerank, 
    grades, not everyone's (``usage.graded`` says how many were scored);
 4. pack: fill ``max_tokens`` by relevance, arrange by ``order``, number the citations.
 
+The collection it is handed may be embedded or on a server (``HttpCollection``); the
+pipeline uses only its public surface (``retrieve()``, ``embedding_function``,
+``configuration_json``), never an api object's private state, so it runs the same on
+both and imports nothing above ``retrieval`` (tested with an object that has nothing else).
+
 One ``deadline`` bounds the whole call (model calls, retries and their waits): a dead
 endpoint costs at most that long. Whatever raises carries the usage spent so far as
 ``exc.usage`` (a :class:`ContextUsage`), since the calls were paid for either way.

@@ -28,6 +28,7 @@ import numpy as np
 
 from gleandb import deadlines
 from gleandb.errors import InvalidArgumentError
+from gleandb.engine.query import nearest
 from gleandb.engine.store import CollectionStore, SegView
 from gleandb.index.fulltext import FullTextIndex, term_hashes
 from gleandb.index.tokenize import FullTextConfig, analyze_query
@@ -42,31 +43,14 @@ def dense_top_k(
     k: int,
     allowed: Sequence[np.ndarray | None],
 ) -> list[Ranked]:
-    """The ``k`` nearest allowed rows of each query (distance ascending, then rid)."""
+    """The ``k`` nearest allowed rows of each query (distance ascending, then rid): the
+    engine's one k-NN merge (``gleandb.engine.query.nearest``), as ranked lists."""
     nq = queries.shape[0]
     if store.dimension is None or nq == 0:
         return [[] for _ in range(nq)]
     store.check_dimension(queries.shape[1])
-    parts: list[list[tuple[float, int, int, int]]] = [[] for _ in range(nq)]
-    for vi, view in enumerate(snap):
-        mask = allowed[vi]
-        n_ok = view.seg.n if mask is None else int(np.count_nonzero(mask))
-        if n_ok == 0:
-            continue
-        # never ask a segment for more rows than it can give (a huge limit must not allocate)
-        kk = min(int(k), n_ok)
-        deadlines.check()
-        d, r = view.seg.search(queries, kk, mask, store.params.ef_search)
-        rids = view.seg.rids
-        for qi in range(nq):
-            ok = r[qi] >= 0
-            for dist, row in zip(d[qi][ok].tolist(), r[qi][ok].tolist()):
-                parts[qi].append((float(dist), int(rids[row]), vi, row))
-    out = []
-    for qi in range(nq):
-        best = sorted(parts[qi])[:k]
-        out.append([(vi, row, dist) for dist, _rid, vi, row in best])
-    return out
+    return [list(zip(v.tolist(), r.tolist(), d.astype(np.float64).tolist()))
+            for d, v, r in nearest(snap, queries, k, allowed, store.params.ef_search)]
 
 
 def bm25_ranked(
