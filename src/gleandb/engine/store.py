@@ -808,6 +808,10 @@ class CollectionStore:
                 quantization=self.params.quantization,
             )
             seg = seg.with_index(index)
+            # readers search the graph from now on, so the frozen rows' float copy can go
+            # before the text indexes are built (it is the size of the graph's vectors)
+            self._replace_frozen(name, seg)
+        del view
         seg.build_text_indexes(self.params.fulltext)
         if self._durable:
             seg.write(self.storage, self._seg_prefix(name))
@@ -821,6 +825,12 @@ class CollectionStore:
             self._views = tuple(views)
             self.stats["flushes"] += 1
             self.stats["rows_flushed"] += seg.n
+
+    def _replace_frozen(self, name: str, seg: Segment) -> None:
+        """Serve frozen segment ``name`` from ``seg`` (the same rows, now with a graph)."""
+        with self._lock:
+            self._views = tuple(SegView(seg, v.deleted, v.n_deleted, v.state, v.frozen_seq)
+                                if v.seg.name == name and v.state == FROZEN else v for v in self._views)
 
     def _publish(self, wal_position: int) -> None:
         """Write a manifest of the persisted segments (call with the lock held)."""

@@ -391,9 +391,25 @@ def _rescored(x: np.ndarray, q: np.ndarray, cand: np.ndarray, space: str, k: int
     return out
 
 
+def _reserve(index, total: int) -> None:
+    """Size the index's vector storage for ``total`` rows before rows are added. faiss
+    grows it (a ``std::vector``) as each chunk is added, by doubling and copying: adding
+    the last chunks of a large build held the old and the new buffer at once, a
+    transient of up to twice the vectors (measured: +250 MiB extending a 50k graph by
+    150k rows). Growing it once, then shrinking its size (not its capacity) back, lets
+    every ``add`` fill it in place."""
+    storage = faiss.downcast_index(index.storage)
+    codes = storage.codes
+    cur, want = int(codes.size()), int(total) * int(storage.code_size)
+    if want > cur:
+        codes.resize(want)
+        codes.resize(cur)
+
+
 def _add_rows(index, x: np.ndarray, space: str, threads: int) -> None:
     """Insert rows of ``x`` into ``index`` in chunks (normalised per chunk for cosine)."""
     faiss.omp_set_num_threads(threads)
+    _reserve(index, index.ntotal + len(x))
     for s in range(0, len(x), _ADD_CHUNK):
         chunk = x[s : s + _ADD_CHUNK]
         index.add(_normalize(chunk) if space == "cosine" else np.ascontiguousarray(chunk))
@@ -495,9 +511,11 @@ class VectorIndex:
         out._calibrate()
         return out
 
-    def extended(self, vectors: np.ndarray, *, source_path: str | None = None,
-                 num_threads: int | None = None) -> "VectorIndex":
-        """A new index holding this one's rows (same row numbers) followed by ``vectors``.
+    def extended(self, vectors, *, source_path: str | None = None,
+                 num_threads: int | None = None, rows: int | None = None) -> "VectorIndex":
+        """A new index holding this one's rows (same row numbers) followed by ``vectors``:
+        an (m, d) array, or an iterable of such arrays (consecutive chunks, so the caller
+        never holds all the new rows at once; ``rows``, their total, sizes the storage once).
 
         This index is not changed (readers may be searching it): the graph is copied, read
         afresh from ``source_path`` when given (the index's own file, e.g. when this one is
@@ -505,7 +523,13 @@ class VectorIndex:
         costs about what building a graph of only the new rows does. Used by compaction
         when the largest segment has no deleted rows.
         """
-        x = _as_matrix(vectors, "vectors", self._dim)
+        if isinstance(vectors, (np.ndarray, list, tuple)):  # one array(-like)
+            x = _as_matrix(vectors, "vectors", self._dim)
+            chunks, rows = iter([x]), len(x)
+        else:
+            if rows is None:
+                raise ValueError("rows (the number of new rows) is needed when vectors come in chunks")
+            chunks = (_as_matrix(c, "vectors", self._dim) for c in vectors)
         if source_path is not None:
             try:
                 index = faiss.read_index(source_path)
@@ -515,16 +539,20 @@ class VectorIndex:
                 raise ValueError(f"vector index {source_path} does not match the loaded one")
         else:
             index = faiss.clone_index(self._index)
-        _, efc = build_params(self._n + len(x), self.M, int(index.hnsw.efConstruction))
+        _, efc = build_params(self._n + int(rows), self.M, int(index.hnsw.efConstruction))
         index.hnsw.efConstruction = efc
         threads = _resolve_threads(num_threads)
+        _reserve(index, self._n + int(rows))
         full = None
         if self._quantized:
-            new = _normalize(x) if self._space == "cosine" else x
-            full = np.concatenate([self._x, new]) if len(new) else np.array(self._x)
-            _add_rows(index, new, "l2", threads)
+            new = [_normalize(c) if self._space == "cosine" else c for c in chunks]
+            full = np.concatenate([self._x, *new]) if new else np.array(self._x)
+            _add_rows(index, full[self._n :], "l2", threads)
         else:
-            _add_rows(index, x, self._space, threads)
+            for c in chunks:
+                _add_rows(index, c, self._space, threads)
+        if index.ntotal != self._n + int(rows):
+            raise ValueError(f"expected {rows} new rows, got {index.ntotal - self._n}")
         out = VectorIndex(index, self._space, threads, full)
         out._calibrate()
         return out
