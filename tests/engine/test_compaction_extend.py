@@ -47,8 +47,14 @@ def _contents(col):
             [got["documents"][i] for i in order], [got["metadatas"][i] for i in order])
 
 
-@pytest.mark.parametrize("space", ["cosine", "l2"])
-def test_extended_compaction_equals_rebuilt_compaction(tmp_path, space):
+@pytest.mark.parametrize("space,small_chunks", [("cosine", False), ("l2", False), ("cosine", True)])
+def test_extended_compaction_equals_rebuilt_compaction(tmp_path, monkeypatch, space, small_chunks):
+    if small_chunks:  # the new rows stream into the graph in many chunks, normalised in blocks
+        from gleandb.engine import segment
+        from gleandb.index import vector
+        monkeypatch.setattr(segment, "_CHUNK", 64)
+        monkeypatch.setattr(vector, "_ADD_CHUNK", 100)
+        monkeypatch.setattr(vector, "_NORM_BLOCK", 7)
     gleandb.ClientAPI.clear_system_cache()
     results = {}
     for extend in (True, False):
