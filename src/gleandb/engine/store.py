@@ -49,7 +49,7 @@ import pyarrow.compute as pc
 
 from gleandb import budgets, deadlines
 from gleandb.errors import CorruptStoreError, InvalidArgumentError, ReadOnlyStoreError
-from gleandb.engine import gc
+from gleandb.engine import gc, heap
 from gleandb.engine import manifest as mf
 from gleandb.engine.segment import Segment, unpack_metadata
 from gleandb.engine.wal import WalBatch, WriteAheadLog, encode_batch, first_seq_of, iter_records, log_key
@@ -794,6 +794,7 @@ class CollectionStore:
             if self._closed:
                 return
             self._publish(max(self.persisted_position, frozen_seq))
+        heap.trim()  # the frozen rows and the build's buffers are free now
         self._maybe_schedule_compaction()
 
     def _persist_segment(self, name: str) -> None:
@@ -1001,6 +1002,8 @@ class CollectionStore:
                 self.stats["compactions"] += 1
                 self.stats["compactions_extended"] += int(extended)
                 self.stats["rows_compacted"] += new_seg.n if new_seg is not None else 0
+            del parts, new_seg, snap
+            heap.trim()  # the merged columns and the graph's build buffers are free now
         finally:
             with self._lock:
                 self._compaction_pending = False
