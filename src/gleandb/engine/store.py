@@ -61,6 +61,8 @@ from gleandb.index.vector import VectorIndex, build_params
 log = logging.getLogger("gleandb.engine")
 
 MEM, FROZEN, PERSISTED = "mem", "frozen", "persisted"
+# longest a write waits for queued persists before freezing anyway (see CollectionStore._freeze)
+FREEZE_STALL_MAX_S = 60.0
 
 
 def _json_floor(table: pa.Table, rows: pa.Array, names: list[str], n_floats: int) -> int:
@@ -83,6 +85,8 @@ class StoreParams:
     memtable_max_rows: int = 50_000
     memtable_max_segments: int = 16
     index_min_rows: int = 2_000
+    # a write that fills the memtable waits while this many persists are queued (see _freeze)
+    max_frozen: int = 2
     compaction_min_segments: int = 4
     compaction_deleted_fraction: float = 0.2
     # compaction adds rows to the largest segment's graph instead of rebuilding it (when it can)
@@ -211,6 +215,8 @@ class CollectionStore:
         self._durable = storage.durable
         self.wal = WriteAheadLog(storage, prefix, sync=params.wal_sync)
         self._compaction_pending = False
+        self._persists_queued = 0  # persist jobs submitted and not finished (see ``_freeze``)
+        self._persisted = threading.Condition(self._lock)  # notified as each one finishes
         self._base = base  # a fork's first manifest, held by the catalog (see manifest.load_all)
         self._base_unwritten = False
         # a fork's small unflushed tail (seq 1), held by the catalog instead of a WAL file
@@ -256,7 +262,7 @@ class CollectionStore:
         if self._durable:
             self.retire()
         if self._memtable_rows() >= self.params.memtable_max_rows:
-            self._freeze()
+            self._freeze(stall=False)
 
     def _hand_over(self, manifests: list[mf.Manifest]) -> None:
         """Make the collection's own files hold everything the catalog's copy of version 1
@@ -754,8 +760,18 @@ class CollectionStore:
 
     # ----------------------------------------------------------------- flush
 
-    def _freeze(self) -> None:
-        """Turn the memtable into one frozen segment and schedule its persistence."""
+    def _freeze(self, stall: bool = True) -> None:
+        """Turn the memtable into one frozen segment and schedule its persistence.
+
+        With ``stall`` (a write filled the memtable), first wait while ``max_frozen``
+        persists are already queued, like LevelDB's write stall on too many immutable
+        memtables: a writer faster than the background thread otherwise piles up frozen
+        segments, each holding its rows and vectors in memory (at 300k x 384, four or five
+        at once, +400 MiB of peak) for no gain: rows count as ingested once indexed."""
+        if stall and self._persists_queued >= self.params.max_frozen:
+            self._stall_for_persists()
+            if self._closed or self._memtable_rows() < self.params.memtable_max_rows:
+                return  # closed, or flushed by another thread meanwhile
         views = list(self._views)
         mem = [i for i, v in enumerate(views) if v.state == MEM]
         frozen_seq = self.seq
@@ -769,16 +785,37 @@ class CollectionStore:
         else:
             name = None
         self.wal.rotate()
+        self._persists_queued += 1
         self.worker.submit(lambda: self._persist(name, frozen_seq))
+
+    def _stall_for_persists(self) -> None:
+        """Wait (the store's lock released meanwhile, so persists can finish) until fewer than
+        ``max_frozen`` persists are queued, the store closes, or FREEZE_STALL_MAX_S pass (a
+        worker busy with other collections' long jobs delays writes, never stops them)."""
+        deadline = time.monotonic() + FREEZE_STALL_MAX_S
+        with self._persisted:
+            while self._persists_queued >= self.params.max_frozen and not self._closed:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                self._persisted.wait(min(left, 0.5))
 
     def flush(self) -> None:
         """Schedule a flush of the memtable (and of pending deletes)."""
         with self._lock:
             self._check_open()
             if self._memtable_rows() or self.seq > self.persisted_position:
-                self._freeze()
+                self._freeze(stall=False)
 
     def _persist(self, name: str | None, frozen_seq: int) -> None:
+        try:
+            self._persist_frozen(name, frozen_seq)
+        finally:
+            with self._persisted:
+                self._persists_queued -= 1
+                self._persisted.notify_all()
+
+    def _persist_frozen(self, name: str | None, frozen_seq: int) -> None:
         if self._closed:
             return
         # jobs run in order, so an older segment still frozen failed to persist (a full disk):
