@@ -133,9 +133,11 @@ def _merge_plan(parts: list[tuple["Segment", np.ndarray]]) -> tuple[pa.Table, np
     for seg, rows in parts:
         t = seg.table.take(pa.array(rows, pa.int64())) if len(rows) != seg.n else seg.table
         tables.append(t.drop_columns([c for c in ("_norm",) if c in t.column_names]))
-    table = _concat_tables(tables)
+    table = pa.concat_tables(tables, promote_options="permissive")  # chunks, nothing copied yet
     order = np.argsort(table.column("rid").to_numpy(), kind="stable")
-    return table.take(pa.array(order, pa.int64())), order
+    if not np.array_equal(order, np.arange(len(order))):  # memtable parts are usually in rid order
+        table = table.take(pa.array(order, pa.int64()))
+    return table.combine_chunks(), order  # one copy of the records, not two
 
 
 def _vector_chunks(parts: list[tuple["Segment", np.ndarray]], order: np.ndarray, dim: int):
