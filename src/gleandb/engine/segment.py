@@ -181,6 +181,8 @@ class Segment:
         # (storage, key prefix) of a persisted segment: its text index files are read on first
         # use (a k-NN query needs neither, so a cold query node does not fetch them)
         self._text_source: tuple[Storage, str] | None = None
+        # key of this segment's vectors.faiss when already written (``with_index_on_disk``)
+        self._index_key: str | None = None
         self._text_tried: set[str] = set()
         if index is not None:
             self.dim = index.dim
@@ -388,14 +390,31 @@ class Segment:
             storage.put_many(files())
             if self.index is not None:
                 written.append(f"{key_prefix}vectors.faiss")
-                storage.put_from_file(written[-1], self.index.write_faiss_file)
+                if self._index_key != written[-1]:
+                    storage.put_from_file(written[-1], self.index.write_faiss_file)
         except BaseException:
+            self._index_key = None  # removed below: a retry writes it again
             for key in written:
                 try:
                     storage.delete(key)
                 except Exception:  # the original error matters more
                     pass
             raise
+
+    def with_index_on_disk(self, storage: Storage, key_prefix: str) -> "Segment":
+        """The same segment searched through its index file, written now and memory-mapped:
+        the built graph and vectors (private memory, the largest part of a new segment) go
+        before its text indexes are built and its other files written, instead of after.
+        Self when the storage has no local files to map, or the index is quantized (its
+        full-precision vectors are written with the other files). ``write`` then skips
+        the file (or writes it again if a later file failed and it was removed)."""
+        key = f"{key_prefix}vectors.faiss"
+        if self.index is None or self.index.quantization is not None or storage.local_path(key) is None:
+            return self
+        storage.put_from_file(key, self.index.write_faiss_file)
+        seg = self.with_index(VectorIndex.from_faiss_file(storage.local_path(key), self.space, mmap=True))
+        seg._index_key = key
+        return seg
 
     def _load_text_index(self, fname: str, cls):
         """Map text index file ``fname`` when present and consistent, once (call with ``_lock``

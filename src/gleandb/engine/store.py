@@ -849,6 +849,9 @@ class CollectionStore:
                 quantization=self.params.quantization,
             )
             seg = seg.with_index(index)
+            del index
+            if self._durable:  # the graph is written and mapped first: its private copy goes
+                seg = seg.with_index_on_disk(self.storage, self._seg_prefix(name))
             # readers search the graph from now on, so the frozen rows' float copy can go
             # before the text indexes are built (it is the size of the graph's vectors)
             self._replace_frozen(name, seg)
@@ -1070,6 +1073,9 @@ class CollectionStore:
                     quantization=self.params.quantization,
                 )
                 new_seg = new_seg.with_index(index)
+                del index
+        if self._durable:  # written and mapped before the text indexes are built (see Segment)
+            new_seg = new_seg.with_index_on_disk(self.storage, self._seg_prefix(new_seg.name))
         new_seg.build_text_indexes(self.params.fulltext)
         if self._durable:
             new_seg.write(self.storage, self._seg_prefix(new_seg.name))
