@@ -405,14 +405,19 @@ class Segment:
         """The same segment searched through its index file, written now and memory-mapped:
         the built graph and vectors (private memory, the largest part of a new segment) go
         before its text indexes are built and its other files written, instead of after.
-        Self when the storage has no local files to map, or the index is quantized (its
-        full-precision vectors are written with the other files). ``write`` then skips
-        the file (or writes it again if a later file failed and it was removed)."""
+        Self when the index is quantized (its full-precision vectors are written with the
+        other files), and self with the file already written when the storage has no
+        local file to map. ``write`` then skips the file (or writes it again if a later
+        file failed and it was removed)."""
         key = f"{key_prefix}vectors.faiss"
-        if self.index is None or self.index.quantization is not None or storage.local_path(key) is None:
+        if self.index is None or self.index.quantization is not None:
             return self
         storage.put_from_file(key, self.index.write_faiss_file)
-        seg = self.with_index(VectorIndex.from_faiss_file(storage.local_path(key), self.space, mmap=True))
+        path = storage.local_path(key)
+        if path is None:  # not a local file (object storage): written early, kept in memory
+            self._index_key = key  # a segment no reader sees yet (a fresh build)
+            return self
+        seg = self.with_index(VectorIndex.from_faiss_file(path, self.space, mmap=True))
         seg._index_key = key
         return seg
 
