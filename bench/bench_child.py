@@ -48,6 +48,39 @@ FILTER_LEVELS = (1, 10, 70)  # bucket < t  ->  t % of rows
 
 def log(msg: str) -> None:
     print(f"[{ENGINE}] {msg}", file=sys.stderr, flush=True)
+    if RSS_TRACE is not None:
+        RSS_TRACE.mark(msg)
+
+
+class RssTrace:
+    """``--rss-trace FILE``: VmRSS / VmHWM (MiB) every ``interval`` s, and a line per log
+    message (section start/end), to find where the peak happens (docs/ARCHITECTURE.md,
+    "Peak memory of flush and compaction")."""
+
+    def __init__(self, path: str, interval: float = 0.05):
+        import threading
+
+        self._f = open(path, "w", buffering=1)
+        self._t0 = time.time()
+        self._mu = threading.Lock()
+        threading.Thread(target=self._run, args=(interval,), daemon=True).start()
+
+    def _line(self, tag: str) -> None:
+        vals = {}
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(("VmRSS:", "VmHWM:")):
+                    vals[line[:5]] = int(line.split()[1]) // 1024
+        with self._mu:
+            self._f.write(f"{time.time() - self._t0:9.2f} rss={vals.get('VmRSS')} hwm={vals.get('VmHWM')} {tag}\n")
+
+    def mark(self, msg: str) -> None:
+        self._line(f"| {msg}")
+
+    def _run(self, interval: float) -> None:
+        while True:
+            self._line("")
+            time.sleep(interval)
 
 
 def peak_rss_mb() -> float:
@@ -399,7 +432,7 @@ def text_phase(a, db, res: Results) -> None:
 
 
 def main() -> None:
-    global ENGINE
+    global ENGINE, RSS_TRACE
     ap = argparse.ArgumentParser()
     ap.add_argument("--engine", choices=["chromadb", "gleandb"], required=True)
     ap.add_argument("--phase", choices=["main", "reopen", "text"], default="main")
@@ -416,8 +449,11 @@ def main() -> None:
     ap.add_argument("--no-writes", action="store_true", help="skip the update / upsert / delete sections")
     ap.add_argument("--corpus", default="stdlib", help="text phase: a bench/corpora.py corpus")
     ap.add_argument("--t-spawn", type=float, default=None, help="parent's time.time() just before spawning")
+    ap.add_argument("--rss-trace", default=None, help="write RSS every 50 ms and section markers to this file")
     a = ap.parse_args()
     ENGINE = a.engine
+    if a.rss_trace:
+        RSS_TRACE = RssTrace(a.rss_trace)
     res = Results(a.out)
     res["engine"] = a.engine
     res["phase"] = a.phase
@@ -449,6 +485,7 @@ def main() -> None:
 
 
 ENGINE = "?"
+RSS_TRACE: RssTrace | None = None
 
 if __name__ == "__main__":
     main()

@@ -47,8 +47,14 @@ def _contents(col):
             [got["documents"][i] for i in order], [got["metadatas"][i] for i in order])
 
 
-@pytest.mark.parametrize("space", ["cosine", "l2"])
-def test_extended_compaction_equals_rebuilt_compaction(tmp_path, space):
+@pytest.mark.parametrize("space,small_chunks", [("cosine", False), ("l2", False), ("cosine", True)])
+def test_extended_compaction_equals_rebuilt_compaction(tmp_path, monkeypatch, space, small_chunks):
+    if small_chunks:  # the new rows stream into the graph in many chunks, normalised in blocks
+        from gleandb.engine import segment
+        from gleandb.index import vector
+        monkeypatch.setattr(segment, "_CHUNK", 64)
+        monkeypatch.setattr(vector, "_ADD_CHUNK", 100)
+        monkeypatch.setattr(vector, "_NORM_BLOCK", 7)
     gleandb.ClientAPI.clear_system_cache()
     results = {}
     for extend in (True, False):
@@ -120,3 +126,36 @@ def test_persisted_segments_are_memory_mapped(tmp_path):
     assert seg.index is not None
     assert any(str(tmp_path) in p for p in mapped)
     client.close()
+
+
+def test_index_written_and_mapped_before_the_rest_of_the_segment(tmp_path, monkeypatch):
+    """with_index_on_disk: the new graph's private copy is replaced by the mapped file at
+    once, and writing the segment afterwards does not write that file again."""
+    import faiss
+
+    from gleandb.engine.segment import Segment
+    from gleandb.engine.store import StoreParams
+    from gleandb.index.vector import VectorIndex
+    from gleandb.storage.local import LocalStorage
+
+    storage = LocalStorage(str(tmp_path / "files"))
+    X = _vecs(3000)
+    seg = Segment.from_records("s1", "cosine", [f"a{i}" for i in range(3000)], np.arange(3000), X,
+                               [f"doc {i}" for i in range(3000)], [{"i": i} for i in range(3000)], [None] * 3000)
+    seg = seg.with_index(VectorIndex.build(seg.vectors(), "cosine"))
+    assert faiss.downcast_index(seg.index._index.storage).codes.is_owned
+    puts = []
+    orig = LocalStorage.put_from_file
+    monkeypatch.setattr(LocalStorage, "put_from_file", lambda self, key, write: (puts.append(key), orig(self, key, write)))
+    mapped = seg.with_index_on_disk(storage, "segments/s1/")
+    assert puts == ["segments/s1/vectors.faiss"]
+    assert not faiss.downcast_index(mapped.index._index.storage).codes.is_owned  # the file's pages
+    np.testing.assert_array_equal(mapped.embeddings(np.arange(3000)), seg.embeddings(np.arange(3000)))
+    mapped.build_text_indexes(StoreParams().fulltext)
+    mapped.write(storage, "segments/s1/")
+    assert puts == ["segments/s1/vectors.faiss"]  # not written twice
+    again = Segment.read(storage, "segments/s1/", "s1", "cosine", True, 16)
+    assert again.n == 3000 and again.ids_list() == seg.ids_list()
+    d1, r1 = again.search(X[:5], 3, None, 64)
+    d2, r2 = seg.search(X[:5], 3, None, 64)
+    assert r1.tolist() == r2.tolist()

@@ -126,6 +126,35 @@ def _concat_tables(tables: list[pa.Table]) -> pa.Table:
     return pa.concat_tables(tables, promote_options="permissive").combine_chunks()
 
 
+def _merge_plan(parts: list[tuple["Segment", np.ndarray]]) -> tuple[pa.Table, np.ndarray]:
+    """The records of the live ``rows`` of several segments, in rid order (no ``_norm``),
+    and for each result row its position in the parts' rows laid end to end."""
+    tables = []
+    for seg, rows in parts:
+        t = seg.table.take(pa.array(rows, pa.int64())) if len(rows) != seg.n else seg.table
+        tables.append(t.drop_columns([c for c in ("_norm",) if c in t.column_names]))
+    table = pa.concat_tables(tables, promote_options="permissive")  # chunks, nothing copied yet
+    order = np.argsort(table.column("rid").to_numpy(), kind="stable")
+    if not np.array_equal(order, np.arange(len(order))):  # memtable parts are usually in rid order
+        table = table.take(pa.array(order, pa.int64()))
+    return table.combine_chunks(), order  # one copy of the records, not two
+
+
+def _vector_chunks(parts: list[tuple["Segment", np.ndarray]], order: np.ndarray, dim: int):
+    """The original vectors of the rows ``order`` selects (``_merge_plan``), in that order,
+    ``_CHUNK`` rows at a time."""
+    starts = np.cumsum([0] + [len(rows) for _, rows in parts])
+    for lo in range(0, len(order), _CHUNK):
+        src = order[lo : lo + _CHUNK]
+        out = np.empty((len(src), dim), dtype=np.float32)
+        part = np.searchsorted(starts, src, side="right") - 1
+        for p in np.unique(part):
+            sel = np.flatnonzero(part == p)
+            seg, rows = parts[p]
+            out[sel] = seg.embeddings(rows[src[sel] - starts[p]])
+        yield out
+
+
 class Segment:
     """Rows + vectors. Use ``search`` for k-NN and ``take_*`` to read rows."""
 
@@ -152,6 +181,8 @@ class Segment:
         # (storage, key prefix) of a persisted segment: its text index files are read on first
         # use (a k-NN query needs neither, so a cold query node does not fetch them)
         self._text_source: tuple[Storage, str] | None = None
+        # key of this segment's vectors.faiss when already written (``with_index_on_disk``)
+        self._index_key: str | None = None
         self._text_tried: set[str] = set()
         if index is not None:
             self.dim = index.dim
@@ -183,13 +214,7 @@ class Segment:
         order. Vectors are written once into the result, a chunk at a time (no stacked
         or reordered intermediate copies of the whole set)."""
         space = parts[0][0].space
-        tables = []
-        for seg, rows in parts:
-            t = seg.table.take(pa.array(rows, pa.int64())) if len(rows) != seg.n else seg.table
-            tables.append(t.drop_columns([c for c in ("_norm",) if c in t.column_names]))
-        table = _concat_tables(tables)
-        order = np.argsort(table.column("rid").to_numpy(), kind="stable")
-        table = table.take(pa.array(order, pa.int64()))
+        table, order = _merge_plan(parts)
         total = len(order)
         dim = max((seg.dim for seg, _ in parts), default=0)
         vectors = np.empty((total, dim), dtype=np.float32)
@@ -210,18 +235,31 @@ class Segment:
         """``base`` (all its rows, same row numbers, with an index) followed by the live
         rows of ``others`` (in rid order), searched through base's graph extended with
         the new rows instead of a graph rebuilt over all of them. Text indexes are not
-        carried over (they are built for the new segment, as after ``merge``)."""
-        rest = cls.merge(name, others)
-        index = base.index.extended(rest._vectors, source_path=source_path)
+        carried over (they are built for the new segment, as after ``merge``).
+
+        The new rows' vectors go into the graph a chunk at a time, read from ``others``
+        (memory-mapped when persisted): they are never all copied at once, which at 150k
+        rows of 384-d saved 230 MiB of compaction's peak."""
         t_base = base.table
-        if base.space == "cosine":
-            if "_norm" not in t_base.column_names:
-                raise ValueError(f"segment {base.name} has no _norm column to extend")
-            norms = np.linalg.norm(rest._vectors, axis=1).astype(np.float32)
-            t_rest = rest.table.append_column("_norm", pa.array(norms))
+        if base.space == "cosine" and "_norm" not in t_base.column_names:
+            raise ValueError(f"segment {base.name} has no _norm column to extend")
+        table, order = _merge_plan(others)
+        norms = np.empty(len(order), dtype=np.float32) if base.space == "cosine" else None
+
+        def chunks():
+            at = 0
+            for vec in _vector_chunks(others, order, base.dim):
+                if norms is not None:  # the original norms, kept in the _norm column
+                    norms[at : at + len(vec)] = np.linalg.norm(vec, axis=1)
+                at += len(vec)
+                yield vec
+
+        index = base.index.extended(chunks(), source_path=source_path, rows=len(order))
+        if norms is not None:
+            t_rest = table.append_column("_norm", pa.array(norms))
         else:
             t_base = t_base.drop_columns([c for c in ("_norm",) if c in t_base.column_names])
-            t_rest = rest.table
+            t_rest = table
         return cls(name, _concat_tables([t_base, t_rest]), base.space, index=index)
 
     def with_index(self, index: VectorIndex) -> "Segment":
@@ -352,14 +390,36 @@ class Segment:
             storage.put_many(files())
             if self.index is not None:
                 written.append(f"{key_prefix}vectors.faiss")
-                storage.put_from_file(written[-1], self.index.write_faiss_file)
+                if self._index_key != written[-1]:
+                    storage.put_from_file(written[-1], self.index.write_faiss_file)
         except BaseException:
+            self._index_key = None  # removed below: a retry writes it again
             for key in written:
                 try:
                     storage.delete(key)
                 except Exception:  # the original error matters more
                     pass
             raise
+
+    def with_index_on_disk(self, storage: Storage, key_prefix: str) -> "Segment":
+        """The same segment searched through its index file, written now and memory-mapped:
+        the built graph and vectors (private memory, the largest part of a new segment) go
+        before its text indexes are built and its other files written, instead of after.
+        Self when the index is quantized (its full-precision vectors are written with the
+        other files), and self with the file already written when the storage has no
+        local file to map. ``write`` then skips the file (or writes it again if a later
+        file failed and it was removed)."""
+        key = f"{key_prefix}vectors.faiss"
+        if self.index is None or self.index.quantization is not None:
+            return self
+        storage.put_from_file(key, self.index.write_faiss_file)
+        path = storage.local_path(key)
+        if path is None:  # not a local file (object storage): written early, kept in memory
+            self._index_key = key  # a segment no reader sees yet (a fresh build)
+            return self
+        seg = self.with_index(VectorIndex.from_faiss_file(path, self.space, mmap=True))
+        seg._index_key = key
+        return seg
 
     def _load_text_index(self, fname: str, cls):
         """Map text index file ``fname`` when present and consistent, once (call with ``_lock``

@@ -50,7 +50,7 @@ import pyarrow.compute as pc
 
 from gleandb import budgets, deadlines
 from gleandb.errors import CorruptStoreError, InvalidArgumentError, ReadOnlyStoreError
-from gleandb.engine import gc
+from gleandb.engine import gc, heap
 from gleandb.engine import manifest as mf
 from gleandb.engine.segment import Segment, unpack_metadata
 from gleandb.engine.wal import WalBatch, WriteAheadLog, encode_batch, first_seq_of, iter_records, log_key
@@ -62,6 +62,8 @@ from gleandb.index.vector import VectorIndex, build_params
 log = logging.getLogger("gleandb.engine")
 
 MEM, FROZEN, PERSISTED = "mem", "frozen", "persisted"
+# longest a write waits for queued persists before freezing anyway (see CollectionStore._freeze)
+FREEZE_STALL_MAX_S = 60.0
 
 
 def _json_floor(table: pa.Table, rows: pa.Array, names: list[str], n_floats: int) -> int:
@@ -84,6 +86,8 @@ class StoreParams:
     memtable_max_rows: int = 50_000
     memtable_max_segments: int = 16
     index_min_rows: int = 2_000
+    # a write that fills the memtable waits while this many persists are queued (see _freeze)
+    max_frozen: int = 2
     compaction_min_segments: int = 4
     compaction_deleted_fraction: float = 0.2
     # compaction adds rows to the largest segment's graph instead of rebuilding it (when it can)
@@ -228,6 +232,8 @@ class CollectionStore:
         self._durable = storage.durable
         self.wal = WriteAheadLog(storage, prefix, sync=params.wal_sync)
         self._compaction_pending = False
+        self._persists_queued = 0  # persist jobs submitted and not finished (see ``_freeze``)
+        self._persisted = threading.Condition(self._lock)  # notified as each one finishes
         self._base = base  # a fork's first manifest, held by the catalog (see manifest.load_all)
         self._base_unwritten = False
         # a fork's small unflushed tail (seq 1), held by the catalog instead of a WAL file
@@ -273,7 +279,7 @@ class CollectionStore:
         if self._durable:
             self.retire()
         if self._memtable_rows() >= self.params.memtable_max_rows:
-            self._freeze()
+            self._freeze(stall=False)
 
     def _hand_over(self, manifests: list[mf.Manifest]) -> None:
         """Make the collection's own files hold everything the catalog's copy of version 1
@@ -797,12 +803,25 @@ class CollectionStore:
 
     # ----------------------------------------------------------------- flush
 
-    def _freeze(self) -> None:
-        """Turn the memtable into one frozen segment and schedule its persistence."""
+    def _freeze(self, stall: bool = True) -> None:
+        """Turn the memtable into one frozen segment and schedule its persistence.
+
+        With ``stall`` (a write filled the memtable), first wait while ``max_frozen``
+        persists are already queued, like LevelDB's write stall on too many immutable
+        memtables: a writer faster than the background thread otherwise piles up frozen
+        segments, each holding its rows and vectors in memory (at 300k x 384, four or five
+        at once, +400 MiB of peak) for no gain: rows count as ingested once indexed."""
+        if stall and self._persists_queued >= self.params.max_frozen:
+            self._stall_for_persists()
+            if self._closed or self._memtable_rows() < self.params.memtable_max_rows:
+                return  # closed, or flushed by another thread meanwhile
         views = list(self._views)
         mem = [i for i, v in enumerate(views) if v.state == MEM]
         frozen_seq = self.seq
         if mem:
+            # the memtable's merges left freed copies in the heap: hand them back before
+            # this merge makes one more (~20 ms; measured -100 MiB of peak at 100k x 384)
+            heap.trim()
             views = self._merge_views(views, mem, FROZEN, frozen_seq)
             self._views = tuple(views)
             if views and views[-1].state == FROZEN and views[-1].frozen_seq == frozen_seq:
@@ -812,16 +831,37 @@ class CollectionStore:
         else:
             name = None
         self.wal.rotate()
+        self._persists_queued += 1
         self.worker.submit(lambda: self._persist(name, frozen_seq))
+
+    def _stall_for_persists(self) -> None:
+        """Wait (the store's lock released meanwhile, so persists can finish) until fewer than
+        ``max_frozen`` persists are queued, the store closes, or FREEZE_STALL_MAX_S pass (a
+        worker busy with other collections' long jobs delays writes, never stops them)."""
+        deadline = time.monotonic() + FREEZE_STALL_MAX_S
+        with self._persisted:
+            while self._persists_queued >= self.params.max_frozen and not self._closed:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                self._persisted.wait(min(left, 0.5))
 
     def flush(self) -> None:
         """Schedule a flush of the memtable (and of pending deletes)."""
         with self._lock:
             self._check_open()
             if self._memtable_rows() or self.seq > self.persisted_position:
-                self._freeze()
+                self._freeze(stall=False)
 
     def _persist(self, name: str | None, frozen_seq: int) -> None:
+        try:
+            self._persist_frozen(name, frozen_seq)
+        finally:
+            with self._persisted:
+                self._persists_queued -= 1
+                self._persisted.notify_all()
+
+    def _persist_frozen(self, name: str | None, frozen_seq: int) -> None:
         if self._closed:
             return
         # jobs run in order, so an older segment still frozen failed to persist (a full disk):
@@ -837,6 +877,7 @@ class CollectionStore:
             if self._closed:
                 return
             self._publish(max(self.persisted_position, frozen_seq))
+        heap.trim()  # the frozen rows and the build's buffers are free now
         self._maybe_schedule_compaction()
 
     def _persist_segment(self, name: str) -> None:
@@ -851,6 +892,13 @@ class CollectionStore:
                 quantization=self.params.quantization,
             )
             seg = seg.with_index(index)
+            del index
+            if self._durable:  # the graph is written and mapped first: its private copy goes
+                seg = seg.with_index_on_disk(self.storage, self._seg_prefix(name))
+            # readers search the graph from now on, so the frozen rows' float copy can go
+            # before the text indexes are built (it is the size of the graph's vectors)
+            self._replace_frozen(name, seg)
+        del view
         seg.build_text_indexes(self.params.fulltext)
         if self._durable:
             seg.write(self.storage, self._seg_prefix(name))
@@ -864,6 +912,12 @@ class CollectionStore:
             self._views = tuple(views)
             self.stats["flushes"] += 1
             self.stats["rows_flushed"] += seg.n
+
+    def _replace_frozen(self, name: str, seg: Segment) -> None:
+        """Serve frozen segment ``name`` from ``seg`` (the same rows, now with a graph)."""
+        with self._lock:
+            self._views = tuple(SegView(seg, v.deleted, v.n_deleted, v.state, v.frozen_seq)
+                                if v.seg.name == name and v.state == FROZEN else v for v in self._views)
 
     def _publish(self, wal_position: int) -> None:
         """Write a manifest of the persisted segments (call with the lock held)."""
@@ -1034,6 +1088,8 @@ class CollectionStore:
                 self.stats["compactions"] += 1
                 self.stats["compactions_extended"] += int(extended)
                 self.stats["rows_compacted"] += new_seg.n if new_seg is not None else 0
+            del parts, new_seg, snap
+            heap.trim()  # the merged columns and the graph's build buffers are free now
         finally:
             with self._lock:
                 self._compaction_pending = False
@@ -1060,6 +1116,9 @@ class CollectionStore:
                     quantization=self.params.quantization,
                 )
                 new_seg = new_seg.with_index(index)
+                del index
+        if self._durable:  # written and mapped before the text indexes are built (see Segment)
+            new_seg = new_seg.with_index_on_disk(self.storage, self._seg_prefix(new_seg.name))
         new_seg.build_text_indexes(self.params.fulltext)
         if self._durable:
             new_seg.write(self.storage, self._seg_prefix(new_seg.name))

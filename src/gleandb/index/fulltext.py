@@ -16,6 +16,7 @@ import hashlib
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from gleandb.index import arrays
 from gleandb.index.tokenize import FullTextConfig, analyze, analyze_query
@@ -23,6 +24,8 @@ from gleandb.index.tokenize import FullTextConfig, analyze, analyze_query
 __all__ = ["FullTextConfig", "FullTextIndex", "analyze_query"]
 
 FORMAT = 1
+# text analysed at once while building (bounds the per-token temporaries)
+BUILD_CHUNK_BYTES = 1 << 20
 
 
 def term_hashes(terms: list[str]) -> np.ndarray:
@@ -53,32 +56,60 @@ class FullTextIndex:
 
     @classmethod
     def build(cls, documents: pa.ChunkedArray | pa.Array, config: FullTextConfig) -> "FullTextIndex":
+        """Index ``documents``. They are analysed about ``BUILD_CHUNK_BYTES`` of text at a
+        time (per token, tokenising holds several arrays of 8 bytes and Arrow copies of
+        the text), and each chunk is reduced at once to its (term, row, tf) postings, so
+        the peak is the postings plus one chunk's tokens, not every token of the segment."""
         n = len(documents)
-        terms, tids, rows = analyze(documents, config)
+        term_of: dict[str, int] = {}  # term -> id, in order of first occurrence
+        keys, counts = [], []  # per chunk: sorted distinct term id * n + row, and its tf
+        doc_len = np.zeros(n, dtype=np.int32)
+        lengths = pc.fill_null(pc.binary_length(documents), 0).to_numpy(zero_copy_only=False) if n else []
+        ends = np.cumsum(lengths, dtype=np.int64)
+        lo = 0
+        while lo < n:
+            hi = int(np.searchsorted(ends, ends[lo] - lengths[lo] + BUILD_CHUNK_BYTES, side="right"))
+            hi = min(n, max(hi, lo + 1))  # at least one row
+            terms, tids, rows = analyze(documents.slice(lo, hi - lo), config)
+            if len(tids):
+                glob = np.fromiter((term_of.setdefault(t, len(term_of)) for t in terms), np.int64, len(terms))
+                key = glob[tids] * n + (rows + lo)
+                del tids, glob
+                key.sort()
+                start = np.empty(len(key), dtype=bool)
+                start[0] = True
+                np.not_equal(key[1:], key[:-1], out=start[1:])
+                first = np.flatnonzero(start)
+                # tf saturates at 65535, as stored (uint8 when none passes 255, else uint16)
+                counts.append(np.minimum(np.diff(np.append(first, len(key))), 65535).astype(np.uint16))
+                keys.append(key[first])
+                doc_len[lo:hi] = np.bincount(rows, minlength=hi - lo)
+            lo = hi
+        terms = list(term_of)
         V = len(terms)
         hashes = term_hashes(terms)
         order = np.argsort(hashes, kind="stable")
         rank = np.empty(V, dtype=np.int64)
         rank[order] = np.arange(V)
-        sorted_terms = [terms[i] for i in order]
-        tids = rank[tids] if len(tids) else tids
-        key = tids * max(n, 1) + rows
-        key.sort()
-        if len(key):
-            start = np.empty(len(key), dtype=bool)
-            start[0] = True
-            np.not_equal(key[1:], key[:-1], out=start[1:])
-            first = np.flatnonzero(start)
-            tf = np.diff(np.append(first, len(key)))
-            ukey = key[first]
-        else:
-            tf = np.zeros(0, np.int64)
-            ukey = key
-        p_terms = ukey // max(n, 1)
-        p_rows = ukey % max(n, 1)
-        indptr = arrays.offsets(np.bincount(p_terms, minlength=V))
-        doc_len = np.bincount(rows, minlength=n).astype(np.int32) if n else np.zeros(0, np.int32)
-        enc = [t.encode() for t in sorted_terms]
+        # postings by term (in hash order), then row: one int64 key each, sorted
+        ukey = np.concatenate(keys) if keys else np.zeros(0, np.int64)
+        tf = np.concatenate(counts) if counts else np.zeros(0, np.uint16)
+        del keys, counts
+        m = max(n, 1)
+        rows = ukey % m
+        ukey //= m
+        ukey = rank[ukey]
+        ukey *= m
+        ukey += rows
+        del rows
+        pos = np.argsort(ukey)  # keys are distinct: any sort gives the same order
+        ukey, tf = ukey[pos], tf[pos]
+        del pos
+        p_rows = (ukey % m).astype(arrays.row_dtype(n))
+        ukey //= m
+        indptr = arrays.offsets(np.bincount(ukey, minlength=V))
+        del ukey
+        enc = [terms[i].encode() for i in order]
         term_offsets = arrays.offsets(np.fromiter(map(len, enc), dtype=np.int64, count=V))
         has_doc = np.asarray(documents.is_valid(), dtype=bool) if n else np.zeros(0, bool)
         arrs = {
@@ -86,10 +117,10 @@ class FullTextIndex:
             "term_offsets": term_offsets,
             "term_bytes": np.frombuffer(b"".join(enc), dtype=np.uint8),
             "indptr": indptr,
-            "rows": p_rows.astype(arrays.row_dtype(n)),
+            "rows": p_rows,
             # one byte a posting when no term repeats more than 255 times in a row (a
             # narrower type, never a lower cap: scores must not depend on the segment)
-            "tfs": tf.astype(np.uint8) if not len(tf) or tf.max() <= 255 else np.minimum(tf, 65535).astype(np.uint16),
+            "tfs": tf.astype(np.uint8) if not len(tf) or tf.max() <= 255 else tf,
             "doc_len": doc_len,
             "has_doc": has_doc.view(np.uint8),
         }

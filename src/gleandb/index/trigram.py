@@ -51,6 +51,35 @@ MAX_QUERY_TRIGRAMS = 512
 # ---------------------------------------------------------------------------
 
 
+# text bytes whose trigram keys are made at once while building (bounds the temporaries)
+BUILD_CHUNK_BYTES = 1 << 18
+# keys split into codes and rows per step after the sort (bounds those temporaries)
+_SPLIT = 1 << 20
+
+
+def _chunk_keys(data: np.ndarray, offs: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """Sorted distinct ``code << 32 | row`` keys of the trigrams inside rows lo..hi-1."""
+    d = data[offs[lo] : offs[hi]].astype(np.uint64)
+    if len(d) < 3:
+        return np.zeros(0, np.uint64)
+    key = d[:-2] << np.uint64(48)
+    key |= d[1:-1] << np.uint64(40)
+    key |= d[2:] << np.uint64(32)
+    del d
+    row = np.repeat(np.arange(lo, hi, dtype=np.uint64), np.diff(offs[lo : hi + 1]))
+    same = row[:-2] == row[2:]  # the trigram lies inside one document
+    key |= row[:-2]
+    key = key[same]
+    del row, same
+    key.sort()
+    if len(key) > 1:
+        keep = np.empty(len(key), dtype=bool)
+        keep[0] = True
+        np.not_equal(key[1:], key[:-1], out=keep[1:])
+        key = key[keep]
+    return key
+
+
 def _codes(b: bytes) -> np.ndarray:
     a = np.frombuffer(b, dtype=np.uint8).astype(np.uint32)
     return np.unique((a[:-2] << 16) | (a[1:-1] << 8) | a[2:])
@@ -67,39 +96,48 @@ class TrigramIndex:
 
     @classmethod
     def build(cls, documents: pa.ChunkedArray | pa.Array) -> "TrigramIndex":
+        """Index ``documents``. The (code, row) keys of about ``BUILD_CHUNK_BYTES`` of text
+        are made and deduplicated at a time (a few uint64 temporaries per text byte), so
+        the peak is the deduplicated keys (8 bytes a posting) plus the result, not
+        several uint64 arrays as long as all the text."""
         n = len(documents)
         data, offs = _string_buffers(documents)
         row_dtype = arrays.row_dtype(n)
         if len(data) < 3:
             empty = {"codes": np.zeros(0, np.uint32), "indptr": np.zeros(1, np.uint32), "rows": np.zeros(0, row_dtype)}
             return cls(n, empty)
-        d = data.astype(np.uint64)
-        key = (d[:-2] << np.uint64(48)) | (d[1:-1] << np.uint64(40)) | (d[2:] << np.uint64(32))
-        del d
-        row = np.repeat(np.arange(n, dtype=np.uint64), np.diff(offs))
-        same = row[:-2] == row[2:]  # the trigram lies inside one document
-        key |= row[:-2]
-        key = key[same]
-        del row, same
-        key.sort()
-        if len(key):
-            first = np.empty(len(key), dtype=bool)
-            first[0] = True
-            np.not_equal(key[1:], key[:-1], out=first[1:])
-            key = key[first]
-        codes_all = (key >> np.uint64(32)).astype(np.uint32)
-        rows = (key & np.uint64(0xFFFFFFFF)).astype(row_dtype)
+        # room for every trigram position; only the pages the distinct keys fill become
+        # resident (a large np.empty is mapped lazily), and no chunk's keys outlive it
+        key = np.empty(len(data), dtype=np.uint64)
+        at = lo = 0
+        while lo < n:
+            hi = int(np.searchsorted(offs, offs[lo] + BUILD_CHUNK_BYTES, side="right")) - 1
+            hi = min(n, max(hi, lo + 1))  # at least one row (a longer document is one chunk)
+            part = _chunk_keys(data, offs, lo, hi)
+            key[at : at + len(part)] = part
+            at += len(part)
+            lo = hi
+        del part
+        key = key[:at]
+        key.sort()  # in place; rows of different chunks never repeat a key
+        if not len(key):
+            return cls(n, {"codes": np.zeros(0, np.uint32), "indptr": np.zeros(1, np.uint32), "rows": np.zeros(0, row_dtype)})
+        rows = np.empty(len(key), dtype=row_dtype)
+        first = []  # where each code's postings start
+        prev = None
+        for s in range(0, len(key), _SPLIT):
+            k = key[s : s + _SPLIT]
+            rows[s : s + len(k)] = k & np.uint64(0xFFFFFFFF)
+            c = (k >> np.uint64(32)).astype(np.uint32)
+            starts = np.empty(len(c), dtype=bool)
+            starts[0] = prev is None or c[0] != prev
+            np.not_equal(c[1:], c[:-1], out=starts[1:])
+            first.append(np.flatnonzero(starts) + s)
+            prev = c[-1]
+        first_pos = np.concatenate(first)
+        codes = (key[first_pos] >> np.uint64(32)).astype(np.uint32)
         del key
-        if len(codes_all):
-            starts = np.empty(len(codes_all), dtype=bool)
-            starts[0] = True
-            np.not_equal(codes_all[1:], codes_all[:-1], out=starts[1:])
-            first_pos = np.flatnonzero(starts)
-            codes = codes_all[first_pos]
-            indptr = arrays.offsets(np.diff(np.append(first_pos, len(codes_all))))
-        else:
-            codes = np.zeros(0, np.uint32)
-            indptr = np.zeros(1, np.uint32)
+        indptr = arrays.offsets(np.diff(np.append(first_pos, len(rows))))
         return cls(n, {"codes": codes, "indptr": indptr, "rows": rows})
 
     def to_bytes(self) -> bytes:

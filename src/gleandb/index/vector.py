@@ -87,6 +87,8 @@ _FILTER_EF_SCALE = 0.5
 _K_EF_SCALE = 2.0
 #: ef values tried by ``calibrate_ef``.
 _CALIBRATION_SWEEP = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048)
+#: Rows normalised per step (bounds the float64 temporary).
+_NORM_BLOCK = 8192
 #: Rows added per ``faiss.add`` call while building (bounds the normalised copy).
 _ADD_CHUNK = 65_536
 
@@ -153,7 +155,10 @@ def calibrate_ef(index, x: np.ndarray, space: str, target: float = 0.995, querie
     rows = np.sort(rng.choice(n, size=min(queries, n), replace=False))
     q = np.ascontiguousarray(x[rows])
     sq = np.einsum("ij,ij->i", x, x) if space != "cosine" else None
-    _, truth = _exact(x, q, 11, space, None, rows_normalized=True, sq_norms=sq)
+    # a few queries at a time: their (queries x n) score matrices are the only temporaries,
+    # and the graph's build buffers are still alive (200 at once: +80 MiB at 50k rows)
+    truth = np.concatenate([_exact(x, q[s : s + 16], 11, space, None, rows_normalized=True, sq_norms=sq)[1]
+                            for s in range(0, len(q), 16)])
     want = [t[t != r][:10] for t, r in zip(truth, rows)]
     total = sum(len(w) for w in want)
     fetch = min(n, RESCORE_FACTOR * 11) if rescore else 11
@@ -226,12 +231,19 @@ def _check_k(k: int) -> int:
 
 
 def _normalize(x: np.ndarray) -> np.ndarray:
-    """Row-wise L2 normalisation (norms in float64, result float32); zero rows stay 0."""
+    """Row-wise L2 normalisation (norms and quotients in float64, result float32); zero
+    rows stay 0. Done ``_NORM_BLOCK`` rows at a time into the result: the whole float64
+    quotient was a transient of 3x the vectors (+225 MiB normalising 50k x 384 to build
+    a graph), for the same values."""
     if x.size == 0:
         return np.ascontiguousarray(x, dtype=np.float32)
-    norms = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64))
-    norms[norms == 0.0] = 1.0
-    return np.ascontiguousarray(x / norms[:, None], dtype=np.float32)
+    out = np.empty(x.shape, dtype=np.float32)
+    for s in range(0, len(x), _NORM_BLOCK):
+        b = x[s : s + _NORM_BLOCK]
+        norms = np.sqrt(np.einsum("ij,ij->i", b, b, dtype=np.float64))
+        norms[norms == 0.0] = 1.0
+        np.divide(b, norms[:, None], out=out[s : s + _NORM_BLOCK])
+    return out
 
 
 def _exact_distances(xs: np.ndarray, q: np.ndarray, space: str, normalize_rows: bool) -> np.ndarray:
@@ -391,9 +403,25 @@ def _rescored(x: np.ndarray, q: np.ndarray, cand: np.ndarray, space: str, k: int
     return out
 
 
+def _reserve(index, total: int) -> None:
+    """Size the index's vector storage for ``total`` rows before rows are added. faiss
+    grows it (a ``std::vector``) as each chunk is added, by doubling and copying: adding
+    the last chunks of a large build held the old and the new buffer at once, a
+    transient of up to twice the vectors (measured: +250 MiB extending a 50k graph by
+    150k rows). Growing it once, then shrinking its size (not its capacity) back, lets
+    every ``add`` fill it in place."""
+    storage = faiss.downcast_index(index.storage)
+    codes = storage.codes
+    cur, want = int(codes.size()), int(total) * int(storage.code_size)
+    if want > cur:
+        codes.resize(want)
+        codes.resize(cur)
+
+
 def _add_rows(index, x: np.ndarray, space: str, threads: int) -> None:
     """Insert rows of ``x`` into ``index`` in chunks (normalised per chunk for cosine)."""
     faiss.omp_set_num_threads(threads)
+    _reserve(index, index.ntotal + len(x))
     for s in range(0, len(x), _ADD_CHUNK):
         chunk = x[s : s + _ADD_CHUNK]
         index.add(_normalize(chunk) if space == "cosine" else np.ascontiguousarray(chunk))
@@ -495,9 +523,11 @@ class VectorIndex:
         out._calibrate()
         return out
 
-    def extended(self, vectors: np.ndarray, *, source_path: str | None = None,
-                 num_threads: int | None = None) -> "VectorIndex":
-        """A new index holding this one's rows (same row numbers) followed by ``vectors``.
+    def extended(self, vectors, *, source_path: str | None = None,
+                 num_threads: int | None = None, rows: int | None = None) -> "VectorIndex":
+        """A new index holding this one's rows (same row numbers) followed by ``vectors``:
+        an (m, d) array, or an iterable of such arrays (consecutive chunks, so the caller
+        never holds all the new rows at once; ``rows``, their total, sizes the storage once).
 
         This index is not changed (readers may be searching it): the graph is copied, read
         afresh from ``source_path`` when given (the index's own file, e.g. when this one is
@@ -505,7 +535,13 @@ class VectorIndex:
         costs about what building a graph of only the new rows does. Used by compaction
         when the largest segment has no deleted rows.
         """
-        x = _as_matrix(vectors, "vectors", self._dim)
+        if isinstance(vectors, (np.ndarray, list, tuple)):  # one array(-like)
+            x = _as_matrix(vectors, "vectors", self._dim)
+            chunks, rows = iter([x]), len(x)
+        else:
+            if rows is None:
+                raise ValueError("rows (the number of new rows) is needed when vectors come in chunks")
+            chunks = (_as_matrix(c, "vectors", self._dim) for c in vectors)
         if source_path is not None:
             try:
                 index = faiss.read_index(source_path)
@@ -515,16 +551,20 @@ class VectorIndex:
                 raise ValueError(f"vector index {source_path} does not match the loaded one")
         else:
             index = faiss.clone_index(self._index)
-        _, efc = build_params(self._n + len(x), self.M, int(index.hnsw.efConstruction))
+        _, efc = build_params(self._n + int(rows), self.M, int(index.hnsw.efConstruction))
         index.hnsw.efConstruction = efc
         threads = _resolve_threads(num_threads)
+        _reserve(index, self._n + int(rows))
         full = None
         if self._quantized:
-            new = _normalize(x) if self._space == "cosine" else x
-            full = np.concatenate([self._x, new]) if len(new) else np.array(self._x)
-            _add_rows(index, new, "l2", threads)
+            new = [_normalize(c) if self._space == "cosine" else c for c in chunks]
+            full = np.concatenate([self._x, *new]) if new else np.array(self._x)
+            _add_rows(index, full[self._n :], "l2", threads)
         else:
-            _add_rows(index, x, self._space, threads)
+            for c in chunks:
+                _add_rows(index, c, self._space, threads)
+        if index.ntotal != self._n + int(rows):
+            raise ValueError(f"expected {rows} new rows, got {index.ntotal - self._n}")
         out = VectorIndex(index, self._space, threads, full)
         out._calibrate()
         return out
