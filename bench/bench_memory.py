@@ -131,9 +131,31 @@ class CachedEF:
         return getattr(self.ef, name)
 
 
-def run(config: str, users: int, per_user: int, changes: int, ef, seed: int) -> dict:
+class Progress:
+    """Prints throughput and latency every ``every`` operations, flushed, so that a run stopped
+    early (or still going) is evidence of how far it got and what each window cost."""
+
+    def __init__(self, every: int, what: str, times: list[float]) -> None:
+        self.every, self.what, self.times = every, what, times
+        self.t0 = self.t_last = time.perf_counter()
+
+    def tick(self) -> None:
+        n = len(self.times)
+        if not self.every or n % self.every:
+            return
+        now = time.perf_counter()
+        win = self.times[n - self.every:]
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"#   progress {self.what} {n}: {self.every / (now - self.t_last):.0f}/s in this window, "
+              f"p50 {1000 * float(np.percentile(win, 50)):.1f} ms, p95 {1000 * float(np.percentile(win, 95)):.1f} ms, "
+              f"{now - self.t0:.0f} s so far, peak RSS {rss:.0f} MiB, load {os.getloadavg()[0]:.1f}", flush=True)
+        self.t_last = now
+
+
+def run(config: str, users: int, per_user: int, changes: int, ef, seed: int, progress: int = 0,
+        wal_sync: bool = True) -> dict:
     d = tempfile.mkdtemp(prefix="benchmem-")
-    client = gleandb.PersistentClient(path=d)
+    client = gleandb.PersistentClient(path=d, settings=gleandb.Settings(wal_sync=wal_sync))
     now = [0.0]
     clock = lambda: now[0]  # noqa: E731
     rng = random.Random(seed)
@@ -147,13 +169,16 @@ def run(config: str, users: int, per_user: int, changes: int, ef, seed: int) -> 
                                  weights=weights, clock=clock)
     # interleave users by time, as a service would see them
     stream = sorted((t, u, text, attr, ver) for u, conv in convs.items() for t, text, attr, ver in conv)
+    p_remember = Progress(progress, "remember", t_remember)
     for t, u, text, attr, ver in stream:
         now[0] = t
         meta = {"subject": attr} if (config == "subject" and attr) else None
         s = time.perf_counter()
         mems[u].remember(text, metadata=meta)
         t_remember.append(time.perf_counter() - s)
+        p_remember.tick()
     now[0] = YEAR + 86400
+    p_recall = Progress(progress // 5, "recall", t_recall)
     hit1 = hit5 = stale1 = stale5 = 0
     n_q = 0
     live = []
@@ -173,6 +198,7 @@ def run(config: str, users: int, per_user: int, changes: int, ef, seed: int) -> 
             s = time.perf_counter()
             hits = mems[u].recall(question, k=5)
             t_recall.append(time.perf_counter() - s)
+            p_recall.tick()
             texts = [h.text for h in hits]
             has = lambda text, vals: any(v in text for v in vals)  # noqa: E731
             n_q += 1
@@ -204,10 +230,15 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--out", default=None, help="append the table to this file")
     ap.add_argument("--growth", action="store_true", help="print remember p50 for each tenth of the ingestion")
+    ap.add_argument("--progress", type=int, nargs="?", const=50_000, default=0, metavar="N",
+                    help="print throughput / p50 / p95 every N remembers (default 50000) and every N/5 recalls")
+    ap.add_argument("--no-wal-sync", action="store_true",
+                    help="Settings(wal_sync=False): no fsync per write (measures the engine, not the disk)")
     a = ap.parse_args()
     ef = HashingEmbeddingFunction() if a.ef == "hashing" else CachedEF(gleandb.DefaultEmbeddingFunction())
     head = (f"# bench_memory: {a.users} users x {a.per_user} memories ({10 * a.changes} facts, "
-            f"{10} attributes x {a.changes} values, rest small talk), ef={a.ef}, recall k=5\n"
+            f"{10} attributes x {a.changes} values, rest small talk), ef={a.ef}, recall k=5, "
+            f"wal_sync={not a.no_wal_sync}\n"
             f"# {platform.machine()} {os.cpu_count()} cpus, load {os.getloadavg()[0]:.1f}, "
             f"python {platform.python_version()}")
     cols = ["config", "memories", "live/user", "recall@1", "recall@5", "stale@1", "stale-in-5",
@@ -216,7 +247,7 @@ def main() -> None:
     print("\n".join(lines), flush=True)
     for config in a.configs.split(","):
         t0 = time.perf_counter()
-        r = run(config, a.users, a.per_user, a.changes, ef, a.seed)
+        r = run(config, a.users, a.per_user, a.changes, ef, a.seed, a.progress, not a.no_wal_sync)
         row = "| " + " | ".join(
             f"{r[c]:.3f}" if c.startswith(("recall@", "stale")) else f"{r[c]:.1f}" if isinstance(r[c], float)
             else str(r[c]) for c in cols) + f" |  ({time.perf_counter() - t0:.0f} s)"

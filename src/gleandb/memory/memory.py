@@ -92,6 +92,9 @@ class Memory:
         self.candidates = _check_k("candidates", candidates)
         self._clock = clock
         self.last_decision: S.Decision | None = None  # how the last remember() was decided
+        # earliest expiry of this scope's unswept records as far as this object knows (None: not
+        # read yet): remember / recall / list sweep only once the clock reaches it (see _sweep)
+        self._next_expiry: float | None = None
         if isinstance(collection, str):
             kw: dict = {"metadata": {"hnsw:space": "cosine"}}
             if embedding_function is not None:
@@ -135,12 +138,14 @@ class Memory:
                  R.EXPIRES: expires}
             self.collection.update(ids=[decision.id], documents=[text],
                                    metadatas=[R.with_event(m, "updated", now, text)])
+            self._expires_at(expires)
             return decision.id
         mid = uuid.uuid4().hex
         ref = decision.id if decision.decision == S.SUPERSEDES else None
         m = {**meta, R.SCOPE: self._key, R.STATUS: R.LIVE, R.CREATED: now, R.UPDATED: now, R.EXPIRES: expires,
              R.IMPORTANCE: imp, R.SUPERSEDED_BY: ""}
         self.collection.add(ids=[mid], documents=[text], metadatas=[R.with_event(m, "added", now, text, ref)])
+        self._expires_at(expires)
         if ref is not None:
             old_text, old_meta = self._one(ref, (R.LIVE,))
             om = {**old_meta, R.STATUS: R.SUPERSEDED, R.SUPERSEDED_BY: mid}
@@ -161,6 +166,7 @@ class Memory:
         if ttl is not _UNSET:
             t = _check_ttl("ttl", ttl)
             m[R.EXPIRES] = now + t if t else R.NO_EXPIRY
+            self._expires_at(m[R.EXPIRES])
         new_text = old_text if text is None else text
         self.collection.update(ids=[memory_id], documents=[new_text],
                                metadatas=[R.with_event(m, "updated", now, new_text)])
@@ -204,8 +210,9 @@ class Memory:
 
     def expire(self) -> int:
         """Erase this scope's memories whose TTL has passed (also done by remember / recall /
-        list); returns how many."""
-        return self._sweep(self._clock())
+        list); returns how many. Unlike those, always looks: it also finds memories that
+        another ``Memory`` object (another process) gave a TTL."""
+        return self._sweep(self._clock(), force=True)
 
     # ------------------------------------------------------------------- reads
 
@@ -333,9 +340,24 @@ class Memory:
         self.collection.delete(ids=got["ids"])
         self.collection.add(ids=got["ids"], embeddings=[[1.0] * dim] * len(got["ids"]), metadatas=metas)
 
-    def _sweep(self, now: float) -> int:
-        got = self.collection.get(where=R.and_({R.SCOPE: self._key}, {R.STATUS: {"$in": [R.LIVE, R.SUPERSEDED]}},
-                                               {R.EXPIRES: {"$lte": now}}), include=[])
+    def _expires_at(self, expires: float) -> None:
+        if self._next_expiry is not None and expires < self._next_expiry:
+            self._next_expiry = expires
+
+    def _sweep(self, now: float, force: bool = False) -> int:
+        """Erase (tombstone) the scope's records whose TTL has passed. Reads never return
+        expired records (they filter ``expires > now``), so sweeping is only about physical
+        deletion and can wait until the earliest expiry this object knows of: the first sweep
+        reads the scope's earliest finite expiry, writes through this object lower it, and
+        until the clock reaches it remember / recall / list skip the sweep's query."""
+        if not force and self._next_expiry is not None and now < self._next_expiry:
+            return 0
+        unswept = {R.STATUS: {"$in": [R.LIVE, R.SUPERSEDED]}}
+        got = self.collection.get(where=R.and_({R.SCOPE: self._key}, unswept, {R.EXPIRES: {"$lte": now}}),
+                                  include=[])
         if got["ids"]:
             self._tombstone(got["ids"], R.EXPIRED, now)
+        later = self.collection.get(where=R.and_({R.SCOPE: self._key}, unswept, {R.EXPIRES: {"$gt": now}},
+                                                 {R.EXPIRES: {"$lt": R.NO_EXPIRY}}), include=["metadatas"])
+        self._next_expiry = min((float(m[R.EXPIRES]) for m in later["metadatas"]), default=math.inf)
         return len(got["ids"])
