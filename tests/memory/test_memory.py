@@ -258,3 +258,24 @@ def test_bad_constructor_arguments(make, kw, field):
     with pytest.raises(MemoryArgumentError) as ei:
         make(**kw)
     assert field in str(ei.value)
+
+
+def test_sweep_waits_for_the_earliest_expiry_this_object_knows(make, client, clock):
+    """remember / recall skip the expiry sweep until the earliest expiry they know of;
+    reads still hide expired memories, and expire() always looks (other writers' TTLs)."""
+    col = client.get_or_create_collection("memories")
+    mem = make()
+    a = mem.remember("Parked on level 3", ttl=100)
+    other = make()  # same scope, another object (another process, say)
+    b = other.remember("The dentist appointment is on Friday", ttl=10)
+    clock.advance(20)
+    assert b not in [h.id for h in mem.recall("dentist appointment Friday")]  # expired: hidden, not yet erased
+    mem.remember("Likes green tea")
+    assert col.get(ids=[b], include=["documents"])["documents"] == ["The dentist appointment is on Friday"]
+    assert mem.expire() == 1
+    assert col.get(ids=[b], include=["documents"])["documents"] == [None]
+    assert mem.get(a) is not None
+    clock.advance(100)
+    mem.remember("Reads science fiction")  # the clock passed a's expiry: this remember sweeps it
+    assert col.get(ids=[a], include=["documents"])["documents"] == [None]
+    assert [e["event"] for e in mem.history(a)] == ["added", "expired"]

@@ -127,14 +127,17 @@ class Memory:
         self._sweep(now)
         expires = now + ttl if ttl else R.NO_EXPIRY
         decision = S.Decision(S.UNRELATED, None, "dedupe is off")
+        cands: dict[str, S.Candidate] = {}
         if self.dedupe:
-            decision = S.decide(text, meta, self._neighbours(text, meta, now), llm=self.llm,
+            found = self._neighbours(text, meta, now)
+            cands = {c.id: c for c in found}  # the live records, read once (no second get below)
+            decision = S.decide(text, meta, found, llm=self.llm,
                                 same_threshold=self.same_threshold, supersede_threshold=self.supersede_threshold,
                                 llm_threshold=self.llm_threshold, subject_key=self.subject_key)
         self.last_decision = decision
         if decision.decision == S.SAME:
-            old = self._one(decision.id, (R.LIVE,))
-            m = {**old[1], **meta, R.UPDATED: now, R.IMPORTANCE: max(imp, float(old[1].get(R.IMPORTANCE, 0))),
+            old = cands[decision.id].metadata
+            m = {**old, **meta, R.UPDATED: now, R.IMPORTANCE: max(imp, float(old.get(R.IMPORTANCE, 0))),
                  R.EXPIRES: expires}
             self.collection.update(ids=[decision.id], documents=[text],
                                    metadatas=[R.with_event(m, "updated", now, text)])
@@ -147,7 +150,7 @@ class Memory:
         self.collection.add(ids=[mid], documents=[text], metadatas=[R.with_event(m, "added", now, text, ref)])
         self._expires_at(expires)
         if ref is not None:
-            old_text, old_meta = self._one(ref, (R.LIVE,))
+            old_text, old_meta = cands[ref].text, cands[ref].metadata
             om = {**old_meta, R.STATUS: R.SUPERSEDED, R.SUPERSEDED_BY: mid}
             self.collection.update(ids=[ref], metadatas=[R.with_event(om, "superseded", now, old_text, mid)])
         return mid
