@@ -311,10 +311,12 @@ class Memory:
     def _neighbours(self, text: str, meta: dict, now: float) -> list[S.Candidate]:
         """The nearest live memories by embedding, plus those with the same subject value
         (which may be far from the new text: "I moved to Berlin" / "I live in Paris")."""
-        r = self.collection.retrieve(query_texts=[text], n_results=self.candidates, mode="dense",
-                                     where=R.live_filter(self._key, now), include=_INC)
-        out = [S.Candidate(i, d, _to_sim(s.get("dense"), self._space), m)
-               for i, d, m, s in zip(r["ids"][0], r["documents"][0], r["metadatas"][0], r["ranker_scores"][0])]
+        # plain dense kNN: the same neighbours and distances as retrieve(mode="dense"), without
+        # the hybrid pipeline's per-call overhead (~8 % of a remember)
+        r = self.collection.query(query_texts=[text], n_results=self.candidates,
+                                  where=R.live_filter(self._key, now), include=[*_INC, "distances"])
+        out = [S.Candidate(i, d, _to_sim(dist, self._space), m)
+               for i, d, m, dist in zip(r["ids"][0], r["documents"][0], r["metadatas"][0], r["distances"][0])]
         subject = meta.get(self.subject_key) if self.subject_key else None
         if subject is not None:
             seen = {c.id for c in out}
