@@ -78,6 +78,25 @@ def test_changed_fact_supersedes(make, clock):
         mem.update(old, "x")  # history, not a live memory
 
 
+def test_supersession_is_one_write(make, client, clock):
+    """The new fact and the superseded one are written together (one WAL record), so no
+    crash point leaves both live."""
+    mem = make()
+    old = mem.remember("I live in Paris")
+    col = client.get_collection("memories")
+    store = col._store
+    emb = col.get(ids=[old], include=["embeddings"])["embeddings"][0]
+    before = store.stats["wal_records"]
+    new = mem.remember("I live in Berlin now")
+    assert mem.last_decision.decision == "supersedes"
+    assert store.stats["wal_records"] == before + 1
+    got = col.get(ids=[old, new], include=["documents", "metadatas", "embeddings"])
+    status = {i: m["_mem.status"] for i, m in zip(got["ids"], got["metadatas"])}
+    assert status == {old: "superseded", new: "live"}
+    assert dict(zip(got["ids"], got["documents"]))[old] == "I live in Paris"
+    assert list(dict(zip(got["ids"], got["embeddings"]))[old]) == list(emb)  # text and vector unchanged
+
+
 def test_subject_key_supersedes_and_unrelated_is_added(make):
     mem = make()
     a = mem.remember("Works at Acme", metadata={"subject": "employer"})

@@ -147,12 +147,17 @@ class Memory:
         ref = decision.id if decision.decision == S.SUPERSEDES else None
         m = {**meta, R.SCOPE: self._key, R.STATUS: R.LIVE, R.CREATED: now, R.UPDATED: now, R.EXPIRES: expires,
              R.IMPORTANCE: imp, R.SUPERSEDED_BY: ""}
-        self.collection.add(ids=[mid], documents=[text], metadatas=[R.with_event(m, "added", now, text, ref)])
-        self._expires_at(expires)
-        if ref is not None:
+        added = R.with_event(m, "added", now, text, ref)
+        if ref is None:
+            self.collection.add(ids=[mid], documents=[text], metadatas=[added])
+        else:
+            # one write for both records: a crash or a reader never sees the new fact and the
+            # one it supersedes both live (and it is one commit instead of two)
             old_text, old_meta = cands[ref].text, cands[ref].metadata
             om = {**old_meta, R.STATUS: R.SUPERSEDED, R.SUPERSEDED_BY: mid}
-            self.collection.update(ids=[ref], metadatas=[R.with_event(om, "superseded", now, old_text, mid)])
+            self.collection.upsert(ids=[mid, ref], documents=[text, old_text],
+                                   metadatas=[added, R.with_event(om, "superseded", now, old_text, mid)])
+        self._expires_at(expires)
         return mid
 
     def update(self, memory_id: str, text: str | None = None, metadata: dict | None = None,
