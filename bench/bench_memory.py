@@ -28,9 +28,16 @@ text-only heuristic cannot catch every change: the figures show what it misses.
 
     PYTHONPATH=src .venv/bin/python bench/bench_memory.py --users 1000 --per-user 100 --ef hashing
     PYTHONPATH=src .venv/bin/python bench/bench_memory.py --users 100 --per-user 100 --ef default
-    PYTHONPATH=src .venv/bin/python bench/bench_memory.py --users 10000 --per-user 100 --ef hashing --configs append
+    PYTHONPATH=src .venv/bin/python bench/bench_memory.py --users 10000 --configs subject --growth \
+        --progress --no-wal-sync --ingest-seconds 4000 --eval-users 1000
 
 10k users x 100 (1M memories) is meant for ``--ef hashing`` (the model would embed 1M texts).
+Long runs: ``--progress`` prints throughput and p50 / p95 every 50k remembers (flushed, so a
+run stopped early is still evidence); ``--ingest-seconds`` stops remembering after that long
+and asks the questions at the simulated time reached (attributes not yet stated are not
+asked); ``--eval-users`` asks only an evenly spread sample of users; ``--no-wal-sync`` turns
+off the fsync per write (``Settings(wal_sync=False)``), so the figures are the engine's and
+not the disk's. The table's notes say which of these a run used.
 
 ``--ef hashing`` is gleandb's dependency-free hashing embedding (fast, lexical);
 ``--ef default`` is the real default model (all-MiniLM-L6-v2). Documents are embedded
@@ -245,7 +252,8 @@ def main() -> None:
                     help="print throughput / p50 / p95 every N remembers (default 50000) and every N/5 recalls")
     ap.add_argument("--ingest-seconds", type=float, default=0.0,
                     help="stop remembering after this many seconds and ask at the simulated time reached")
-    ap.add_argument("--eval-users", type=int, default=0, help="ask the questions of only this many users (evenly spread)")
+    ap.add_argument("--eval-users", type=int, default=0,
+                    help="ask the questions of only this many users (evenly spread)")
     ap.add_argument("--no-wal-sync", action="store_true",
                     help="Settings(wal_sync=False): no fsync per write (measures the engine, not the disk)")
     a = ap.parse_args()
