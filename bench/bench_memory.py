@@ -28,9 +28,16 @@ text-only heuristic cannot catch every change: the figures show what it misses.
 
     PYTHONPATH=src .venv/bin/python bench/bench_memory.py --users 1000 --per-user 100 --ef hashing
     PYTHONPATH=src .venv/bin/python bench/bench_memory.py --users 100 --per-user 100 --ef default
-    PYTHONPATH=src .venv/bin/python bench/bench_memory.py --users 10000 --per-user 100 --ef hashing --configs append
+    PYTHONPATH=src .venv/bin/python bench/bench_memory.py --users 10000 --configs subject --growth \
+        --progress --no-wal-sync --ingest-seconds 4000 --eval-users 1000
 
 10k users x 100 (1M memories) is meant for ``--ef hashing`` (the model would embed 1M texts).
+Long runs: ``--progress`` prints throughput and p50 / p95 every 50k remembers (flushed, so a
+run stopped early is still evidence); ``--ingest-seconds`` stops remembering after that long
+and asks the questions at the simulated time reached (attributes not yet stated are not
+asked); ``--eval-users`` asks only an evenly spread sample of users; ``--no-wal-sync`` turns
+off the fsync per write (``Settings(wal_sync=False)``), so the figures are the engine's and
+not the disk's. The table's notes say which of these a run used.
 
 ``--ef hashing`` is gleandb's dependency-free hashing embedding (fast, lexical);
 ``--ef default`` is the real default model (all-MiniLM-L6-v2). Documents are embedded
@@ -131,9 +138,31 @@ class CachedEF:
         return getattr(self.ef, name)
 
 
-def run(config: str, users: int, per_user: int, changes: int, ef, seed: int) -> dict:
+class Progress:
+    """Prints throughput and latency every ``every`` operations, flushed, so that a run stopped
+    early (or still going) is evidence of how far it got and what each window cost."""
+
+    def __init__(self, every: int, what: str, times: list[float]) -> None:
+        self.every, self.what, self.times = every, what, times
+        self.t0 = self.t_last = time.perf_counter()
+
+    def tick(self) -> None:
+        n = len(self.times)
+        if not self.every or n % self.every:
+            return
+        now = time.perf_counter()
+        win = self.times[n - self.every:]
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"#   progress {self.what} {n}: {self.every / (now - self.t_last):.0f}/s in this window, "
+              f"p50 {1000 * float(np.percentile(win, 50)):.1f} ms, p95 {1000 * float(np.percentile(win, 95)):.1f} ms, "
+              f"{now - self.t0:.0f} s so far, peak RSS {rss:.0f} MiB, load {os.getloadavg()[0]:.1f}", flush=True)
+        self.t_last = now
+
+
+def run(config: str, users: int, per_user: int, changes: int, ef, seed: int, progress: int = 0,
+        wal_sync: bool = True, ingest_seconds: float = 0.0, eval_users: int = 0) -> dict:
     d = tempfile.mkdtemp(prefix="benchmem-")
-    client = gleandb.PersistentClient(path=d)
+    client = gleandb.PersistentClient(path=d, settings=gleandb.Settings(wal_sync=wal_sync))
     now = [0.0]
     clock = lambda: now[0]  # noqa: E731
     rng = random.Random(seed)
@@ -147,18 +176,28 @@ def run(config: str, users: int, per_user: int, changes: int, ef, seed: int) -> 
                                  weights=weights, clock=clock)
     # interleave users by time, as a service would see them
     stream = sorted((t, u, text, attr, ver) for u, conv in convs.items() for t, text, attr, ver in conv)
+    p_remember = Progress(progress, "remember", t_remember)
+    done = [0] * users  # how much of each user's conversation was remembered (a prefix: time order)
+    t_start = time.perf_counter()
     for t, u, text, attr, ver in stream:
+        if ingest_seconds and time.perf_counter() - t_start > ingest_seconds:
+            break  # stopped early: quality is then asked at the simulated time reached
+        done[u] += 1
         now[0] = t
         meta = {"subject": attr} if (config == "subject" and attr) else None
         s = time.perf_counter()
         mems[u].remember(text, metadata=meta)
         t_remember.append(time.perf_counter() - s)
-    now[0] = YEAR + 86400
+        p_remember.tick()
+    stopped_at = now[0] if len(t_remember) < len(stream) else None
+    now[0] = YEAR + 86400 if stopped_at is None else stopped_at + 1.0
+    p_recall = Progress(progress // 5, "recall", t_recall)
     hit1 = hit5 = stale1 = stale5 = 0
     n_q = 0
     live = []
-    for u in range(users):
-        facts = [(attr, ver, text) for _, text, attr, ver in convs[u] if attr]
+    asked = range(users) if not eval_users or eval_users >= users else range(0, users, users // eval_users)
+    for u in asked:
+        facts = [(attr, ver, text) for _, text, attr, ver in convs[u][:done[u]] if attr]
         current = {}
         for attr, ver, text in facts:
             current[attr] = max(current.get(attr, (-1, ""))[::-1], (text, ver), key=lambda x: x[1])[::-1]
@@ -167,12 +206,15 @@ def run(config: str, users: int, per_user: int, changes: int, ef, seed: int) -> 
             for v in values:
                 value_of[v] = attr
         for attr, (_, question, values) in ATTRS.items():
+            if attr not in current:
+                continue  # not stated yet when ingestion stopped
             cur_text = current[attr][1]
             cur_value = next(v for v in values if v in cur_text)
             old_values = {v for a, ver, text in facts if a == attr for v in values if v in text and v != cur_value}
             s = time.perf_counter()
             hits = mems[u].recall(question, k=5)
             t_recall.append(time.perf_counter() - s)
+            p_recall.tick()
             texts = [h.text for h in hits]
             has = lambda text, vals: any(v in text for v in vals)  # noqa: E731
             n_q += 1
@@ -191,7 +233,9 @@ def run(config: str, users: int, per_user: int, changes: int, ef, seed: int) -> 
             "recall@1": hit1 / n_q, "recall@5": hit5 / n_q,
             "stale@1": stale1 / n_q, "stale-in-5": stale5 / n_q, "live/user": float(np.mean(live)),
             "remember p50": ms(t_remember, 50), "remember p95": ms(t_remember, 95),
-            "recall p50": ms(t_recall, 50), "recall p95": ms(t_recall, 95), "memories": len(t_remember)}
+            "recall p50": ms(t_recall, 50), "recall p95": ms(t_recall, 95), "memories": len(t_remember),
+            "of": len(stream), "stopped at day": None if stopped_at is None else stopped_at / 86400,
+            "users asked": len(asked)}
 
 
 def main() -> None:
@@ -204,10 +248,19 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--out", default=None, help="append the table to this file")
     ap.add_argument("--growth", action="store_true", help="print remember p50 for each tenth of the ingestion")
+    ap.add_argument("--progress", type=int, nargs="?", const=50_000, default=0, metavar="N",
+                    help="print throughput / p50 / p95 every N remembers (default 50000) and every N/5 recalls")
+    ap.add_argument("--ingest-seconds", type=float, default=0.0,
+                    help="stop remembering after this many seconds and ask at the simulated time reached")
+    ap.add_argument("--eval-users", type=int, default=0,
+                    help="ask the questions of only this many users (evenly spread)")
+    ap.add_argument("--no-wal-sync", action="store_true",
+                    help="Settings(wal_sync=False): no fsync per write (measures the engine, not the disk)")
     a = ap.parse_args()
     ef = HashingEmbeddingFunction() if a.ef == "hashing" else CachedEF(gleandb.DefaultEmbeddingFunction())
     head = (f"# bench_memory: {a.users} users x {a.per_user} memories ({10 * a.changes} facts, "
-            f"{10} attributes x {a.changes} values, rest small talk), ef={a.ef}, recall k=5\n"
+            f"{10} attributes x {a.changes} values, rest small talk), ef={a.ef}, recall k=5, "
+            f"wal_sync={not a.no_wal_sync}\n"
             f"# {platform.machine()} {os.cpu_count()} cpus, load {os.getloadavg()[0]:.1f}, "
             f"python {platform.python_version()}")
     cols = ["config", "memories", "live/user", "recall@1", "recall@5", "stale@1", "stale-in-5",
@@ -216,10 +269,17 @@ def main() -> None:
     print("\n".join(lines), flush=True)
     for config in a.configs.split(","):
         t0 = time.perf_counter()
-        r = run(config, a.users, a.per_user, a.changes, ef, a.seed)
+        r = run(config, a.users, a.per_user, a.changes, ef, a.seed, a.progress, not a.no_wal_sync,
+                a.ingest_seconds, a.eval_users)
         row = "| " + " | ".join(
             f"{r[c]:.3f}" if c.startswith(("recall@", "stale")) else f"{r[c]:.1f}" if isinstance(r[c], float)
             else str(r[c]) for c in cols) + f" |  ({time.perf_counter() - t0:.0f} s)"
+        if r["stopped at day"] is not None or r["users asked"] < a.users:
+            row += (f"\n#   {config}: remembered {r['memories']} of {r['of']} memories"
+                    + ("" if r["stopped at day"] is None else
+                       f" (--ingest-seconds {a.ingest_seconds:.0f}: stopped at simulated day {r['stopped at day']:.0f}"
+                       " of 365; questions about attributes not yet stated are skipped)")
+                    + f"; {r['queries']} questions of {r['users asked']} users")
         lines.append(row)
         print(row, flush=True)
         if a.growth:

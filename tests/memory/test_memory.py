@@ -78,6 +78,25 @@ def test_changed_fact_supersedes(make, clock):
         mem.update(old, "x")  # history, not a live memory
 
 
+def test_supersession_is_one_write(make, client, clock):
+    """The new fact and the superseded one are written together (one WAL record), so no
+    crash point leaves both live."""
+    mem = make()
+    old = mem.remember("I live in Paris")
+    col = client.get_collection("memories")
+    store = col._store
+    emb = col.get(ids=[old], include=["embeddings"])["embeddings"][0]
+    before = store.stats["wal_records"]
+    new = mem.remember("I live in Berlin now")
+    assert mem.last_decision.decision == "supersedes"
+    assert store.stats["wal_records"] == before + 1
+    got = col.get(ids=[old, new], include=["documents", "metadatas", "embeddings"])
+    status = {i: m["_mem.status"] for i, m in zip(got["ids"], got["metadatas"])}
+    assert status == {old: "superseded", new: "live"}
+    assert dict(zip(got["ids"], got["documents"]))[old] == "I live in Paris"
+    assert list(dict(zip(got["ids"], got["embeddings"]))[old]) == list(emb)  # text and vector unchanged
+
+
 def test_subject_key_supersedes_and_unrelated_is_added(make):
     mem = make()
     a = mem.remember("Works at Acme", metadata={"subject": "employer"})
@@ -258,3 +277,24 @@ def test_bad_constructor_arguments(make, kw, field):
     with pytest.raises(MemoryArgumentError) as ei:
         make(**kw)
     assert field in str(ei.value)
+
+
+def test_sweep_waits_for_the_earliest_expiry_this_object_knows(make, client, clock):
+    """remember / recall skip the expiry sweep until the earliest expiry they know of;
+    reads still hide expired memories, and expire() always looks (other writers' TTLs)."""
+    col = client.get_or_create_collection("memories")
+    mem = make()
+    a = mem.remember("Parked on level 3", ttl=100)
+    other = make()  # same scope, another object (another process, say)
+    b = other.remember("The dentist appointment is on Friday", ttl=10)
+    clock.advance(20)
+    assert b not in [h.id for h in mem.recall("dentist appointment Friday")]  # expired: hidden, not yet erased
+    mem.remember("Likes green tea")
+    assert col.get(ids=[b], include=["documents"])["documents"] == ["The dentist appointment is on Friday"]
+    assert mem.expire() == 1
+    assert col.get(ids=[b], include=["documents"])["documents"] == [None]
+    assert mem.get(a) is not None
+    clock.advance(100)
+    mem.remember("Reads science fiction")  # the clock passed a's expiry: this remember sweeps it
+    assert col.get(ids=[a], include=["documents"])["documents"] == [None]
+    assert [e["event"] for e in mem.history(a)] == ["added", "expired"]
