@@ -194,3 +194,25 @@ def test_query_analysis_equals_document_analysis(text, lowercase):
     cfg = FullTextConfig(lowercase=lowercase, max_token_len=5)
     terms, tids, _rows = analyze(pa.array([text], pa.string()), cfg)
     assert analyze_query(text, cfg) == [terms[t] for t in tids.tolist()]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_narrow_filter_scores_equal_the_unfiltered_scores(seed):
+    """A filter that leaves few postings is scored on those postings alone (not in arrays the
+    size of the segment); its scores and order must be exactly those of the unfiltered
+    ranking restricted to the allowed rows (same floats: the terms add in the same order)."""
+    rng = np.random.default_rng(seed)
+    vocab = ["alpha", "beta", "gamma", "delta", "eps", "zeta", "eta", "theta"]
+    docs = [" ".join(rng.choice(vocab, size=int(rng.integers(1, 12)))) for _ in range(600)]
+    seg = _segment(docs)
+    deleted = rng.random(len(docs)) < 0.1
+    view = SegView(seg, deleted, int(deleted.sum()), PERSISTED)
+    cfg = FullTextConfig()
+    query = " ".join(rng.choice(vocab, size=3))
+    full = bm25_top_k([view], query, len(docs), None, cfg)  # postings >= rows / 8: the dense path
+    for n_allowed in (1, 5, 20, 300):
+        allowed = np.zeros(len(docs), dtype=bool)
+        allowed[rng.choice(len(docs), n_allowed, replace=False)] = True
+        got = bm25_top_k([view], query, len(docs), [allowed], cfg)
+        assert got == [(v, r, s) for v, r, s in full if allowed[r]]
+        assert all(not deleted[r] for _v, r, _s in got)

@@ -64,6 +64,9 @@ log = logging.getLogger("gleandb.engine")
 MEM, FROZEN, PERSISTED = "mem", "frozen", "persisted"
 # longest a write waits for queued persists before freezing anyway (see CollectionStore._freeze)
 FREEZE_STALL_MAX_S = 60.0
+# a flush, freeze or compaction of fewer rows frees too little to be worth ``heap.trim``
+# (each call walks the heap: a few ms, which a fork chain's per-commit flushes noticed)
+TRIM_MIN_ROWS = 8_192
 
 
 def _json_floor(table: pa.Table, rows: pa.Array, names: list[str], n_floats: int) -> int:
@@ -821,7 +824,8 @@ class CollectionStore:
         if mem:
             # the memtable's merges left freed copies in the heap: hand them back before
             # this merge makes one more (~20 ms; measured -100 MiB of peak at 100k x 384)
-            heap.trim()
+            if self._memtable_rows() >= TRIM_MIN_ROWS:
+                heap.trim()
             views = self._merge_views(views, mem, FROZEN, frozen_seq)
             self._views = tuple(views)
             if views and views[-1].state == FROZEN and views[-1].frozen_seq == frozen_seq:
@@ -832,7 +836,8 @@ class CollectionStore:
             name = None
         self.wal.rotate()
         self._persists_queued += 1
-        self.worker.submit(lambda: self._persist(name, frozen_seq))
+        rows = views[-1].seg.n if name is not None else 0
+        self.worker.submit(lambda: self._persist(name, frozen_seq, rows))
 
     def _stall_for_persists(self) -> None:
         """Wait (the store's lock released meanwhile, so persists can finish) until fewer than
@@ -853,15 +858,15 @@ class CollectionStore:
             if self._memtable_rows() or self.seq > self.persisted_position:
                 self._freeze(stall=False)
 
-    def _persist(self, name: str | None, frozen_seq: int) -> None:
+    def _persist(self, name: str | None, frozen_seq: int, rows: int = 0) -> None:
         try:
-            self._persist_frozen(name, frozen_seq)
+            self._persist_frozen(name, frozen_seq, rows)
         finally:
             with self._persisted:
                 self._persists_queued -= 1
                 self._persisted.notify_all()
 
-    def _persist_frozen(self, name: str | None, frozen_seq: int) -> None:
+    def _persist_frozen(self, name: str | None, frozen_seq: int, rows: int = 0) -> None:
         if self._closed:
             return
         # jobs run in order, so an older segment still frozen failed to persist (a full disk):
@@ -877,7 +882,8 @@ class CollectionStore:
             if self._closed:
                 return
             self._publish(max(self.persisted_position, frozen_seq))
-        heap.trim()  # the frozen rows and the build's buffers are free now
+        if rows >= TRIM_MIN_ROWS:
+            heap.trim()  # the frozen rows and the build's buffers are free now
         self._maybe_schedule_compaction()
 
     def _persist_segment(self, name: str) -> None:
@@ -1088,8 +1094,10 @@ class CollectionStore:
                 self.stats["compactions"] += 1
                 self.stats["compactions_extended"] += int(extended)
                 self.stats["rows_compacted"] += new_seg.n if new_seg is not None else 0
+            big = new_seg is not None and new_seg.n >= TRIM_MIN_ROWS
             del parts, new_seg, snap
-            heap.trim()  # the merged columns and the graph's build buffers are free now
+            if big:
+                heap.trim()  # the merged columns and the graph's build buffers are free now
         finally:
             with self._lock:
                 self._compaction_pending = False

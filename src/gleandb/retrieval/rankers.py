@@ -128,22 +128,39 @@ def bm25_top_k(
         if all(p is None for p in posts):
             continue
         deadlines.check()
-        scores = np.zeros(idx.n, dtype=np.float64)
-        touched = np.zeros(idx.n, dtype=bool)
-        norm = k1 * (1.0 - b + b * (idx.doc_len / avgdl))
+        amask = allowed[vi] if allowed is not None else None
+        parts = []
         for j, p in enumerate(posts):
             if p is None or not len(p[0]):
                 continue
-            rows = p[0].astype(np.int64)
-            tf = p[1].astype(np.float64)
-            scores[rows] += qtf[j] * idf[j] * tf * (k1 + 1.0) / (tf + norm[rows])
-            touched[rows] = True
-        if allowed is not None and allowed[vi] is not None:
-            touched &= allowed[vi]
-        rows = np.flatnonzero(touched)
-        if not len(rows):
+            rows, tf = p
+            if amask is not None:  # filtered first: a narrow filter then scores few rows
+                keep = amask[rows]
+                rows, tf = rows[keep], tf[keep]
+                if not len(rows):
+                    continue
+            parts.append((j, rows.astype(np.int64), tf.astype(np.float64)))
+        if not parts:
             continue
-        s = scores[rows]
+        if sum(len(r) for _, r, _ in parts) * 8 < idx.n:
+            # few postings (a narrow filter, rare terms): score them where they are, not in
+            # arrays the size of the segment (per query, those cost O(segment rows));
+            # bincount adds each row's terms in the same order as the dense path below
+            all_rows = np.concatenate([r for _, r, _ in parts])
+            contrib = np.concatenate([qtf[j] * idf[j] * tf * (k1 + 1.0)
+                                      / (tf + k1 * (1.0 - b + b * (idx.doc_len[r] / avgdl)))
+                                      for j, r, tf in parts])
+            rows, inv = np.unique(all_rows, return_inverse=True)
+            s = np.bincount(inv, weights=contrib, minlength=len(rows))
+        else:
+            scores = np.zeros(idx.n, dtype=np.float64)
+            touched = np.zeros(idx.n, dtype=bool)
+            norm = k1 * (1.0 - b + b * (idx.doc_len / avgdl))
+            for j, r, tf in parts:
+                scores[r] += qtf[j] * idf[j] * tf * (k1 + 1.0) / (tf + norm[r])
+                touched[r] = True
+            rows = np.flatnonzero(touched)
+            s = scores[rows]
         if len(rows) > k:
             # keep every row tied with the k-th score so rid tie-breaking stays exact
             kth = np.partition(s, len(s) - k)[len(s) - k]
