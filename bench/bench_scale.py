@@ -175,15 +175,18 @@ def size_table(n: int, res: dict, a, meta: dict) -> list[str]:
     return out
 
 
+def error_lines(eng: str, r: dict) -> list[str]:
+    """One "!!" line per error an engine's child reported (fatal, or one step's)."""
+    out = [f"!! {eng}: {r['fatal_error']}"] if r.get("fatal_error") else []
+    return out + [f"!! {eng}: {k[:-6]} failed: {v}" for k, v in r.items()
+                  if k.endswith("_error") and k != "fatal_error"]
+
+
 def notes(res: dict, meta: dict) -> list[str]:
     out = []
     truth = {"contains": len(meta["contains_ids"]), "regex": len(meta["regex_ids"])}
     for eng, r in res.items():
-        if r.get("fatal_error"):
-            out.append(f"!! {eng}: {r['fatal_error']}")
-        for k, v in r.items():
-            if k.endswith("_error") and k != "fatal_error":
-                out.append(f"!! {eng}: {k[:-6]} failed: {v}")
+        out += error_lines(eng, r)
         if "count_after_ingest" in r and r["count_after_ingest"] != r.get("n"):
             out.append(f"!! {eng}: count after ingest {r['count_after_ingest']}, expected {r.get('n')}")
         if g(r, "get_ids", "short_results"):
@@ -228,11 +231,7 @@ def text_table(res: dict, a) -> list[str]:
             rows.append((label if m == "ndcg10" else "", m.replace("10", "@10").replace("_ms", " ms"), *cells))
     out += render(hdr, rows)
     for eng, r in res.items():
-        if r.get("fatal_error"):
-            out.append(f"!! {eng}: {r['fatal_error']}")
-        for k, v in r.items():
-            if k.endswith("_error") and k != "fatal_error":
-                out.append(f"!! {eng}: {k[:-6]} failed: {v}")
+        out += error_lines(eng, r)
     return out
 
 
