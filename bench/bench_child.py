@@ -66,13 +66,10 @@ class RssTrace:
         threading.Thread(target=self._run, args=(interval,), daemon=True).start()
 
     def _line(self, tag: str) -> None:
-        vals = {}
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(("VmRSS:", "VmHWM:")):
-                    vals[line[:5]] = int(line.split()[1]) // 1024
+        vals = _status_mb()
         with self._mu:
-            self._f.write(f"{time.time() - self._t0:9.2f} rss={vals.get('VmRSS')} hwm={vals.get('VmHWM')} {tag}\n")
+            self._f.write(f"{time.time() - self._t0:9.2f} rss={vals.get('VmRSS')} anon={vals.get('RssAnon')} "
+                          f"file={vals.get('RssFile')} hwm={vals.get('VmHWM')} {tag}\n")
 
     def mark(self, msg: str) -> None:
         self._line(f"| {msg}")
@@ -85,6 +82,47 @@ class RssTrace:
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+
+
+def _status_mb(keys=("VmRSS", "VmHWM", "RssAnon", "RssFile")) -> dict:
+    vals = {}
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                k = line.split(":", 1)[0]
+                if k in keys:
+                    vals[k] = int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return vals
+
+
+class AnonPeak:
+    """Highest ``RssAnon`` seen (sampled every 50 ms): the process's private memory, without
+    the pages of memory-mapped files that ``ru_maxrss`` also counts (those belong to the
+    page cache; the kernel takes them back under pressure and re-reads the file)."""
+
+    def __init__(self, interval: float = 0.05):
+        import threading
+
+        self.max_mb = 0
+        threading.Thread(target=self._run, args=(interval,), daemon=True).start()
+
+    def sample(self) -> int:
+        self.max_mb = max(self.max_mb, _status_mb(("RssAnon",)).get("RssAnon", 0))
+        return self.max_mb
+
+    def _run(self, interval: float) -> None:
+        while True:
+            self.sample()
+            time.sleep(interval)
+
+
+def record_peaks(res) -> None:
+    """The whole run's peak RSS, and its peak private (anonymous) RSS."""
+    res["peak_rss_mb"] = peak_rss_mb()
+    if ANON_PEAK is not None:
+        res["peak_anon_mb"] = ANON_PEAK.sample()
 
 
 def current_rss_mb() -> float:
@@ -257,6 +295,7 @@ def main_phase(a, db, res: Results) -> None:
     n = ds.n
     res["n"] = n
     res["rss_after_data_load_mb"] = current_rss_mb()
+    res["anon_after_data_load_mb"] = _status_mb(("RssAnon",)).get("RssAnon")
     E = np.ascontiguousarray(ds.embeddings, dtype=np.float32)
     docs, metas, ids = ds.documents, ds.metadatas, ds.ids
     rng = np.random.default_rng(a.seed + 1000)
@@ -331,7 +370,7 @@ def main_phase(a, db, res: Results) -> None:
             text_on_main(col, ds, a, res)
 
     if a.no_writes:
-        res["peak_rss_mb"] = peak_rss_mb()
+        record_peaks(res)
         return
 
     # ---- writes ----------------------------------------------------------------
@@ -381,7 +420,7 @@ def main_phase(a, db, res: Results) -> None:
         res["count_final"] = col.count()
         res["count_expected"] = n + (w - h) - len(del_rows)  # fewer than w rows are left to delete when n < 2.5 w
 
-    res["peak_rss_mb"] = peak_rss_mb()
+    record_peaks(res)
 
 
 def reopen_phase(a, db, res: Results, t_imported: float) -> None:
@@ -398,7 +437,7 @@ def reopen_phase(a, db, res: Results, t_imported: float) -> None:
     res["second_query_ms"] = (time.perf_counter() - r2t) * 1e3
     res["reopen_result_len"] = len(r["ids"][0])
     res["reopen_first_ids"] = to_idx(r["ids"][0])
-    res["peak_rss_mb"] = peak_rss_mb()
+    record_peaks(res)
 
 
 def text_phase(a, db, res: Results) -> None:
@@ -428,11 +467,11 @@ def text_phase(a, db, res: Results) -> None:
             r = timed(fn, items)
             r.update(textbench.known_item(r.pop("results"), rel))
             res[f"corpus_{name}"] = r
-    res["peak_rss_mb"] = peak_rss_mb()
+    record_peaks(res)
 
 
 def main() -> None:
-    global ENGINE, RSS_TRACE
+    global ENGINE, RSS_TRACE, ANON_PEAK
     ap = argparse.ArgumentParser()
     ap.add_argument("--engine", choices=["chromadb", "gleandb"], required=True)
     ap.add_argument("--phase", choices=["main", "reopen", "text"], default="main")
@@ -452,6 +491,7 @@ def main() -> None:
     ap.add_argument("--rss-trace", default=None, help="write RSS every 50 ms and section markers to this file")
     a = ap.parse_args()
     ENGINE = a.engine
+    ANON_PEAK = AnonPeak()
     if a.rss_trace:
         RSS_TRACE = RssTrace(a.rss_trace)
     res = Results(a.out)
@@ -486,6 +526,7 @@ def main() -> None:
 
 ENGINE = "?"
 RSS_TRACE: RssTrace | None = None
+ANON_PEAK: AnonPeak | None = None
 
 if __name__ == "__main__":
     main()

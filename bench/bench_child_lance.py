@@ -110,6 +110,7 @@ def main_phase(a, lancedb, res) -> None:
     n = ds.n
     res["n"] = n
     res["rss_after_data_load_mb"] = bc.current_rss_mb()
+    res["anon_after_data_load_mb"] = bc._status_mb(("RssAnon",)).get("RssAnon")
     E = np.ascontiguousarray(ds.embeddings, dtype=np.float32)
     docs, metas, ids = ds.documents, ds.metadatas, ds.ids
     rng = np.random.default_rng(a.seed + 1000)
@@ -234,7 +235,7 @@ def main_phase(a, lancedb, res) -> None:
             r = bc.timed(hybrid, items)
             r.pop("results")
             res["hybrid"] = r
-    res["peak_rss_mb"] = bc.peak_rss_mb()
+    bc.record_peaks(res)
 
 
 def text_phase(a, lancedb, res) -> None:
@@ -269,7 +270,7 @@ def text_phase(a, lancedb, res) -> None:
             r = bc.timed(fn, items)
             r.update(textbench.known_item(r.pop("results"), rel))
             res[f"corpus_{name}"] = r
-    res["peak_rss_mb"] = bc.peak_rss_mb()
+    bc.record_peaks(res)
 
 
 def main() -> None:
@@ -294,6 +295,7 @@ def main() -> None:
     ap.add_argument("--t-spawn", type=float, default=None)
     a = ap.parse_args()
     bc.ENGINE = "lancedb"
+    bc.ANON_PEAK = bc.AnonPeak()
     res = bc.Results(a.out)
     res["engine"] = "lancedb"
     res["phase"] = a.phase

@@ -142,10 +142,14 @@ def size_table(n: int, res: dict, a, meta: dict) -> list[str]:
         ("disk MiB (du, after ingest + indexes)", ("disk_final", "allocated"), "lower", "{:.1f}", 1 / MB, None),
         ("peak RSS MiB (whole run)", ("peak_rss_mb",), "lower", "{:,.0f}", 1, None),
         ("peak RSS MiB minus the bench's data copy", ("rss_engine_mb",), "lower", "{:,.0f}", 1, None),
+        ("peak private RSS MiB (RssAnon: no mapped file pages)", ("peak_anon_mb",), "lower", "{:,.0f}", 1, None),
+        ("peak private RSS MiB minus the data copy", ("anon_engine_mb",), "lower", "{:,.0f}", 1, None),
     ]
     for r in res.values():
         if r.get("peak_rss_mb") is not None and r.get("rss_after_data_load_mb") is not None:
             r["rss_engine_mb"] = r["peak_rss_mb"] - r["rss_after_data_load_mb"]
+        if r.get("peak_anon_mb") is not None and r.get("anon_after_data_load_mb") is not None:
+            r["anon_engine_mb"] = r["peak_anon_mb"] - r["anon_after_data_load_mb"]
     peers = [e for e in ("chromadb", "lancedb") if e in res and "gleandb" in res]  # one ratio column each
     hdr = ("metric", "better", *engines, *(f"gleandb vs {e}" for e in peers))
     rows = []

@@ -45,7 +45,7 @@ import numpy as np
 import pyarrow as pa
 
 from gleandb.errors import CorruptStoreError
-from gleandb.index import arrays
+from gleandb.index import arrays, pages
 from gleandb.index.equality import INDEXED_TAGS, EqualityIndex
 from gleandb.index.filters import metadata_columns, parse_column_name
 from gleandb.index.fulltext import FullTextConfig, FullTextIndex
@@ -137,7 +137,22 @@ def _merge_plan(parts: list[tuple["Segment", np.ndarray]]) -> tuple[pa.Table, np
     order = np.argsort(table.column("rid").to_numpy(), kind="stable")
     if not np.array_equal(order, np.arange(len(order))):  # memtable parts are usually in rid order
         table = table.take(pa.array(order, pa.int64()))
-    return table.combine_chunks(), order  # one copy of the records, not two
+    table = table.combine_chunks()  # one copy of the records, not two
+    for seg, _ in parts:
+        seg.release_table_pages()
+    return table, order
+
+
+def _row_dests(parts: list[tuple["Segment", np.ndarray]], dest: np.ndarray) -> list[tuple["Segment", np.ndarray]]:
+    """Each part's segment with the new row of each of its rows (-1 when not taken), from
+    ``dest``, the new rows of the parts' ``rows`` laid end to end."""
+    out, at = [], 0
+    for seg, rows in parts:
+        d = np.full(seg.n, -1, dtype=np.int64)
+        d[rows] = dest[at : at + len(rows)]
+        at += len(rows)
+        out.append((seg, d))
+    return out
 
 
 def _vector_chunks(parts: list[tuple["Segment", np.ndarray]], order: np.ndarray, dim: int):
@@ -151,7 +166,9 @@ def _vector_chunks(parts: list[tuple["Segment", np.ndarray]], order: np.ndarray,
         for p in np.unique(part):
             sel = np.flatnonzero(part == p)
             seg, rows = parts[p]
-            out[sel] = seg.embeddings(rows[src[sel] - starts[p]])
+            taken = rows[src[sel] - starts[p]]
+            out[sel] = seg.embeddings(taken)
+            seg.release_vector_pages(int(taken.min()), int(taken.max()) + 1)
         yield out
 
 
@@ -184,6 +201,9 @@ class Segment:
         # key of this segment's vectors.faiss when already written (``with_index_on_disk``)
         self._index_key: str | None = None
         self._text_tried: set[str] = set()
+        # compaction's inputs and where their rows went: the text indexes are merged from
+        # theirs (``build_text_indexes``), not built again from the documents
+        self._sources: list[tuple[Segment, np.ndarray]] | None = None
         if index is not None:
             self.dim = index.dim
         elif vectors is not None:
@@ -209,10 +229,12 @@ class Segment:
         return cls(name, table, space, vectors=np.ascontiguousarray(embeddings, dtype=np.float32))
 
     @classmethod
-    def merge(cls, name: str, parts: list[tuple["Segment", np.ndarray]]) -> "Segment":
+    def merge(cls, name: str, parts: list[tuple["Segment", np.ndarray]], keep_sources: bool = False) -> "Segment":
         """Live rows of several segments (``rows`` arrays) as one in-memory segment, in rid
         order. Vectors are written once into the result, a chunk at a time (no stacked
-        or reordered intermediate copies of the whole set)."""
+        or reordered intermediate copies of the whole set). ``keep_sources``: remember
+        the parts, so ``build_text_indexes`` merges their text indexes (compaction's
+        persisted inputs have them; a freeze's memtable parts do not)."""
         space = parts[0][0].space
         table, order = _merge_plan(parts)
         total = len(order)
@@ -225,8 +247,12 @@ class Segment:
             for lo in range(0, len(rows), _CHUNK):
                 chunk = rows[lo : lo + _CHUNK]
                 vectors[dest[off + lo : off + lo + len(chunk)]] = seg.embeddings(chunk)
+                seg.release_vector_pages(int(chunk[0]), int(chunk[-1]) + 1)
             off += len(rows)
-        return cls(name, table, space, vectors=vectors)
+        seg = cls(name, table, space, vectors=vectors)
+        if keep_sources:
+            seg._sources = _row_dests(parts, dest)
+        return seg
 
     @classmethod
     def extend(
@@ -234,8 +260,8 @@ class Segment:
     ) -> "Segment":
         """``base`` (all its rows, same row numbers, with an index) followed by the live
         rows of ``others`` (in rid order), searched through base's graph extended with
-        the new rows instead of a graph rebuilt over all of them. Text indexes are not
-        carried over (they are built for the new segment, as after ``merge``).
+        the new rows instead of a graph rebuilt over all of them. Text indexes are merged
+        from the inputs' by ``build_text_indexes``, as after ``merge(keep_sources=True)``.
 
         The new rows' vectors go into the graph a chunk at a time, read from ``others``
         (memory-mapped when persisted): they are never all copied at once, which at 150k
@@ -260,7 +286,12 @@ class Segment:
         else:
             t_base = t_base.drop_columns([c for c in ("_norm",) if c in t_base.column_names])
             t_rest = table
-        return cls(name, _concat_tables([t_base, t_rest]), base.space, index=index)
+        seg = cls(name, _concat_tables([t_base, t_rest]), base.space, index=index)
+        base.release_table_pages()
+        dest = np.empty(len(order), dtype=np.int64)
+        dest[order] = np.arange(base.n, base.n + len(order))
+        seg._sources = [(base, np.arange(base.n, dtype=np.int64))] + _row_dests(others, dest)
+        return seg
 
     def with_index(self, index: VectorIndex) -> "Segment":
         """The same rows, searched through ``index`` (which now holds the vectors)."""
@@ -274,6 +305,7 @@ class Segment:
         seg._equality = self._equality
         seg._fulltext, seg._trigram = self._fulltext, self._trigram
         seg._text_source, seg._text_tried = self._text_source, set(self._text_tried)
+        seg._sources = self._sources
         return seg
 
     # -- text indexes --------------------------------------------------------
@@ -314,10 +346,48 @@ class Segment:
             return self._trigram
 
     def build_text_indexes(self, config: FullTextConfig) -> None:
-        """Build both text indexes and the id index now (before a segment is written)."""
+        """Build both text indexes and the id index now (before a segment is written).
+        A segment compaction made from indexed ones (``_sources``) merges their postings
+        instead (``FullTextIndex.merge``, ``TrigramIndex.merge``: the same arrays, without
+        the build's 8 bytes a posting while sorting); the inputs are let go after."""
+        sources, self._sources = self._sources, None
+        if sources:
+            with self._lock:
+                if self._fulltext is None:
+                    self._fulltext = FullTextIndex.merge([(s.fulltext(config), d) for s, d in sources], self.n, config)
+                if self._trigram is None:
+                    self._trigram = TrigramIndex.merge([(s.trigram_index(build=True), d) for s, d in sources], self.n)
+            for s, _ in sources:
+                s.release_text_pages()
+            del sources
         self.fulltext(config)
         self.trigram_index(build=True)
         self.id_index()
+
+    # -- resident pages of mapped files (compaction reads its inputs once) -----------
+
+    def release_vector_pages(self, lo: int, hi: int) -> None:
+        """Drop the mapped pages of rows lo..hi-1's stored vectors from the resident set
+        (``gleandb.index.pages``; nothing for vectors held in memory)."""
+        if self.index is not None and not self.index.quantization:
+            pages.release(self.index.stored_vectors()[lo:hi])
+
+    def release_table_pages(self) -> None:
+        """Drop the mapped pages of the records file (nothing for an in-memory table)."""
+        if self._text_source is None:  # not read from storage: nothing of it is mapped
+            return
+        for column in self.table.columns:
+            for chunk in column.chunks:
+                for buf in chunk.buffers():
+                    if buf is not None and buf.size >= pages.PAGE:
+                        pages.release(np.frombuffer(buf, dtype=np.uint8))
+
+    def release_text_pages(self) -> None:
+        """Drop the mapped pages of the text index files (nothing for built ones)."""
+        for idx in (self._fulltext, self._trigram):
+            for arr in vars(idx).values() if idx is not None else ():
+                if isinstance(arr, np.ndarray) and arr.nbytes >= pages.PAGE:
+                    pages.release(arr)
 
     def value_index(self, column: str) -> EqualityIndex | None:
         """The equality index of metadata column ``column`` (built on first use and kept),

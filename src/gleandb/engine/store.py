@@ -1114,7 +1114,7 @@ class CollectionStore:
             source = self.storage.local_path(f"{self._seg_prefix(base.name)}vectors.faiss") if self._durable else None
             new_seg = Segment.extend(name, base, others, source_path=source)
         else:
-            new_seg = Segment.merge(name, parts)
+            new_seg = Segment.merge(name, parts, keep_sources=True)
             if new_seg.n >= self.params.index_min_rows and new_seg.dim > 0:
                 index = VectorIndex.build(
                     new_seg.vectors(),

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from gleandb.index import arrays
+from gleandb.index import arrays, postings
 from gleandb.index.tokenize import FullTextConfig, analyze, analyze_query
 
 __all__ = ["FullTextConfig", "FullTextIndex", "analyze_query"]
@@ -126,6 +126,71 @@ class FullTextIndex:
         }
         return cls(config.analysis_key(), n, arrs)
 
+    @classmethod
+    def merge(
+        cls, parts: list[tuple["FullTextIndex", np.ndarray]], n: int, config: FullTextConfig
+    ) -> "FullTextIndex | None":
+        """The index of a segment of ``n`` rows made from the rows of several indexed ones:
+        ``(index, dest)`` pairs, ``dest`` giving each input row's new row (-1: dropped).
+        The same arrays as ``build`` over the merged documents, made from the inputs'
+        postings a block of terms at a time (``gleandb.index.postings``). None when it
+        cannot be: an input analysed with other settings, or two terms sharing a 64-bit
+        hash (then ``build`` decides their order); the caller builds instead."""
+        key = config.analysis_key()
+        if not parts or any(idx.analysis != key for idx, _ in parts):
+            return None
+        if any(len(idx.hashes) > 1 and not np.all(idx.hashes[1:] > idx.hashes[:-1]) for idx, _ in parts):
+            return None
+        hashes = np.unique(np.concatenate([idx.hashes for idx, _ in parts]))
+        out_keys = [np.searchsorted(hashes, idx.hashes) for idx, _ in parts]
+        wide = any(idx.tfs.dtype != np.uint8 for idx, _ in parts)
+        specs = [
+            postings.PartPostings(ok, idx.indptr, idx.rows, dest, idx.tfs)
+            for ok, (idx, dest) in zip(out_keys, parts)
+        ]
+        counts, rows, tfs = postings.merge(specs, len(hashes), n, np.dtype(np.uint16 if wide else np.uint8))
+        live = counts > 0
+        # each live term's text, from the first input holding it; every other input
+        # holding the same hash must spell it the same (else two terms collided)
+        src_part = np.full(len(hashes), -1, dtype=np.int64)
+        src_term = np.zeros(len(hashes), dtype=np.int64)
+        for i in reversed(range(len(parts))):
+            src_part[out_keys[i]] = i
+            src_term[out_keys[i]] = np.arange(len(out_keys[i]))
+        lens = np.zeros(len(hashes), dtype=np.int64)
+        starts = np.zeros(len(hashes), dtype=np.int64)
+        base = 0
+        for i, (idx, _) in enumerate(parts):
+            mine = src_part == i
+            off = idx.term_offsets.astype(np.int64)
+            lens[mine] = off[src_term[mine] + 1] - off[src_term[mine]]
+            starts[mine] = base + off[src_term[mine]]
+            base += len(idx.term_bytes)
+        all_bytes = np.concatenate([idx.term_bytes for idx, _ in parts])
+        every_off = arrays.offsets(lens).astype(np.int64)
+        term_bytes = all_bytes[_ranges(starts, lens)]
+        for ok, (idx, _) in zip(out_keys, parts):
+            off = idx.term_offsets.astype(np.int64)
+            if not np.array_equal(lens[ok], np.diff(off)):
+                return None
+            if not np.array_equal(term_bytes[_ranges(every_off[ok], lens[ok])], idx.term_bytes):
+                return None
+        del all_bytes
+        term_bytes = term_bytes[_ranges(every_off[:-1][live], lens[live])]
+        if wide and (not len(tfs) or tfs.max() <= 255):
+            tfs = tfs.astype(np.uint8)  # as build stores them: narrow when no tf passes 255
+        arrs = {
+            "hashes": hashes[live],
+            "term_offsets": arrays.offsets(lens[live]),
+            "term_bytes": term_bytes,
+            "indptr": arrays.offsets(counts[live]),
+            "rows": rows,
+            "tfs": tfs,
+            "doc_len": postings.carried([(idx.doc_len, d) for idx, d in parts], n, np.int32),
+            "has_doc": postings.carried([(idx.has_doc, d) for idx, d in parts], n, bool).view(np.uint8),
+        }
+        return cls(key, n, arrs)
+
     def to_bytes(self) -> bytes:
         meta = {"format": FORMAT, "n": self.n, "analysis": self.analysis}
         arrs = {
@@ -178,3 +243,10 @@ class FullTextIndex:
         data = self.term_bytes.tobytes()
         off = self.term_offsets
         return [data[off[i] : off[i + 1]].decode() for i in range(len(off) - 1)]
+
+
+def _ranges(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """Positions ``starts[i] .. starts[i] + lens[i] - 1`` for every i, laid end to end."""
+    total = int(lens.sum())
+    ends = np.cumsum(lens)
+    return np.repeat(starts - (ends - lens), lens) + np.arange(total, dtype=np.int64)

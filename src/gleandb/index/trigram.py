@@ -31,7 +31,7 @@ from typing import Union
 import numpy as np
 import pyarrow as pa
 
-from gleandb.index import arrays
+from gleandb.index import arrays, postings
 from gleandb.index.strhash import string_buffers as _string_buffers
 
 try:  # Python 3.11+
@@ -139,6 +139,21 @@ class TrigramIndex:
         del key
         indptr = arrays.offsets(np.diff(np.append(first_pos, len(rows))))
         return cls(n, {"codes": codes, "indptr": indptr, "rows": rows})
+
+    @classmethod
+    def merge(cls, parts: list[tuple["TrigramIndex", np.ndarray]], n: int) -> "TrigramIndex":
+        """The index of a segment of ``n`` rows made from the rows of several indexed ones:
+        ``(index, dest)`` pairs, ``dest`` giving each input row's new row (-1: dropped).
+        The same arrays as ``build`` over the merged documents (``gleandb.index.postings``),
+        without holding 8 bytes a posting while sorting them."""
+        codes = np.unique(np.concatenate([idx.codes for idx, _ in parts])) if parts else np.zeros(0, np.uint32)
+        specs = [
+            postings.PartPostings(np.searchsorted(codes, idx.codes), idx.indptr, idx.rows, dest)
+            for idx, dest in parts
+        ]
+        counts, rows, _ = postings.merge(specs, len(codes), n)
+        live = counts > 0
+        return cls(n, {"codes": codes[live].astype(np.uint32), "indptr": arrays.offsets(counts[live]), "rows": rows})
 
     def to_bytes(self) -> bytes:
         return arrays.pack(
