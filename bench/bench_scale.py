@@ -62,6 +62,9 @@ def run_one(eng: str, phase: str, data: Path | None, a, gt: dict | None) -> dict
     workdir = tempfile.mkdtemp(prefix=f"scale-{eng}-", dir=a.tmpdir)
     db_path = os.path.join(workdir, "db")
     child, extra = child_args(eng, a)
+    if a.rss_trace_dir and child == bvc.CHILD:  # RSS every 50 ms with section markers
+        os.makedirs(a.rss_trace_dir, exist_ok=True)
+        extra = extra + ["--rss-trace", os.path.join(a.rss_trace_dir, f"{eng}-{phase}-{data.name if data else 'text'}.trace")]
     try:
         r = bvc.run_child(a.python, eng, phase, data, db_path, workdir, extra, a.timeout, child=child)
         if os.path.isdir(db_path):
@@ -284,6 +287,8 @@ def main() -> None:
     ap.add_argument("--json", default=None, help="also write the raw results here")
     ap.add_argument("--tmpdir", default=None)
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--rss-trace-dir", default=None,
+                    help="gleandb / chromadb children write an RSS trace here (bench_child.py --rss-trace)")
     ap.add_argument("--timeout", type=float, default=6 * 3600, help="seconds per engine run")
     a = ap.parse_args()
     engines = parse_engines(a.engines)
