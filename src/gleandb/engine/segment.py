@@ -38,7 +38,7 @@ flush's syncs.
 from __future__ import annotations
 
 import threading
-from typing import Sequence
+from typing import Callable, Sequence
 
 import msgpack
 import numpy as np
@@ -256,7 +256,8 @@ class Segment:
 
     @classmethod
     def extend(
-        cls, name: str, base: "Segment", others: list[tuple["Segment", np.ndarray]], source_path: str | None = None
+        cls, name: str, base: "Segment", others: list[tuple["Segment", np.ndarray]], source_path: str | None = None,
+        between: Callable[[], None] | None = None,
     ) -> "Segment":
         """``base`` (all its rows, same row numbers, with an index) followed by the live
         rows of ``others`` (in rid order), searched through base's graph extended with
@@ -265,7 +266,8 @@ class Segment:
 
         The new rows' vectors go into the graph a chunk at a time, read from ``others``
         (memory-mapped when persisted): they are never all copied at once, which at 150k
-        rows of 384-d saved 230 MiB of compaction's peak."""
+        rows of 384-d saved 230 MiB of compaction's peak. ``between`` is called before
+        each chunk goes in (compaction runs waiting flushes there: ``BackgroundWorker.run_urgent``)."""
         t_base = base.table
         if base.space == "cosine" and "_norm" not in t_base.column_names:
             raise ValueError(f"segment {base.name} has no _norm column to extend")
@@ -275,6 +277,8 @@ class Segment:
         def chunks():
             at = 0
             for vec in _vector_chunks(others, order, base.dim):
+                if between is not None:
+                    between()
                 if norms is not None:  # the original norms, kept in the _norm column
                     norms[at : at + len(vec)] = np.linalg.norm(vec, axis=1)
                 at += len(vec)

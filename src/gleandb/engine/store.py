@@ -837,7 +837,7 @@ class CollectionStore:
         self.wal.rotate()
         self._persists_queued += 1
         rows = views[-1].seg.n if name is not None else 0
-        self.worker.submit(lambda: self._persist(name, frozen_seq, rows))
+        self.worker.submit(lambda: self._persist(name, frozen_seq, rows), urgent=True)
 
     def _stall_for_persists(self) -> None:
         """Wait (the store's lock released meanwhile, so persists can finish) until fewer than
@@ -1112,7 +1112,7 @@ class CollectionStore:
         if base is not None:
             others = [p for p in parts if p[0] is not base]
             source = self.storage.local_path(f"{self._seg_prefix(base.name)}vectors.faiss") if self._durable else None
-            new_seg = Segment.extend(name, base, others, source_path=source)
+            new_seg = Segment.extend(name, base, others, source_path=source, between=self.worker.run_urgent)
         else:
             new_seg = Segment.merge(name, parts, keep_sources=True)
             if new_seg.n >= self.params.index_min_rows and new_seg.dim > 0:
