@@ -52,7 +52,7 @@ from gleandb.index.fulltext import FullTextConfig, FullTextIndex
 from gleandb.index.ids import IdIndex, IdQuery
 from gleandb.index.trigram import TrigramIndex
 from gleandb.index.vector import VectorIndex, exact_search
-from gleandb.storage.base import KeyNotFound, Storage
+from gleandb.storage.base import KeyNotFound, Storage, joined
 
 _BASE_FIELDS = {"id", "rid", "document", "uri", "_meta", "_norm"}
 FULLTEXT_FILE = "fulltext.idx"
@@ -433,7 +433,7 @@ class Segment:
             with pa.ipc.new_file(sink, self.table.schema) as w:
                 w.write_table(self.table)
             written.append(f"{key_prefix}records.arrow")
-            yield written[-1], sink.getvalue().to_pybytes()
+            yield written[-1], sink.getvalue()  # Arrow's buffer itself: no second copy
             del sink
             if self.index is None or self.index.quantization is not None:
                 # no index: the vectors as written; quantized index: its full-precision vectors
@@ -445,18 +445,18 @@ class Segment:
                 yield written[-1], np.ascontiguousarray(vec, dtype="<f4").tobytes()
             if self._fulltext is not None:
                 written.append(f"{key_prefix}{FULLTEXT_FILE}")
-                yield written[-1], self._fulltext.to_bytes()
+                yield written[-1], self._fulltext.to_parts()
             if self._trigram is not None:
                 written.append(f"{key_prefix}{TRIGRAM_FILE}")
-                yield written[-1], self._trigram.to_bytes()
+                yield written[-1], self._trigram.to_parts()
             if self._ids is not None:
                 written.append(f"{key_prefix}{IDS_FILE}")
-                yield written[-1], self._ids.to_bytes()
+                yield written[-1], self._ids.to_parts()
 
         try:
             if self.index is None and self.n <= PACK_MAX_ROWS:
                 pack = arrays.pack({"kind": "segment"}, {
-                    key[len(key_prefix):]: np.frombuffer(data, dtype=np.uint8) for key, data in files()})
+                    key[len(key_prefix):]: np.frombuffer(joined(data), dtype=np.uint8) for key, data in files()})
                 written.clear()
                 written.append(f"{key_prefix}{PACK_FILE}")
                 storage.put(written[-1], pack)

@@ -192,6 +192,13 @@ class FullTextIndex:
         return cls(key, n, arrs)
 
     def to_bytes(self) -> bytes:
+        return arrays.pack(*self._file())
+
+    def to_parts(self) -> list:
+        """``to_bytes`` as buffers to write in turn (``arrays.pack_parts``: no copy)."""
+        return arrays.pack_parts(*self._file())
+
+    def _file(self) -> tuple[dict, dict[str, np.ndarray]]:
         meta = {"format": FORMAT, "n": self.n, "analysis": self.analysis}
         arrs = {
             "hashes": self.hashes,
@@ -203,7 +210,7 @@ class FullTextIndex:
             "doc_len": self.doc_len,
             "has_doc": self.has_doc.view(np.uint8),
         }
-        return arrays.pack(meta, arrs)
+        return meta, arrs
 
     @classmethod
     def from_buffer(cls, buf) -> "FullTextIndex":

@@ -99,7 +99,14 @@ class IdIndex:
         return cls(len(h), h[order], order.astype(row_dtype))
 
     def to_bytes(self) -> bytes:
-        return arrays.pack({"format": FORMAT, "n": self.n}, {"hashes": self.hashes, "rows": self.rows})
+        return arrays.pack(*self._file())
+
+    def to_parts(self) -> list:
+        """``to_bytes`` as buffers to write in turn (``arrays.pack_parts``: no copy)."""
+        return arrays.pack_parts(*self._file())
+
+    def _file(self) -> tuple[dict, dict[str, np.ndarray]]:
+        return {"format": FORMAT, "n": self.n}, {"hashes": self.hashes, "rows": self.rows}
 
     @classmethod
     def from_buffer(cls, buf) -> "IdIndex":

@@ -156,10 +156,14 @@ class TrigramIndex:
         return cls(n, {"codes": codes[live].astype(np.uint32), "indptr": arrays.offsets(counts[live]), "rows": rows})
 
     def to_bytes(self) -> bytes:
-        return arrays.pack(
-            {"format": FORMAT, "n": self.n},
-            {"codes": self.codes, "indptr": self.indptr, "rows": self.rows},
-        )
+        return arrays.pack(*self._file())
+
+    def to_parts(self) -> list:
+        """``to_bytes`` as buffers to write in turn (``arrays.pack_parts``: no copy)."""
+        return arrays.pack_parts(*self._file())
+
+    def _file(self) -> tuple[dict, dict[str, np.ndarray]]:
+        return {"format": FORMAT, "n": self.n}, {"codes": self.codes, "indptr": self.indptr, "rows": self.rows}
 
     @classmethod
     def from_buffer(cls, buf) -> "TrigramIndex":

@@ -69,12 +69,15 @@ class Storage(ABC):
     def put(self, key: str, data: bytes) -> None:
         """Atomically create or replace ``key``; durable when it returns."""
 
-    def put_many(self, items: "Iterable[tuple[str, bytes]]") -> None:
+    def put_many(self, items: "Iterable[tuple[str, bytes | list]]") -> None:
         """``put`` each (key, data); all durable when it returns. Not atomic as a group (a
         failure may leave some written): for files that only a later commit point names.
-        Local storage syncs each folder once instead of once per file."""
+        Local storage syncs each folder once instead of once per file. ``data`` may also
+        be a list of bytes-like parts, the file being their concatenation (an index file
+        written from its arrays' own memory: ``arrays.pack_parts``); local storage writes
+        them in turn, other storages join them (``joined``)."""
         for key, data in items:
-            self.put(key, data)
+            self.put(key, joined(data))
 
     def put_from_file(self, key: str, write: "Callable[[str], None]") -> None:
         """Create ``key`` from a file that ``write(path)`` produces, for libraries that
@@ -191,3 +194,9 @@ class WrappedStorage(Storage):
     @property
     def appendable(self) -> bool:
         return self.inner.appendable
+
+
+def joined(data) -> bytes:
+    """``data`` as one bytes object: a list of bytes-like parts (``put_many``) concatenated,
+    anything else bytes-like copied as it is."""
+    return b"".join(data) if isinstance(data, list) else bytes(data)

@@ -185,7 +185,8 @@ class LocalStorage(Storage):
         tmp = f"{path}{_TMP_SUFFIX}{uuid.uuid4().hex}"
         with _writing(self.root, tmp):
             with open(tmp, "wb") as f:
-                f.write(data)
+                for part in data if isinstance(data, list) else (data,):  # put_many's parts
+                    f.write(part)
                 f.flush()
                 os.fsync(f.fileno())
         return tmp
