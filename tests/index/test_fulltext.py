@@ -216,3 +216,30 @@ def test_narrow_filter_scores_equal_the_unfiltered_scores(seed):
         got = bm25_top_k([view], query, len(docs), [allowed], cfg)
         assert got == [(v, r, s) for v, r, s in full if allowed[r]]
         assert all(not deleted[r] for _v, r, _s in got)
+
+
+@pytest.mark.parametrize("dead_fraction", [0.002, 0.05, 0.5])
+@pytest.mark.parametrize("seed", range(3))
+def test_deleted_rows_score_as_if_never_written(seed, dead_fraction):
+    """BM25's statistics count live rows only, however they are worked out (a few deleted
+    rows looked up in the postings, or the postings in the deletion mask): a segment with
+    deleted rows ranks its live rows exactly as a segment holding only those rows does,
+    filtered narrowly (the allowed rows looked up in the postings) or not."""
+    rng = np.random.default_rng(seed)
+    vocab = ["alpha", "beta", "gamma", "delta", "eps", "zeta", "eta", "theta", "iota"]
+    docs = [None if rng.random() < 0.03 else " ".join(rng.choice(vocab, size=int(rng.integers(1, 12))))
+            for _ in range(2000)]
+    deleted = rng.random(len(docs)) < dead_fraction
+    live_rows = np.flatnonzero(~deleted)
+    cfg = FullTextConfig()
+    with_deletes = SegView(_segment(docs), deleted, int(deleted.sum()), PERSISTED)
+    only_live = SegView(_segment([docs[i] for i in live_rows]), None, 0, PERSISTED)
+    for _ in range(5):
+        query = " ".join(rng.choice(vocab, size=3))
+        got = bm25_top_k([with_deletes], query, len(docs), None, cfg)
+        want = bm25_top_k([only_live], query, len(docs), None, cfg)
+        assert [(int(live_rows[r]), s) for _v, r, s in want] == [(r, pytest.approx(s, rel=1e-12)) for _v, r, s in got]
+        allowed = np.zeros(len(docs), dtype=bool)
+        allowed[rng.choice(len(docs), 12, replace=False)] = True  # narrow: looked up in the postings
+        got_f = bm25_top_k([with_deletes], query, len(docs), [allowed], cfg)
+        assert got_f == [(v, r, s) for v, r, s in got if allowed[r]]

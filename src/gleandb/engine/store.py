@@ -40,6 +40,7 @@ import threading
 import time
 import uuid
 from collections import deque
+import functools
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -118,6 +119,20 @@ class SegView:
 
     def live_mask(self) -> np.ndarray | None:
         return None if self.deleted is None else ~self.deleted
+
+    @functools.cached_property
+    def deleted_rows(self) -> np.ndarray:
+        """The deleted rows, sorted (computed once per version of the view: a view is
+        immutable, and a query asking per row would cost O(segment rows) each time)."""
+        if self.deleted is None:
+            return np.zeros(0, dtype=np.int64)
+        return np.flatnonzero(self.deleted)
+
+    @functools.cached_property
+    def memo(self) -> dict:
+        """Figures derived from this version of the view, kept while it lives (BM25's
+        live-row statistics: ``retrieval.rankers``)."""
+        return {}
 
 
 @dataclass(frozen=True)

@@ -65,11 +65,32 @@ def bm25_ranked(
     return [(vi, row, score) for score, _rid, vi, row in rows[:k]]
 
 
-def _live_stats(idx: FullTextIndex, live: np.ndarray | None) -> tuple[int, int]:
-    """(rows with a document, total analysed length) among live rows."""
-    if live is None:
+def _live_stats(view: SegView, idx: FullTextIndex) -> tuple[int, int]:
+    """(rows with a document, total analysed length) among the view's live rows; worked out
+    once per version of the view (O(segment rows)), not per query."""
+    if view.deleted is None:
         return idx.n_docs, idx.total_len
-    return int(np.count_nonzero(idx.has_doc & live)), int(idx.doc_len[live].sum(dtype=np.int64))
+    key = ("bm25_live_stats", id(idx))  # the segment holds idx while the view lives: a stable id
+    got = view.memo.get(key)
+    if got is None:
+        dead = view.deleted_rows
+        got = view.memo[key] = (idx.n_docs - int(np.count_nonzero(idx.has_doc[dead])),
+                                idx.total_len - int(idx.doc_len[dead].sum(dtype=np.int64)))
+    return got
+
+
+def _live_count(rows: np.ndarray, view: SegView) -> int:
+    """How many of the sorted posting ``rows`` are live: the deleted rows are looked up in
+    them (O(deleted x log postings)) when they are fewer than the postings, else the
+    postings in the deletion mask (O(postings))."""
+    if view.deleted is None:
+        return len(rows)
+    dead = view.deleted_rows
+    if len(dead) * 8 < len(rows):
+        pos = np.searchsorted(rows, dead)
+        inside = pos < len(rows)
+        return len(rows) - int(np.count_nonzero(rows[pos[inside]] == dead[inside]))
+    return int(np.count_nonzero(~view.deleted[rows]))
 
 
 def bm25_top_k(
@@ -101,8 +122,7 @@ def bm25_top_k(
     for view in snapshot:
         deadlines.check()
         idx = view.seg.fulltext(config)
-        live = view.live_mask()
-        n_docs, tl = _live_stats(idx, live)
+        n_docs, tl = _live_stats(view, idx)
         N += n_docs
         total_len += tl
         posts = []
@@ -111,34 +131,45 @@ def bm25_top_k(
             if tid < 0:
                 posts.append(None)
                 continue
-            rows, tfs = idx.postings(tid)
-            if live is not None:
-                keep = live[rows]
-                rows, tfs = rows[keep], tfs[keep]
-            df[j] += len(rows)
+            rows, tfs = idx.postings(tid)  # deleted rows still in: dropped when scored
+            df[j] += _live_count(rows, view)
             posts.append((rows, tfs))
-        per_view.append((idx, live, posts))
+        per_view.append((idx, view.deleted, posts))
     if N == 0 or not df.any():
         return []
     avgdl = total_len / N if total_len else 1.0
     idf = np.log1p((N - df + 0.5) / (df + 0.5))
     k1, b = config.k1, config.b
     cand_v, cand_r, cand_s, cand_rid = [], [], [], []
-    for vi, (idx, live, posts) in enumerate(per_view):
+    for vi, (idx, deleted, posts) in enumerate(per_view):
         if all(p is None for p in posts):
             continue
         deadlines.check()
         amask = allowed[vi] if allowed is not None else None
+        arows = None  # the allowed rows, sorted, when the filter is narrower than the postings
+        if amask is not None and sum(len(p[0]) for p in posts if p is not None) > len(amask) // 16:
+            arows = np.flatnonzero(amask)
         parts = []
         for j, p in enumerate(posts):
             if p is None or not len(p[0]):
                 continue
             rows, tf = p
-            if amask is not None:  # filtered first: a narrow filter then scores few rows
+            if arows is not None and len(arows) * 8 < len(rows):
+                # a narrow filter (one memory scope among thousands) and a common term: the
+                # allowed rows are looked up in the postings, O(allowed x log postings),
+                # instead of every posting in the filter's mask (O(postings) per query, which
+                # made a scope's recall grow with the collection); the same rows and tfs
+                pos = np.minimum(np.searchsorted(rows, arows), len(rows) - 1)
+                hit = rows[pos] == arows
+                rows, tf = rows[pos[hit]], tf[pos[hit]]
+            elif amask is not None:  # filtered first: a narrow filter then scores few rows
                 keep = amask[rows]
                 rows, tf = rows[keep], tf[keep]
-                if not len(rows):
-                    continue
+            if deleted is not None and len(rows):  # then the deleted rows go
+                keep = ~deleted[rows]
+                rows, tf = rows[keep], tf[keep]
+            if not len(rows):
+                continue
             parts.append((j, rows.astype(np.int64), tf.astype(np.float64)))
         if not parts:
             continue
