@@ -13,8 +13,8 @@ jobs still run one at a time, in their submission order, on this one thread.
 
 from __future__ import annotations
 
-import logging
 import collections
+import logging
 import queue
 import threading
 from typing import Callable
