@@ -168,15 +168,15 @@ class FullTextIndex:
             base += len(idx.term_bytes)
         all_bytes = np.concatenate([idx.term_bytes for idx, _ in parts])
         every_off = arrays.offsets(lens).astype(np.int64)
-        term_bytes = all_bytes[_ranges(starts, lens)]
+        term_bytes = all_bytes[arrays.ranges(starts, lens)]
         for ok, (idx, _) in zip(out_keys, parts):
             off = idx.term_offsets.astype(np.int64)
             if not np.array_equal(lens[ok], np.diff(off)):
                 return None
-            if not np.array_equal(term_bytes[_ranges(every_off[ok], lens[ok])], idx.term_bytes):
+            if not np.array_equal(term_bytes[arrays.ranges(every_off[ok], lens[ok])], idx.term_bytes):
                 return None
         del all_bytes
-        term_bytes = term_bytes[_ranges(every_off[:-1][live], lens[live])]
+        term_bytes = term_bytes[arrays.ranges(every_off[:-1][live], lens[live])]
         if wide and (not len(tfs) or tfs.max() <= 255):
             tfs = tfs.astype(np.uint8)  # as build stores them: narrow when no tf passes 255
         arrs = {
@@ -250,10 +250,3 @@ class FullTextIndex:
         data = self.term_bytes.tobytes()
         off = self.term_offsets
         return [data[off[i] : off[i + 1]].decode() for i in range(len(off) - 1)]
-
-
-def _ranges(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
-    """Positions ``starts[i] .. starts[i] + lens[i] - 1`` for every i, laid end to end."""
-    total = int(lens.sum())
-    ends = np.cumsum(lens)
-    return np.repeat(starts - (ends - lens), lens) + np.arange(total, dtype=np.int64)

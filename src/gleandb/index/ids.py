@@ -55,11 +55,9 @@ def sorted_matches(keys: np.ndarray, wanted: np.ndarray, unique: bool = False) -
     ``unique``: no key repeats, so one search finds each match (a segment that holds none
     of the asked ids, the common case deep in a fork chain, costs four numpy calls)."""
     if unique:
-        n = len(keys)
-        if not n or not len(wanted):
+        if not len(keys) or not len(wanted):
             return _NONE, _NONE
-        left = np.searchsorted(keys, wanted)
-        hit = keys[np.minimum(left, n - 1)] == wanted
+        left, hit = arrays.find_sorted(keys, wanted)
         if not hit.any():
             return _NONE, _NONE
         qi = np.flatnonzero(hit)
@@ -69,10 +67,8 @@ def sorted_matches(keys: np.ndarray, wanted: np.ndarray, unique: bool = False) -
     counts = right - left
     if np.all(counts == 1):  # the usual case: each hash found once
         return np.arange(len(wanted), dtype=np.int64), left.astype(np.int64)
-    total = int(counts.sum())
     qi = np.repeat(np.arange(len(wanted), dtype=np.int64), counts)
-    first = np.repeat(left - (np.cumsum(counts) - counts), counts)
-    return qi, (first + np.arange(total, dtype=np.int64)).astype(np.int64)
+    return qi, arrays.ranges(left, counts)
 
 
 class IdIndex:

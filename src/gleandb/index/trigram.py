@@ -201,9 +201,7 @@ class TrigramIndex:
         for p in lists[1:]:
             if not len(cand):
                 break
-            pos = np.searchsorted(p, cand)
-            pos[pos >= len(p)] = 0
-            cand = cand[p[pos] == cand]
+            cand = cand[arrays.find_sorted(p, cand)[1]]
         return cand
 
     def candidates(self, q: "Query") -> np.ndarray | None:

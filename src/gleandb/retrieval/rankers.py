@@ -30,6 +30,7 @@ from gleandb import deadlines
 from gleandb.errors import InvalidArgumentError
 from gleandb.engine.query import nearest
 from gleandb.engine.store import CollectionStore, SegView
+from gleandb.index import arrays
 from gleandb.index.fulltext import FullTextIndex, term_hashes
 from gleandb.index.tokenize import FullTextConfig, analyze_query
 
@@ -87,9 +88,7 @@ def _live_count(rows: np.ndarray, view: SegView) -> int:
         return len(rows)
     dead = view.deleted_rows
     if len(dead) * 8 < len(rows):
-        pos = np.searchsorted(rows, dead)
-        inside = pos < len(rows)
-        return len(rows) - int(np.count_nonzero(rows[pos[inside]] == dead[inside]))
+        return len(rows) - int(np.count_nonzero(arrays.find_sorted(rows, dead)[1]))
     return int(np.count_nonzero(~view.deleted[rows]))
 
 
@@ -159,8 +158,7 @@ def bm25_top_k(
                 # allowed rows are looked up in the postings, O(allowed x log postings),
                 # instead of every posting in the filter's mask (O(postings) per query, which
                 # made a scope's recall grow with the collection); the same rows and tfs
-                pos = np.minimum(np.searchsorted(rows, arows), len(rows) - 1)
-                hit = rows[pos] == arows
+                pos, hit = arrays.find_sorted(rows, arows)
                 rows, tf = rows[pos[hit]], tf[pos[hit]]
             elif amask is not None:  # filtered first: a narrow filter then scores few rows
                 keep = amask[rows]
