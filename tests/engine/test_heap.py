@@ -1,25 +1,39 @@
 """heap.trim hands freed heap pages back to the OS (glibc), and is harmless elsewhere."""
 
 import ctypes
+import errno
 import sys
 
 import pytest
 
 from gleandb.engine import heap
 
+PAGE = 4096
 
-def _rss_kib() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
+
+def _resident_pages(libc, blocks: list[int], size: int) -> tuple[int, int]:
+    """(resident, total) of the whole pages inside ``blocks`` (mincore; unmapped counts as not
+    resident): per address, so other threads' allocations cannot blur it as the process's
+    RSS did (a test before it left a background thread allocating)."""
+    resident = total = 0
+    for p in blocks:
+        lo, hi = -(-p // PAGE) * PAGE, (p + size) // PAGE * PAGE
+        n = (hi - lo) // PAGE
+        if n <= 0:
+            continue
+        vec = (ctypes.c_ubyte * n)()
+        if libc.mincore(ctypes.c_void_p(lo), ctypes.c_size_t(hi - lo), vec) == 0:
+            resident += sum(b & 1 for b in vec)
+        else:  # ENOMEM: no longer mapped at all (free shrank the heap's top)
+            assert ctypes.get_errno() == errno.ENOMEM
+        total += n
+    return resident, total
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux") or heap._TRIM is None, reason="glibc only")
 def test_trim_returns_freed_heap_pages():
     # many blocks below the mmap threshold, touched, then freed: glibc keeps them mapped
-    libc = ctypes.CDLL(None)
+    libc = ctypes.CDLL(None, use_errno=True)
     libc.malloc.restype = ctypes.c_void_p
     libc.malloc.argtypes = [ctypes.c_size_t]
     libc.free.argtypes = [ctypes.c_void_p]
@@ -31,9 +45,12 @@ def test_trim_returns_freed_heap_pages():
     keep = libc.malloc(64)  # above them: the heap's top cannot shrink past it
     for p in blocks:
         libc.free(p)
-    before = _rss_kib()
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+    resident, total = _resident_pages(libc, blocks, 32 * 1024)
+    assert resident > total // 2  # freed, but still mapped and resident
     assert heap.trim() is True
-    assert before - _rss_kib() > 64 * 1024  # most of the 125 MiB came back
+    resident, total = _resident_pages(libc, blocks, 32 * 1024)
+    assert resident < total // 2  # most of the 125 MiB went back to the OS
     libc.free(keep)
 
 

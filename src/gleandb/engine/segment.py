@@ -44,6 +44,7 @@ import msgpack
 import numpy as np
 import pyarrow as pa
 
+from gleandb.engine.arena import VectorArena, sealed
 from gleandb.errors import CorruptStoreError
 from gleandb.index import arrays, pages
 from gleandb.index.equality import INDEXED_TAGS, EqualityIndex
@@ -172,6 +173,17 @@ def _vector_chunks(parts: list[tuple["Segment", np.ndarray]], order: np.ndarray,
         yield out
 
 
+def _joined_vectors(parts: list[tuple["Segment", np.ndarray]], order: np.ndarray,
+                    arena: VectorArena | None) -> np.ndarray | None:
+    """The merged vectors as one view of ``arena``, when every part gives all its rows, the
+    merge keeps their order and their vectors lie end to end there (else None)."""
+    if arena is None or not np.array_equal(order, np.arange(len(order))):
+        return None
+    if any(seg.index is not None or seg._vectors is None or len(rows) != seg.n for seg, rows in parts):
+        return None
+    return arena.joined([seg._vectors for seg, _ in parts])
+
+
 class Segment:
     """Rows + vectors. Use ``search`` for k-NN and ``take_*`` to read rows."""
 
@@ -229,17 +241,29 @@ class Segment:
         return cls(name, table, space, vectors=np.ascontiguousarray(embeddings, dtype=np.float32))
 
     @classmethod
-    def merge(cls, name: str, parts: list[tuple["Segment", np.ndarray]], keep_sources: bool = False) -> "Segment":
+    def merge(cls, name: str, parts: list[tuple["Segment", np.ndarray]], keep_sources: bool = False,
+              arena: VectorArena | None = None) -> "Segment":
         """Live rows of several segments (``rows`` arrays) as one in-memory segment, in rid
         order. Vectors are written once into the result, a chunk at a time (no stacked
         or reordered intermediate copies of the whole set). ``keep_sources``: remember
         the parts, so ``build_text_indexes`` merges their text indexes (compaction's
-        persisted inputs have them; a freeze's memtable parts do not)."""
+        persisted inputs have them; a freeze's memtable parts do not).
+
+        ``arena`` (the memtable's): when the parts' vectors are all their rows, in order,
+        end to end in it, the result views that range and nothing is copied; otherwise
+        they are copied into it while it has room (so later rows can join them)."""
         space = parts[0][0].space
         table, order = _merge_plan(parts)
         total = len(order)
         dim = max((seg.dim for seg, _ in parts), default=0)
-        vectors = np.empty((total, dim), dtype=np.float32)
+        vectors = _joined_vectors(parts, order, arena)
+        if vectors is not None:
+            seg = cls(name, table, space, vectors=vectors)
+            if keep_sources:
+                seg._sources = _row_dests(parts, np.arange(total, dtype=np.int64))
+            return seg
+        into_arena = arena is not None and total and arena.dim == dim and arena.room() >= total
+        vectors = arena.reserve(total) if into_arena else np.empty((total, dim), dtype=np.float32)
         dest = np.empty(total, dtype=np.int64)
         dest[order] = np.arange(total)  # where each concatenated row lands
         off = 0
@@ -249,7 +273,7 @@ class Segment:
                 vectors[dest[off + lo : off + lo + len(chunk)]] = seg.embeddings(chunk)
                 seg.release_vector_pages(int(chunk[0]), int(chunk[-1]) + 1)
             off += len(rows)
-        seg = cls(name, table, space, vectors=vectors)
+        seg = cls(name, table, space, vectors=sealed(vectors) if into_arena else vectors)
         if keep_sources:
             seg._sources = _row_dests(parts, dest)
         return seg

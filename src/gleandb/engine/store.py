@@ -53,6 +53,7 @@ from gleandb import budgets, deadlines
 from gleandb.errors import CorruptStoreError, InvalidArgumentError, ReadOnlyStoreError
 from gleandb.engine import gc, heap
 from gleandb.engine import manifest as mf
+from gleandb.engine.arena import VectorArena
 from gleandb.engine.segment import Segment, unpack_metadata
 from gleandb.engine.wal import WalBatch, WriteAheadLog, encode_batch, first_seq_of, iter_records, log_key
 from gleandb.engine.worker import BackgroundWorker
@@ -68,6 +69,10 @@ FREEZE_STALL_MAX_S = 60.0
 # a flush, freeze or compaction of fewer rows frees too little to be worth ``heap.trim``
 # (each call walks the heap: a few ms, which a fork chain's per-commit flushes noticed)
 TRIM_MIN_ROWS = 8_192
+# a memtable's vectors move into a VectorArena once it holds this many rows (or an eighth of
+# memtable_max_rows, if less): below it, merging copies little, and small collections
+# (an agent memory's users) do not each map a buffer sized for a full memtable
+ARENA_MIN_ROWS = 8_192
 
 
 def _json_floor(table: pa.Table, rows: pa.Array, names: list[str], n_floats: int) -> int:
@@ -251,6 +256,8 @@ class CollectionStore:
         self.wal = WriteAheadLog(storage, prefix, sync=params.wal_sync)
         self._compaction_pending = False
         self._persists_queued = 0  # persist jobs submitted and not finished (see ``_freeze``)
+        # where the memtable's vectors go once it is big enough (``_memtable_vectors``)
+        self._arena: VectorArena | None = None
         self._persisted = threading.Condition(self._lock)  # notified as each one finishes
         self._base = base  # a fork's first manifest, held by the catalog (see manifest.load_all)
         self._base_unwritten = False
@@ -695,6 +702,8 @@ class CollectionStore:
         and the head goes back to the version before the group, so nothing of it remains."""
         self._check_open()
         head, seq, next_rid, dimension = self._head, self.seq, self.next_rid, self.dimension
+        arena = self._arena
+        arena_used = arena.used if arena is not None else 0
         self._pending, self._leader = True, threading.get_ident()
         batches: list[WalBatch] = []
         try:
@@ -727,6 +736,9 @@ class CollectionStore:
             self._pending, self._leader = False, None
             self._views = head  # the version before the group, to readers and writers alike
             self.seq, self.next_rid, self.dimension = seq, next_rid, dimension
+            self._arena = arena  # its rows the group took are viewed by no version left
+            if arena is not None:
+                arena.rollback(arena_used)
             raise
         self._pending, self._leader = False, None
         self._views, self.dimension = self._head, self._dimension  # durable: now readers see it
@@ -766,13 +778,14 @@ class CollectionStore:
         # segments that lost every row in the memtable can simply go
         views = [v for v in views if not (v.state == MEM and v.n_deleted == v.seg.n)]
         if batch.put_ids:
+            views, vectors = self._memtable_vectors(views, batch.put_embeddings)
             name = _new_name("m")
             seg = Segment.from_records(
                 name,
                 self.params.space,
                 batch.put_ids,
                 np.asarray(batch.put_rids, dtype=np.int64),
-                batch.put_embeddings,
+                vectors,
                 batch.put_documents,
                 batch.put_metadatas,
                 batch.put_uris,
@@ -784,6 +797,26 @@ class CollectionStore:
         views = self._merge_memtable_tail(views)
         self._views = tuple(views)
         self.seq = max(self.seq, batch.seq)
+
+    def _memtable_vectors(self, views: list[SegView], emb: np.ndarray) -> tuple[list[SegView], np.ndarray]:
+        """A new memtable segment's vectors: ``emb`` itself while the memtable is small, then a
+        view of the memtable's arena, so merging memtable segments (and freezing them into
+        one) copies no vectors. The arena is made when the memtable reaches the threshold
+        (``ARENA_MIN_ROWS``) or fills the arena it has, sized for a full memtable; the
+        memtable's live rows move into it first (a copy of at most that many rows)."""
+        n, dim = emb.shape
+        arena = self._arena
+        if arena is not None and arena.dim == dim and arena.room() >= n:
+            return views, arena.append(emb)
+        mem = [i for i, v in enumerate(views) if v.state == MEM]
+        live = sum(views[i].n_live for i in mem)
+        cap = self.params.memtable_max_rows
+        if dim == 0 or live + n < min(ARENA_MIN_ROWS, max(1, cap // 8)):
+            return views, emb
+        self._arena = arena = VectorArena(max(cap + cap // 4, live + n), dim)
+        if mem:
+            views = self._merge_views(views, mem, MEM)
+        return views, arena.append(emb)
 
     def _merge_memtable_tail(self, views: list[SegView]) -> list[SegView]:
         """Keep the memtable's segments few without recopying it on every small write.
@@ -812,10 +845,10 @@ class CollectionStore:
         keep = [v for j, v in enumerate(views) if j not in set(idx)]
         if not parts:
             return keep
-        if len(parts) == 1 and len(parts[0][1]) == parts[0][0].n:
+        if len(parts) == 1 and len(parts[0][1]) == parts[0][0].n and (state != MEM or self._arena is None):
             seg = parts[0][0]
         else:
-            seg = Segment.merge(_new_name("s"), parts)
+            seg = Segment.merge(_new_name("s"), parts, arena=self._arena)
         keep.append(SegView(seg, None, 0, state, frozen_seq))
         return keep
 
@@ -843,6 +876,7 @@ class CollectionStore:
                 heap.trim()
             views = self._merge_views(views, mem, FROZEN, frozen_seq)
             self._views = tuple(views)
+            self._arena = None  # the frozen segment keeps its rows; the next memtable starts afresh
             if views and views[-1].state == FROZEN and views[-1].frozen_seq == frozen_seq:
                 name = views[-1].seg.name
             else:
