@@ -57,3 +57,25 @@ def test_trim_returns_freed_heap_pages():
 def test_trim_without_malloc_trim_does_nothing(monkeypatch):
     monkeypatch.setattr(heap, "_TRIM", None)
     assert heap.trim() is False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mincore, /proc: Linux only")
+def test_trim_returns_pages_arrows_pool_kept():
+    # Arrow's pool (mimalloc) keeps the pages of freed buffers resident for reuse
+    import numpy as np
+    import pyarrow as pa
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+    size = 256 * 1024
+    bufs = [pa.allocate_buffer(size) for _ in range(400)]
+    for b in bufs:
+        np.frombuffer(b, dtype=np.uint8)[:] = 1  # touched: resident
+    addrs = [b.address for b in bufs]
+    del b, bufs
+    resident, total = _resident_pages(libc, addrs, size)
+    if resident <= total // 2:
+        pytest.skip(f"this Arrow pool ({pa.default_memory_pool().backend_name}) hands freed pages back by itself")
+    heap.trim()
+    resident, total = _resident_pages(libc, addrs, size)
+    assert resident < total // 2

@@ -6,13 +6,22 @@ keeps freed blocks that are not at the top of a heap, and those of every thread'
 arena, mapped, so the process's RSS stays near its high-water mark for the rest of
 its life; ``malloc_trim(0)`` returns their pages (measured at 100k x 384: -60 MiB
 after each 50k-row flush). Where the C library has no ``malloc_trim`` (musl, macOS,
-Windows) ``trim`` does nothing.
+Windows) ``trim`` does nothing there.
+
+Arrow's memory pool (mimalloc in the pyarrow wheels) does the same with the record
+tables, merged columns and builders it freed: at 100k x 384 it still held 90 MiB of
+resident pages after the last flush with nothing allocated, and at 1M the ~0.6 GiB a
+compaction had freed stayed until the next query happened to make the pool collect.
+``trim`` asks it too (``MemoryPool.release_unused``; it only hands back pages of the
+calling thread's heap and abandoned ones, so it runs on the thread that did the work).
 """
 
 from __future__ import annotations
 
 import ctypes
 import sys
+
+import pyarrow as pa
 
 __all__ = ["trim"]
 
@@ -33,7 +42,9 @@ _TRIM = _malloc_trim()
 
 
 def trim() -> bool:
-    """Release free heap pages to the OS; True when the C library could."""
+    """Release free heap pages (the C library's and Arrow's pool's) to the OS; True when the
+    C library could."""
+    pa.default_memory_pool().release_unused()
     if _TRIM is None:
         return False
     _TRIM(0)
