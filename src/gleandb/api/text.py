@@ -14,6 +14,16 @@ import pyarrow.compute as pc
 
 from gleandb.index.filters import compile_regex
 
+__all__ = ["compile_regex", "grep_lines", "matching_lines"]
+
+
+def matching_lines(text: str | None, re2: str) -> list[tuple[int, str]]:
+    """(line number from 0, line) of each line of ``text`` that ``re2`` (a pattern
+    ``compile_regex`` returned) matches."""
+    lines = (text or "").split("\n")
+    hits = pc.match_substring_regex(pa.array(lines, pa.string()), re2).to_pylist()
+    return [(n, line) for n, (line, hit) in enumerate(zip(lines, hits)) if hit]
+
 
 def grep_lines(documents: list[str], pattern: str, max_lines: int) -> tuple[list[list[tuple[int, str]]], int]:
     """The lines of each document that ``pattern`` matches (1-based line numbers; at most
@@ -23,9 +33,7 @@ def grep_lines(documents: list[str], pattern: str, max_lines: int) -> tuple[list
     out: list[list[tuple[int, str]]] = []
     total = 0
     for doc in documents:
-        lines = (doc or "").split("\n")
-        hits = pc.match_substring_regex(pa.array(lines, pa.string()), re2).to_pylist()
-        found = [(n + 1, line) for n, (line, hit) in enumerate(zip(lines, hits)) if hit]
+        found = [(n + 1, line) for n, line in matching_lines(doc, re2)]
         total += len(found)
         out.append(found[: max(0, max_lines)])
         max_lines -= len(out[-1])

@@ -147,18 +147,10 @@ def validation_context(method: str) -> Any:
     """Like chromadb's decorator: append ``" in <method>."`` to any exception's message.
 
     Usable as a context manager (``with validation_context("add"): ...``) or as a
-    decorator. A message is suffixed at most once, and engine-stage errors never.
+    decorator (a generator context manager makes a fresh one per call). A message is
+    suffixed at most once, and engine-stage errors never.
     """
-
-    class _Ctx(contextlib.ContextDecorator):
-        def __enter__(self) -> None:
-            self._cm = _context(method)
-            self._cm.__enter__()
-
-        def __exit__(self, *exc: Any) -> bool:
-            return bool(self._cm.__exit__(*exc))
-
-    return _Ctx()
+    return _context(method)
 
 
 # --------------------------------------------------------------------------- helpers

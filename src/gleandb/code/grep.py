@@ -14,9 +14,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
 from gleandb.code.git import CodeError
 from gleandb.errors import ChromaError
 
@@ -38,8 +35,8 @@ def _pattern(pattern: str, ignore_case: bool) -> str:
 
 def grep(collection: Any, pattern: str, path: str | None = None, ignore_case: bool = False) -> list[tuple[str, int, str]]:
     """Matching lines as ``(path, line number, text)``, sorted as git prints them."""
+    from gleandb.api.text import compile_regex, matching_lines
     from gleandb.code.index import path_matches
-    from gleandb.index.filters import compile_regex
 
     pat = _pattern(pattern, ignore_case)
     try:
@@ -51,9 +48,7 @@ def grep(collection: Any, pattern: str, path: str | None = None, ignore_case: bo
     for doc, meta in zip(got["documents"], got["metadatas"]):
         if path and not path_matches(meta["path"], path):
             continue
-        lines = doc.split("\n")
-        hits = pc.match_substring_regex(pa.array(lines, pa.string()), re2).to_pylist()
         start = meta["start_line"]
-        out.extend((meta["path"], start + i, line) for i, (line, hit) in enumerate(zip(lines, hits)) if hit)
+        out.extend((meta["path"], start + i, line) for i, line in matching_lines(doc, re2))
     out.sort(key=lambda r: (r[0].encode("utf-8", "surrogateescape"), r[1]))
     return out
