@@ -301,7 +301,9 @@ def main_phase(a, db, res: Results) -> None:
     rng = np.random.default_rng(a.seed + 1000)
 
     client = db.PersistentClient(path=a.path)
-    col = client.create_collection(COLLECTION, metadata={"hnsw:space": "cosine"}, embedding_function=None)
+    config = {"vector_index": {"quantization": a.quantization}} if a.quantization else None
+    col = client.create_collection(COLLECTION, metadata={"hnsw:space": "cosine"}, embedding_function=None,
+                                   **({"configuration": config} if config else {}))
 
     # ---- ingest ------------------------------------------------------------
     with section(res, "ingest"):
@@ -488,6 +490,7 @@ def main() -> None:
     ap.add_argument("--no-writes", action="store_true", help="skip the update / upsert / delete sections")
     ap.add_argument("--corpus", default="stdlib", help="text phase: a bench/corpora.py corpus")
     ap.add_argument("--t-spawn", type=float, default=None, help="parent's time.time() just before spawning")
+    ap.add_argument("--quantization", default=None, help="gleandb: vector_index.quantization (sq8)")
     ap.add_argument("--rss-trace", default=None, help="write RSS every 50 ms and section markers to this file")
     a = ap.parse_args()
     ENGINE = a.engine

@@ -54,6 +54,8 @@ def child_args(eng: str, a) -> tuple[Path, list[str]]:
     if eng == "lancedb":
         return LANCE_CHILD, extra + ["--index", a.lance_index, "--refine", str(a.lance_refine),
                                      "--flat-queries", str(a.flat_queries)]
+    if eng == "gleandb" and a.gleandb_quantization != "none":
+        extra = extra + ["--quantization", a.gleandb_quantization]
     return bvc.CHILD, extra
 
 
@@ -176,6 +178,9 @@ def size_table(n: int, res: dict, a, meta: dict) -> list[str]:
         f"lancedb: {lance_q} for the query and filtered rows (where(..., prefilter=True)); "
         "BTREE on id and bucket; native FTS on document",
         "ratio = how many times better gleandb is (>1: gleandb better); recall has no ratio", ""]
+    if a.gleandb_quantization != "none":
+        out.insert(3, f"gleandb: vector_index.quantization = {a.gleandb_quantization} (graph over 8-bit codes, "
+                      "candidates re-scored with the full vectors)")
     out += render(hdr, rows)
     out.append("")
     out += notes(res, meta)
@@ -282,6 +287,8 @@ def main() -> None:
     ap.add_argument("--get-reps", type=int, default=20)
     ap.add_argument("--lance-index", default="IVF_PQ", choices=["IVF_PQ", "IVF_HNSW_SQ", "none"])
     ap.add_argument("--lance-refine", type=int, default=10, help="LanceDB refine_factor (0: none)")
+    ap.add_argument("--gleandb-quantization", choices=["none", "sq8"], default="none",
+                    help="gleandb's vector_index.quantization for the collection")
     ap.add_argument("--python", default=sys.executable, help="interpreter with all three engines")
     ap.add_argument("--out", default=str(HERE / "results-scale.txt"))
     ap.add_argument("--json", default=None, help="also write the raw results here")
