@@ -199,6 +199,15 @@ def test_quantized_search_rescores_exactly(tmp_path, space):
         VectorIndex.from_faiss_file(path, space)
     with pytest.raises(ValueError, match="quantization"):
         VectorIndex.build(x, space, quantization="pq4")
-    ext = idx.extended(clustered(500, 12))
+    new = clustered(500, 12)
+    ext = idx.extended(new)
     assert ext.n == 3000 and ext.quantization == "sq8"
     np.testing.assert_array_equal(ext.stored_vectors()[:2500], idx.stored_vectors())
+    prepared = new / np.linalg.norm(new, axis=1, keepdims=True) if space == "cosine" else new
+    np.testing.assert_allclose(ext.stored_vectors()[2500:], prepared, rtol=1e-6, atol=1e-7)
+    # in chunks (compaction's way), the same full-precision vectors; a wrong count is refused
+    chunked = idx.extended(iter([new[:200], new[200:]]), rows=500)
+    np.testing.assert_array_equal(chunked.stored_vectors(), ext.stored_vectors())
+    for wrong in (400, 600):
+        with pytest.raises(ValueError, match="new rows"):
+            idx.extended(iter([new[:200], new[200:]]), rows=wrong)

@@ -557,9 +557,21 @@ class VectorIndex:
         _reserve(index, self._n + int(rows))
         full = None
         if self._quantized:
-            new = [_normalize(c) if self._space == "cosine" else c for c in chunks]
-            full = np.concatenate([self._x, *new]) if new else np.array(self._x)
-            _add_rows(index, full[self._n :], "l2", threads)
+            # one array for the full-precision vectors, filled in place: the new rows were
+            # first gathered in a list and then concatenated with the old ones (the new rows
+            # twice over, +2.8 GiB of private memory at the 800k-row compaction of 1M sq8)
+            full = np.empty((self._n + int(rows), self._dim), dtype=np.float32)
+            for lo in range(0, self._n, _ADD_CHUNK):
+                hi = min(self._n, lo + _ADD_CHUNK)
+                full[lo:hi] = self._x[lo:hi]
+            at = self._n
+            for c in chunks:
+                if at + len(c) > len(full):
+                    raise ValueError(f"expected {rows} new rows, got more")
+                part = full[at : at + len(c)]
+                part[...] = _normalize(c) if self._space == "cosine" else c
+                _add_rows(index, part, "l2", threads)
+                at += len(c)
         else:
             for c in chunks:
                 _add_rows(index, c, self._space, threads)
