@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import gleandb
+from gleandb.index.rowfile import RowFile
 from gleandb.index.vector import exact_search
 
 
@@ -43,10 +44,28 @@ def test_quantized_collection_round_trip(tmp_path):
     gleandb.ClientAPI.clear_system_cache()
     client = gleandb.PersistentClient(str(tmp_path), settings=_settings())
     col = client.get_collection("quant")
-    assert col._store.snapshot()[0].seg.index.quantization == "sq8"
+    index = col._store.snapshot()[0].seg.index
+    assert index.quantization == "sq8"
     again = col.query(query_embeddings=q, n_results=5, include=["distances", "embeddings"])
     assert again["ids"] == res["ids"]
     np.testing.assert_allclose(again["distances"], res["distances"])
+    np.testing.assert_allclose(again["embeddings"], res["embeddings"])
+    # re-scoring reads its rows with pread: the full-precision file is never mapped (mapped,
+    # sparse reads left the whole file resident)
+    assert isinstance(index.stored_vectors(), RowFile)
+    if os.path.exists("/proc/self/maps"):
+        with open("/proc/self/maps") as f:
+            assert not [line for line in f if line.rstrip().endswith("vectors.f32")]
+    # filtered queries (exact search over the allowed rows, and HNSW with a selector) too
+    col.update(ids=[f"r{i}" for i in range(0, 2600, 50)], metadatas=[{"k": 1}] * 52)
+    for where in ({"k": 1}, {"k": {"$ne": 1}}):
+        got = col.query(query_embeddings=q[:3], n_results=5, where=where, include=["distances"])
+        allowed = [i for i in range(2600) if (i % 50 == 0) == (where == {"k": 1})]
+        for qi in range(3):
+            rows = [int(i[1:]) for i in got["ids"][qi]]
+            assert set(rows) <= set(allowed)
+            ref = exact_search(X[rows], q[qi], 5, "cosine")[0][0]
+            np.testing.assert_allclose(sorted(got["distances"][qi]), ref, rtol=1e-5, atol=1e-6)
     client.close()
 
 

@@ -37,6 +37,7 @@ flush's syncs.
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Callable, Sequence
 
@@ -51,6 +52,7 @@ from gleandb.index.equality import INDEXED_TAGS, EqualityIndex
 from gleandb.index.filters import metadata_columns, parse_column_name
 from gleandb.index.fulltext import FullTextConfig, FullTextIndex
 from gleandb.index.ids import IdIndex, IdQuery
+from gleandb.index.rowfile import RowFile
 from gleandb.index.trigram import TrigramIndex
 from gleandb.index.vector import VectorIndex, exact_search
 from gleandb.storage.base import KeyNotFound, Storage, joined
@@ -462,7 +464,7 @@ class Segment:
             if self.index is None or self.index.quantization is not None:
                 # no index: the vectors as written; quantized index: its full-precision vectors
                 if self.index is not None:
-                    vec = self.index.stored_vectors()
+                    vec = np.asarray(self.index.stored_vectors())  # all rows, also from a RowFile
                 else:
                     vec = self._vectors if self._vectors is not None else np.zeros((self.n, 0), np.float32)
                 written.append(f"{key_prefix}vectors.f32")
@@ -567,10 +569,14 @@ class Segment:
         if has_index:
             key = f"{key_prefix}vectors.faiss"
             path = storage.local_path(key)
-            full = None  # a quantized index's full-precision vectors, mapped
+            full = None  # a quantized index's full-precision vectors: read with pread, or mapped
             if storage.exists(f"{key_prefix}vectors.f32"):
-                raw = storage.get_buffer(f"{key_prefix}vectors.f32")
-                full = np.frombuffer(raw, dtype="<f4").reshape(table.num_rows, dim)
+                local = storage.local_path(f"{key_prefix}vectors.f32")
+                if local is not None and hasattr(os, "preadv"):
+                    full = RowFile(local, table.num_rows, dim)  # re-scoring reads a few rows
+                else:
+                    raw = storage.get_buffer(f"{key_prefix}vectors.f32")
+                    full = np.frombuffer(raw, dtype="<f4").reshape(table.num_rows, dim)
             if path is not None:
                 index = VectorIndex.from_faiss_file(path, space, mmap=True, vectors=full)
             else:

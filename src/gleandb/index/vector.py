@@ -42,6 +42,8 @@ import struct
 import faiss
 import numpy as np
 
+from gleandb.index.rowfile import RowFile
+
 __all__ = ["QUANTIZATIONS", "SPACES", "VectorIndex", "exact_search", "num_threads"]
 
 SPACES = ("l2", "cosine", "ip")
@@ -458,8 +460,11 @@ class VectorIndex:
         self._sq_norms = None
         self._quantized = isinstance(index, faiss.IndexHNSWSQ)
         if self._quantized:
-            if vectors is None or vectors.shape != (self._n, self._dim):
+            if vectors is None or tuple(vectors.shape) != (self._n, self._dim):
                 raise ValueError("a quantized vector index needs its full-precision vectors")
+            if isinstance(vectors, RowFile):  # read row by row, never all at once
+                self._x = vectors
+                return
             view = np.asarray(vectors, dtype=np.float32)
             if view.flags.writeable:
                 view = view.view()
@@ -711,7 +716,9 @@ class VectorIndex:
     def stored_vectors(self) -> np.ndarray:
         """The indexed vectors, (n, d) float32, read-only view of the index memory (no
         copy). For "cosine" these are the L2-normalised input vectors (zero rows stay
-        zero); for "l2" and "ip" they equal the input."""
+        zero); for "l2" and "ip" they equal the input. A quantized index read from a
+        local file holds its full-precision vectors as a :class:`RowFile` (rows read on
+        demand: index it, or ``np.asarray`` for all rows)."""
         return self._x
 
     def _norms(self) -> np.ndarray:
@@ -801,8 +808,12 @@ class VectorIndex:
         return out_d, out_r
 
     def _exact(self, qp, k, rows, mask):
-        sq = None if self._space == "cosine" else self._norms()
-        return _exact(self._x, qp, k, self._space, rows, rows_normalized=True, sq_norms=sq, mask=mask)
+        # a RowFile's norms are those of the rows read (all of them would mean reading all)
+        sq = None if self._space == "cosine" or isinstance(self._x, RowFile) else self._norms()
+        x = self._x
+        if isinstance(x, RowFile) and (rows is None or len(rows) > GATHER_MAX_FRACTION * self._n):
+            x = np.asarray(x)  # a product over every row (exact search of a segment of <= 2048 rows)
+        return _exact(x, qp, k, self._space, rows, rows_normalized=True, sq_norms=sq, mask=mask)
 
     def __repr__(self) -> str:
         return f"VectorIndex(n={self._n}, dim={self._dim}, space={self._space!r})"
