@@ -81,3 +81,40 @@ def test_bad_quantization_is_refused_and_creates_nothing(tmp_path, bad):
     with pytest.raises(gleandb.errors.InvalidArgumentError, match="vector_index"):
         col.modify(configuration={"vector_index": {"quantization": "sq8"}})
     client.close()
+
+
+def test_full_precision_vectors_are_written_once_before_the_text_indexes(tmp_path, monkeypatch):
+    """A flush writes a quantized segment's vectors.f32 with its graph, before the text
+    indexes are built, and serves it from the file from then on (not kept in memory through
+    the rest of the flush), and the segment's writing does not write it a second time."""
+    gleandb.ClientAPI.clear_system_cache()
+    client = gleandb.PersistentClient(str(tmp_path), settings=_settings())
+    col = client.create_collection("quant", metadata={"hnsw:space": "cosine"},
+                                   configuration={"vector_index": {"quantization": "sq8"}})
+    storage = col._store.storage
+    puts: list[str] = []
+    orig = type(storage).put_many
+
+    def put_many(self, items):
+        items = list(items)
+        puts.extend(k.rsplit("/", 1)[-1] for k, _ in items)
+        return orig(self, items)
+
+    monkeypatch.setattr(type(storage), "put_many", put_many)
+    from gleandb.engine.segment import Segment
+    built: list[object] = []
+    orig_build = Segment.build_text_indexes
+
+    def build_text_indexes(self, config):
+        built.append(self.index.stored_vectors())  # what the segment holds meanwhile
+        return orig_build(self, config)
+
+    monkeypatch.setattr(Segment, "build_text_indexes", build_text_indexes)
+    X = np.random.default_rng(3).standard_normal((500, 24)).astype(np.float32)
+    col.add(ids=[f"r{i}" for i in range(500)], embeddings=X, documents=[f"doc {i}" for i in range(500)])
+    client.flush()
+    assert puts.count("vectors.f32") == 1
+    assert len(built) == 1 and isinstance(built[0], RowFile)
+    got = col.get(ids=["r7", "r499"], include=["embeddings"])
+    np.testing.assert_allclose(got["embeddings"], X[[7, 499]], rtol=1e-5, atol=1e-6)
+    client.close()

@@ -175,6 +175,15 @@ def _vector_chunks(parts: list[tuple["Segment", np.ndarray]], order: np.ndarray,
         yield out
 
 
+def _full_vectors(storage: Storage, key: str, n: int, dim: int):
+    """A quantized index's full-precision vectors file: a ``RowFile`` (pread) where it is a
+    local file, else mapped or read as the storage gives it."""
+    local = storage.local_path(key)
+    if local is not None and hasattr(os, "preadv"):
+        return RowFile(local, n, dim)  # re-scoring reads a few rows; mapped, all stayed resident
+    return np.frombuffer(storage.get_buffer(key), dtype="<f4").reshape(n, dim)
+
+
 def _joined_vectors(parts: list[tuple["Segment", np.ndarray]], order: np.ndarray,
                     arena: VectorArena | None) -> np.ndarray | None:
     """The merged vectors as one view of ``arena``, when every part gives all its rows, the
@@ -214,6 +223,8 @@ class Segment:
         self._text_source: tuple[Storage, str] | None = None
         # key of this segment's vectors.faiss when already written (``with_index_on_disk``)
         self._index_key: str | None = None
+        # likewise its vectors.f32 (a quantized index's full-precision vectors)
+        self._full_key: str | None = None
         self._text_tried: set[str] = set()
         # compaction's inputs and where their rows went: the text indexes are merged from
         # theirs (``build_text_indexes``), not built again from the documents
@@ -463,12 +474,13 @@ class Segment:
             del sink
             if self.index is None or self.index.quantization is not None:
                 # no index: the vectors as written; quantized index: its full-precision vectors
-                if self.index is not None:
-                    vec = np.asarray(self.index.stored_vectors())  # all rows, also from a RowFile
-                else:
-                    vec = self._vectors if self._vectors is not None else np.zeros((self.n, 0), np.float32)
                 written.append(f"{key_prefix}vectors.f32")
-                yield written[-1], np.ascontiguousarray(vec, dtype="<f4").tobytes()
+                if self._full_key != written[-1]:
+                    if self.index is not None:
+                        vec = np.asarray(self.index.stored_vectors())  # all rows, also from a RowFile
+                    else:
+                        vec = self._vectors if self._vectors is not None else np.zeros((self.n, 0), np.float32)
+                    yield written[-1], [np.ascontiguousarray(vec, dtype="<f4")]  # its own memory: no copy
             if self._fulltext is not None:
                 written.append(f"{key_prefix}{FULLTEXT_FILE}")
                 yield written[-1], self._fulltext.to_parts()
@@ -493,7 +505,7 @@ class Segment:
                 if self._index_key != written[-1]:
                     storage.put_from_file(written[-1], self.index.write_faiss_file)
         except BaseException:
-            self._index_key = None  # removed below: a retry writes it again
+            self._index_key = self._full_key = None  # removed below: a retry writes them again
             for key in written:
                 try:
                     storage.delete(key)
@@ -505,20 +517,27 @@ class Segment:
         """The same segment searched through its index file, written now and memory-mapped:
         the built graph and vectors (private memory, the largest part of a new segment) go
         before its text indexes are built and its other files written, instead of after.
-        Self when the index is quantized (its full-precision vectors are written with the
-        other files), and self with the file already written when the storage has no
-        local file to map. ``write`` then skips the file (or writes it again if a later
-        file failed and it was removed)."""
+        A quantized index's full-precision vectors are written now too and read back as a
+        ``RowFile`` (at the 800k-row compaction of 1M sq8 they and the codes were held
+        privately through the text indexes and the writing, with a copy of the vectors made
+        to write them: 4.2 GiB over the data). Self with the files already written when
+        the storage has no local file to map. ``write`` then skips them (or writes them
+        again if a later file failed and they were removed)."""
         key = f"{key_prefix}vectors.faiss"
-        if self.index is None or self.index.quantization is not None:
+        if self.index is None:
             return self
+        full_key = None
+        if self.index.quantization is not None:
+            full_key = f"{key_prefix}vectors.f32"
+            storage.put_many([(full_key, [np.ascontiguousarray(self.index.stored_vectors(), dtype="<f4")])])
         storage.put_from_file(key, self.index.write_faiss_file)
         path = storage.local_path(key)
         if path is None:  # not a local file (object storage): written early, kept in memory
-            self._index_key = key  # a segment no reader sees yet (a fresh build)
+            self._index_key, self._full_key = key, full_key  # a segment no reader sees yet (a fresh build)
             return self
-        seg = self.with_index(VectorIndex.from_faiss_file(path, self.space, mmap=True))
-        seg._index_key = key
+        full = None if full_key is None else _full_vectors(storage, full_key, self.n, self.dim)
+        seg = self.with_index(VectorIndex.from_faiss_file(path, self.space, mmap=True, vectors=full))
+        seg._index_key, seg._full_key = key, full_key
         return seg
 
     def _load_text_index(self, fname: str, cls):
@@ -569,14 +588,9 @@ class Segment:
         if has_index:
             key = f"{key_prefix}vectors.faiss"
             path = storage.local_path(key)
-            full = None  # a quantized index's full-precision vectors: read with pread, or mapped
+            full = None  # a quantized index's full-precision vectors
             if storage.exists(f"{key_prefix}vectors.f32"):
-                local = storage.local_path(f"{key_prefix}vectors.f32")
-                if local is not None and hasattr(os, "preadv"):
-                    full = RowFile(local, table.num_rows, dim)  # re-scoring reads a few rows
-                else:
-                    raw = storage.get_buffer(f"{key_prefix}vectors.f32")
-                    full = np.frombuffer(raw, dtype="<f4").reshape(table.num_rows, dim)
+                full = _full_vectors(storage, f"{key_prefix}vectors.f32", table.num_rows, dim)
             if path is not None:
                 index = VectorIndex.from_faiss_file(path, space, mmap=True, vectors=full)
             else:
