@@ -62,7 +62,7 @@ def _args(**kw):
     import argparse
 
     base = dict(queries=100, filtered_queries=50, threads=4, text_queries=20, lance_index="IVF_PQ",
-                lance_refine=10)
+                lance_refine=10, gleandb_quantization="none")
     base.update(kw)
     return argparse.Namespace(**base)
 

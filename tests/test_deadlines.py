@@ -47,16 +47,20 @@ def test_document_scans_stop_between_slices(monkeypatch):
     n_slices = len(bounds) - 1
     assert n_slices >= 3000 // 100 and np.all(np.diff(bounds) * 60 <= 100 + 60)  # <= limit + one row
     calls = []
+    pause = [0.0]
 
     def slow_match(a):
         calls.append(len(a))
-        time.sleep(0.02)  # longer than the deadline below
+        time.sleep(pause[0])
         return np.zeros(len(a), dtype=bool)
 
     assert filters._scan(docs, slow_match).shape == (50,)  # no deadline: every slice runs
     assert len(calls) == n_slices and sum(calls) == 50
     calls.clear()
-    with gleandb.deadline(0.01):
+    # the first slice outlasts the deadline; the deadline is long enough that a slow
+    # machine still starts that slice before it passes (0.01 s was not, once)
+    pause[0] = 0.4
+    with gleandb.deadline(0.25):
         with pytest.raises(DeadlineExceededError):
             filters._scan(docs, slow_match)
     assert len(calls) == 1

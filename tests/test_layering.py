@@ -45,8 +45,6 @@ ALLOWED: dict[tuple[str, str], str] = {}
 BELOW_THE_API = ("gleandb.engine", "gleandb.index", "gleandb.storage", "gleandb.catalog")
 ALLOWED_SKIPS: dict[tuple[str, str], str] = {
     ("gleandb", "gleandb.catalog.catalog"): "re-exports chromadb's DEFAULT_TENANT / DEFAULT_DATABASE",
-    ("gleandb.code.grep", "gleandb.index.filters"): "compiles a grep pattern as $regex does, before any "
-                                                    "query, to fail with CodeError naming the pattern",
     ("gleandb.evals.labels", "gleandb.storage.base"): "the label log is an append-only log of its own "
                                                       "in the store's storage, like the WAL",
     ("gleandb.evals.labels", "gleandb.storage.framing"): "the label log's records are framed as the WAL's",
