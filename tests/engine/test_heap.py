@@ -2,13 +2,18 @@
 
 import ctypes
 import errno
+import json
+import os
+import subprocess
 import sys
+import textwrap
 
 import pytest
 
 from gleandb.engine import heap
 
 PAGE = 4096
+M_TRIM_THRESHOLD = -1  # glibc's mallopt parameter
 
 
 def _resident_pages(libc, blocks: list[int], size: int) -> tuple[int, int]:
@@ -32,26 +37,38 @@ def _resident_pages(libc, blocks: list[int], size: int) -> tuple[int, int]:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux") or heap._TRIM is None, reason="glibc only")
 def test_trim_returns_freed_heap_pages():
-    # many blocks below the mmap threshold, touched, then freed: glibc keeps them mapped
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.malloc.restype = ctypes.c_void_p
-    libc.malloc.argtypes = [ctypes.c_size_t]
-    libc.free.argtypes = [ctypes.c_void_p]
-    blocks = []
-    for _ in range(4000):
-        p = libc.malloc(32 * 1024)
-        ctypes.memset(p, 1, 32 * 1024)
-        blocks.append(p)
-    keep = libc.malloc(64)  # above them: the heap's top cannot shrink past it
-    for p in blocks:
-        libc.free(p)
-    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
-    resident, total = _resident_pages(libc, blocks, 32 * 1024)
+    # in a fresh process (what earlier tests left in this one's heap decides where the blocks
+    # land), with free()'s own trimming of the heap's top turned off (M_TRIM_THRESHOLD): many
+    # blocks below the mmap threshold, touched, freed (glibc keeps them mapped), then trim
+    script = textwrap.dedent(f"""
+        import ctypes, json, sys
+        sys.path.insert(0, {os.path.dirname(__file__)!r})
+        from test_heap import M_TRIM_THRESHOLD, _resident_pages
+        from gleandb.engine import heap
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.malloc.restype = ctypes.c_void_p
+        libc.malloc.argtypes = [ctypes.c_size_t]
+        libc.free.argtypes = [ctypes.c_void_p]
+        libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+        libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+        assert libc.mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1
+        blocks = []
+        for _ in range(4000):
+            p = libc.malloc(32 * 1024)
+            ctypes.memset(p, 1, 32 * 1024)
+            blocks.append(p)
+        for p in blocks:
+            libc.free(p)
+        freed = _resident_pages(libc, blocks, 32 * 1024)
+        assert heap.trim() is True
+        print(json.dumps([freed, _resident_pages(libc, blocks, 32 * 1024)]))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    (resident, total), (after, total2) = json.loads(out.stdout)
+    assert total == total2 > 4000 * 7
     assert resident > total // 2  # freed, but still mapped and resident
-    assert heap.trim() is True
-    resident, total = _resident_pages(libc, blocks, 32 * 1024)
-    assert resident < total // 2  # most of the 125 MiB went back to the OS
-    libc.free(keep)
+    assert after < total // 2  # most of the 125 MiB went back to the OS
 
 
 def test_trim_without_malloc_trim_does_nothing(monkeypatch):
