@@ -118,3 +118,50 @@ def test_full_precision_vectors_are_written_once_before_the_text_indexes(tmp_pat
     got = col.get(ids=["r7", "r499"], include=["embeddings"])
     np.testing.assert_allclose(got["embeddings"], X[[7, 499]], rtol=1e-5, atol=1e-6)
     client.close()
+
+
+def test_quantized_collection_on_object_storage(s3_server, s3_bucket):
+    """On object storage (no local file to read rows from) a flush writes each file once,
+    the full-precision vectors stay in memory, and a fresh client reads them back."""
+    from s3_server import ACCESS_KEY, REGION, SECRET_KEY
+
+    from gleandb.engine.database import clear_engines
+
+    url = f"s3://{s3_bucket}/q"
+    opts = {"endpoint": s3_server.endpoint, "access_key_id": ACCESS_KEY, "secret_access_key": SECRET_KEY,
+            "region": REGION}
+    client = gleandb.PersistentClient(url, storage_options=opts, settings=_settings())
+    col = client.create_collection("quant", metadata={"hnsw:space": "cosine"},
+                                   configuration={"vector_index": {"quantization": "sq8"}})
+    storage = col._store.storage
+    puts: list[str] = []
+    orig = type(storage).put
+
+    def put(self, key, data):
+        puts.append(key.rsplit("/", 1)[-1])
+        return orig(self, key, data)
+
+    X = np.random.default_rng(4).standard_normal((400, 24)).astype(np.float32)
+    q = X[:5] + 0.01
+    try:
+        type(storage).put = put
+        col.add(ids=[f"r{i}" for i in range(400)], embeddings=X)
+        client.flush()
+    finally:
+        type(storage).put = orig
+    assert puts.count("vectors.f32") == 1 and puts.count("vectors.faiss") == 1
+    seg = col._store.snapshot()[0].seg
+    assert seg.index.quantization == "sq8" and isinstance(seg.index.stored_vectors(), np.ndarray)
+    res = col.query(query_embeddings=q, n_results=3, include=["distances", "embeddings"])
+    assert [r[0] for r in res["ids"]] == [f"r{i}" for i in range(5)]
+    client.close()
+    clear_engines()
+    fresh = gleandb.PersistentClient(url, storage_options=opts, settings=_settings())
+    try:
+        got = fresh.get_collection("quant").query(query_embeddings=q, n_results=3,
+                                                  include=["distances", "embeddings"])
+        assert got["ids"] == res["ids"]
+        np.testing.assert_allclose(got["distances"], res["distances"], rtol=1e-6)
+        np.testing.assert_allclose(got["embeddings"], res["embeddings"], rtol=1e-6)
+    finally:
+        fresh.close()
