@@ -165,3 +165,33 @@ def test_quantized_collection_on_object_storage(s3_server, s3_bucket):
         np.testing.assert_allclose(got["embeddings"], res["embeddings"], rtol=1e-6)
     finally:
         fresh.close()
+
+
+def test_exact_filtered_search_reads_only_the_allowed_rows(tmp_path, monkeypatch):
+    """A filter letting half of a small quantized segment through is searched exactly over
+    those rows, read from the file (never every row), with exact answers."""
+    gleandb.ClientAPI.clear_system_cache()
+    client = gleandb.PersistentClient(str(tmp_path), settings=_settings())
+    col = client.create_collection("quant", metadata={"hnsw:space": "l2"},
+                                   configuration={"vector_index": {"quantization": "sq8"}})
+    X = np.random.default_rng(5).standard_normal((2600, 24)).astype(np.float32)
+    col.add(ids=[f"r{i}" for i in range(2600)], embeddings=X, metadatas=[{"odd": i % 2 == 1} for i in range(2600)])
+    client.flush()
+    assert isinstance(col._store.snapshot()[0].seg.index.stored_vectors(), RowFile)
+    read: list[int] = []
+    orig = RowFile.__getitem__
+
+    def getitem(self, key):
+        out = orig(self, key)
+        read.append(len(out))
+        return out
+
+    monkeypatch.setattr(RowFile, "__getitem__", getitem)
+    monkeypatch.setattr(RowFile, "__array__", lambda *a, **k: pytest.fail("read every row"))
+    q = np.random.default_rng(6).standard_normal((4, 24)).astype(np.float32)
+    got = col.query(query_embeddings=q, n_results=5, where={"odd": True}, include=["distances"])
+    odd = np.arange(1, 2600, 2)
+    _, truth = exact_search(X[odd], q, 5, "l2")
+    assert got["ids"] == [[f"r{odd[j]}" for j in t] for t in truth]
+    assert read and max(read) <= 1300
+    client.close()

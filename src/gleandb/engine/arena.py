@@ -92,5 +92,3 @@ def sealed(a: np.ndarray) -> np.ndarray:
     v = a.view()
     v.flags.writeable = False
     return v
-
-

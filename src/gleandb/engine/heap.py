@@ -10,7 +10,7 @@ Windows) ``trim`` does nothing there.
 
 Arrow's memory pool (mimalloc in the pyarrow wheels) does the same with the record
 tables, merged columns and builders it freed: at 100k x 384 it still held 90 MiB of
-resident pages after the last flush with nothing allocated, and at 1M the ~0.6 GiB a
+resident pages after the last flush with nothing allocated, and at 1M the ~0.9 GiB a
 compaction had freed stayed until the next query happened to make the pool collect.
 ``trim`` asks it too (``MemoryPool.release_unused``; it only hands back pages of the
 calling thread's heap and abandoned ones, so it runs on the thread that did the work).

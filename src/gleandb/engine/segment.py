@@ -476,11 +476,7 @@ class Segment:
                 # no index: the vectors as written; quantized index: its full-precision vectors
                 written.append(f"{key_prefix}vectors.f32")
                 if self._full_key != written[-1]:
-                    if self.index is not None:
-                        vec = np.asarray(self.index.stored_vectors())  # all rows, also from a RowFile
-                    else:
-                        vec = self._vectors if self._vectors is not None else np.zeros((self.n, 0), np.float32)
-                    yield written[-1], [np.ascontiguousarray(vec, dtype="<f4")]  # its own memory: no copy
+                    yield written[-1], self._vectors_file()
             if self._fulltext is not None:
                 written.append(f"{key_prefix}{FULLTEXT_FILE}")
                 yield written[-1], self._fulltext.to_parts()
@@ -513,6 +509,16 @@ class Segment:
                     pass
             raise
 
+    def _vectors_file(self) -> list:
+        """vectors.f32's bytes, as parts for ``Storage.put_many``: the vectors as written (no
+        index) or a quantized index's full-precision ones, from their own memory (no copy
+        when they are in memory; all rows read when they are a ``RowFile``)."""
+        if self.index is not None:
+            vec = np.asarray(self.index.stored_vectors())
+        else:
+            vec = self._vectors if self._vectors is not None else np.zeros((self.n, 0), np.float32)
+        return [np.ascontiguousarray(vec, dtype="<f4")]
+
     def with_index_on_disk(self, storage: Storage, key_prefix: str) -> "Segment":
         """The same segment searched through its index file, written now and memory-mapped:
         the built graph and vectors (private memory, the largest part of a new segment) go
@@ -529,7 +535,7 @@ class Segment:
         full_key = None
         if self.index.quantization is not None:
             full_key = f"{key_prefix}vectors.f32"
-            storage.put_many([(full_key, [np.ascontiguousarray(self.index.stored_vectors(), dtype="<f4")])])
+            storage.put_many([(full_key, self._vectors_file())])
         storage.put_from_file(key, self.index.write_faiss_file)
         path = storage.local_path(key)
         if path is None:  # not a local file (object storage): written early, kept in memory

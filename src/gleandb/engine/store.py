@@ -34,13 +34,13 @@ from __future__ import annotations
 import base64
 import contextvars
 import copy
+import functools
 import logging
 import math
 import threading
 import time
 import uuid
 from collections import deque
-import functools
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 

@@ -808,11 +808,15 @@ class VectorIndex:
         return out_d, out_r
 
     def _exact(self, qp, k, rows, mask):
-        # a RowFile's norms are those of the rows read (all of them would mean reading all)
-        sq = None if self._space == "cosine" or isinstance(self._x, RowFile) else self._norms()
-        x = self._x
-        if isinstance(x, RowFile) and (rows is None or len(rows) > GATHER_MAX_FRACTION * self._n):
-            x = np.asarray(x)  # a product over every row (exact search of a segment of <= 2048 rows)
+        x, sq = self._x, None
+        if isinstance(x, RowFile):
+            # only the allowed rows are read (no mask: a product over every row would read
+            # them all), and their norms are computed from what was read
+            mask = None
+            if rows is None:  # every row: a segment of <= 2048 rows, or the graph's rare fallback
+                x = np.asarray(x)
+        elif self._space != "cosine":
+            sq = self._norms()
         return _exact(x, qp, k, self._space, rows, rows_normalized=True, sq_norms=sq, mask=mask)
 
     def __repr__(self) -> str:
